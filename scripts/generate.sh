@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Formats, lints and regenerates the protobuf code under gen/. buf comes from
+# the tools module (it needs a pre-release protobuf that the service's own
+# go.mod must not pull in); the plugins are tool entries of go.mod.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+buf() { go tool -modfile=tools/go.mod buf "$@"; }
+buf format -w
+buf lint
+buf generate

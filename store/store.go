@@ -1,0 +1,170 @@
+// Package store defines what ibmail keeps: delivery reports, the profile
+// events made from them and the payloads refused as malformed. The engines
+// (SQLite by default, PostgreSQL for several replicas) live in
+// sub-packages and pass the same conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrUnavailable wraps failures of the engine itself (disk, connection), as
+// opposed to bad input, so that callers can answer "try again later".
+var ErrUnavailable = errors.New("store unavailable")
+
+// Outcome is what the mapping engine made of a report. The values match
+// ibmail.v1.ReportOutcome.
+type Outcome int8
+
+// The outcomes of a report.
+const (
+	OutcomeUnspecified  Outcome = 0
+	OutcomeEvent        Outcome = 1
+	OutcomeNoError      Outcome = 2
+	OutcomeUnclassified Outcome = 3
+)
+
+// ReportKey identifies a delivery report. Infobip sends no report id and
+// retries deliveries, so the key is the message id with the status, the
+// error and the completion time as Infobip wrote it.
+type ReportKey struct {
+	MessageID string
+	StatusID  int32
+	ErrorID   int32
+	DoneAt    string
+}
+
+// Report is a classified delivery report, ready to be stored with the event
+// it makes, if any.
+type Report struct {
+	Key          ReportKey
+	ConnectionID string
+	ProfileID    string
+	// Email is the lower-cased recipient address.
+	Email     string
+	Outcome   Outcome
+	EventName string // empty unless Outcome is OutcomeEvent
+	Rule      string
+	// EventTime is the report's doneAt, or its receive time when it had none.
+	EventTime   time.Time
+	ReceiveTime time.Time
+	// Payload is the report as JSON (Infobip's field names).
+	Payload []byte
+	// Params are the facts the event keeps; stored only with an event.
+	Params map[string]string
+}
+
+// IngestResult counts what an ingest did.
+type IngestResult struct {
+	// Stored says, per report given, whether it was stored now (true) or had
+	// been stored before (false).
+	Stored     []bool
+	Accepted   int
+	Duplicates int
+	Events     int
+}
+
+// Event is a profile event as stored.
+type Event struct {
+	ID        int64
+	ReportID  int64
+	Name      string
+	Time      time.Time
+	ProfileID string
+	Email     string
+	Params    map[string]string
+}
+
+// EventCursor is the position after which a page of events goes on: events
+// are ordered by time, then id, newest first.
+type EventCursor struct {
+	Time time.Time
+	ID   int64
+}
+
+// EventQuery selects one profile's events, newest first.
+type EventQuery struct {
+	ProfileID string
+	Names     []string // empty: all
+	Limit     int
+	After     *EventCursor // nil: from the newest
+}
+
+// ProfileQuery is a segmentation: profiles with any of Names in
+// [Since, Until), ordered by profile id.
+type ProfileQuery struct {
+	Names          []string
+	Since, Until   time.Time // zero: unbounded
+	Limit          int
+	AfterProfileID string // "": from the first
+}
+
+// ProfileMatch is one profile found by a segmentation.
+type ProfileMatch struct {
+	ProfileID     string
+	Email         string // of the latest matching event
+	EventCount    int
+	LastEventTime time.Time
+}
+
+// StoredReport is a report as stored, for listings.
+type StoredReport struct {
+	ID           int64
+	Key          ReportKey
+	ConnectionID string
+	ProfileID    string
+	Email        string
+	Outcome      Outcome
+	EventName    string
+	Rule         string
+	ReceiveTime  time.Time
+	Payload      []byte
+}
+
+// ReportQuery selects stored reports, newest (highest id) first.
+type ReportQuery struct {
+	Outcome  Outcome // OutcomeUnspecified: all
+	Limit    int
+	BeforeID int64 // 0: from the newest
+}
+
+// RejectedPayload is a webhook body, or one report of one, that was refused.
+type RejectedPayload struct {
+	ID          int64
+	ReceiveTime time.Time
+	ContentType string
+	Reason      string
+	Body        []byte
+}
+
+// RejectedQuery selects rejected payloads, newest (highest id) first.
+type RejectedQuery struct {
+	Limit    int
+	BeforeID int64 // 0: from the newest
+}
+
+// Store is what the server needs of an engine. Every write is durable when it
+// returns without error.
+type Store interface {
+	// IngestReports stores reports, their events and rejected payloads in one
+	// durable transaction. A report whose key is stored already changes
+	// nothing and counts as a duplicate, also when it repeats within reports.
+	IngestReports(ctx context.Context, reports []Report, rejected []RejectedPayload) (IngestResult, error)
+	// SaveRejectedPayload durably keeps a refused payload.
+	SaveRejectedPayload(ctx context.Context, p RejectedPayload) error
+	// ListEvents returns up to q.Limit events of one profile, newest first.
+	ListEvents(ctx context.Context, q EventQuery) ([]Event, error)
+	// SearchProfiles returns up to q.Limit matching profiles by profile id.
+	SearchProfiles(ctx context.Context, q ProfileQuery) ([]ProfileMatch, error)
+	// ListReports returns up to q.Limit stored reports, newest first.
+	ListReports(ctx context.Context, q ReportQuery) ([]StoredReport, error)
+	// ListRejectedPayloads returns up to q.Limit rejected payloads, newest
+	// first.
+	ListRejectedPayloads(ctx context.Context, q RejectedQuery) ([]RejectedPayload, error)
+	// Ping reports whether the engine answers.
+	Ping(ctx context.Context) error
+	// Close releases the engine; pending writes finish first.
+	Close() error
+}
