@@ -1,0 +1,202 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
+)
+
+// WebhookPath is the route Infobip posts delivery reports to.
+const WebhookPath = "/v1/webhooks/infobip/delivery-reports"
+
+// gatewayMarshaler writes JSON with Infobip's and the API's lowerCamel
+// names, emits empty values (so that "eventName": "" is present) and ignores
+// unknown fields, which Infobip adds from time to time.
+var gatewayMarshaler = &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{EmitDefaultValues: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+}}
+
+// rawBodyKey carries a webhook body through the gateway, so that a body the
+// gateway or the service refuses can still be kept.
+type rawBodyKey struct{}
+
+type rawBody struct {
+	contentType string
+	body        []byte
+}
+
+// gateway is the REST face of the services: grpc-gateway over an in-process
+// gRPC connection (so every call passes the same interceptors as a gRPC
+// call), behind the webhook guard.
+type gateway struct {
+	mux          *runtime.ServeMux
+	store        store.Store
+	auth         WebhookAuthenticator
+	maxBodyBytes int64
+	log          *slog.Logger
+}
+
+func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth WebhookAuthenticator, maxBodyBytes int64, log *slog.Logger) (*gateway, error) {
+	g := &gateway{store: st, auth: auth, maxBodyBytes: maxBodyBytes, log: log}
+	g.mux = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler),
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithMetadata(webhookTokenMetadata),
+		// Profile ids are often email addresses; decode %40 and friends.
+		runtime.WithUnescapingMode(runtime.UnescapingModeAllCharacters),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		ibmailv1.RegisterClassifierServiceHandler,
+		ibmailv1.RegisterDeliveryReportServiceHandler,
+		ibmailv1.RegisterProfileServiceHandler,
+	} {
+		if err := register(ctx, g.mux, conn); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// webhookTokenMetadata passes the webhook's `token` query parameter on as
+// gRPC metadata; the gateway binds no query parameters for body:"*" routes.
+func webhookTokenMetadata(_ context.Context, r *http.Request) metadata.MD {
+	if r.URL.Path != WebhookPath {
+		return nil
+	}
+	if t := r.URL.Query().Get("token"); t != "" {
+		return metadata.Pairs(webhookTokenKey, t)
+	}
+	return nil
+}
+
+// ServeHTTP guards the webhook, then lets the gateway route the call.
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == WebhookPath && r.Method == http.MethodPost {
+		g.serveWebhook(w, r)
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+// serveWebhook answers what the gateway cannot express (401 before the body
+// is read, 415, 413) and keeps the raw body for the error handler.
+func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	credential := r.URL.Query().Get("token")
+	if pass, ok := basicPassword(r.Header.Get("Authorization")); ok {
+		credential = pass
+	}
+	if _, err := authenticateWebhook(r.Context(), g.auth, credential); err != nil {
+		writeHTTPError(g.mux, w, r, toStatus(err))
+		return
+	}
+	contentType := r.Header.Get("Content-Type")
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
+		if err != nil || mt != "application/json" {
+			writeHTTPError(g.mux, w, r, apiError(codes.InvalidArgument, ReasonUnsupportedMedia,
+				"content type "+quoteOrEmpty(contentType)+" is not supported: send application/json (set notifyContentType to application/json)"))
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeHTTPError(g.mux, w, r, apiError(codes.ResourceExhausted, ReasonBodyTooLarge,
+				"the body is larger than the limit of "+formatBytes(g.maxBodyBytes)+"; send fewer reports per call"))
+			return
+		}
+		writeHTTPError(g.mux, w, r, apiError(codes.InvalidArgument, ReasonMalformedBody, "the body could not be read: "+err.Error()))
+		return
+	}
+	ctx := context.WithValue(r.Context(), rawBodyKey{}, &rawBody{contentType: contentType, body: body})
+	r = r.WithContext(ctx)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	g.mux.ServeHTTP(w, r)
+}
+
+// handleError is the gateway's one error writer: it maps each error to its
+// HTTP status (see httpStatusOf) and keeps webhook bodies that were refused
+// as malformed, so that nothing Infobip sent is lost.
+func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st := status.Convert(err)
+	raw, isWebhook := r.Context().Value(rawBodyKey{}).(*rawBody)
+	if st.Code() == codes.InvalidArgument && reasonOf(st) == "" {
+		// The gateway's own decoding failed: say so in the API's terms.
+		what := "the body is not valid JSON for this request"
+		if isWebhook {
+			what = `the body is not Infobip's delivery-report JSON {"results":[...]}`
+		}
+		err = apiError(codes.InvalidArgument, ReasonMalformedBody, what+": "+st.Message())
+		st = status.Convert(err)
+	}
+	if isWebhook && st.Code() == codes.InvalidArgument {
+		if saveErr := g.keepRejected(r.Context(), raw, st.Message()); saveErr != nil {
+			// The body was neither stored nor kept: let Infobip retry.
+			err = toStatus(saveErr)
+		}
+	}
+	if status.Code(err) == codes.Unauthenticated {
+		w = basicChallengeWriter{w}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatusOf(err), Err: err})
+}
+
+func (g *gateway) keepRejected(ctx context.Context, raw *rawBody, reason string) error {
+	err := g.store.SaveRejectedPayload(context.WithoutCancel(ctx), store.RejectedPayload{
+		ReceiveTime: time.Now().UTC(), ContentType: raw.contentType, Reason: reason, Body: raw.body,
+	})
+	if err != nil {
+		g.log.Error("keeping a rejected webhook body failed", slog.Any("error", err))
+		return err
+	}
+	g.log.Warn("webhook body rejected and kept", slog.String("reason", reason), slog.Int("bytes", len(raw.body)))
+	return nil
+}
+
+// basicChallengeWriter sets a proper WWW-Authenticate challenge; the
+// gateway's default puts the error message there.
+type basicChallengeWriter struct{ http.ResponseWriter }
+
+func (w basicChallengeWriter) WriteHeader(code int) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="ibmail webhook"`)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func quoteOrEmpty(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `'`) + `"`
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	default:
+		return itoa(n) + " bytes"
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
+)
+
+// eventNamePattern is the form of event names such as newsletter.hardbounce.
+var eventNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$`)
+
+// maxEventNames bounds the event-name filters of one query.
+const maxEventNames = 50
+
+// ProfileService implements ibmail.v1.ProfileService: the activity list and
+// the segmentation.
+type ProfileService struct {
+	ibmailv1.UnimplementedProfileServiceServer
+	store store.Store
+}
+
+// NewProfileService returns a ProfileService reading st.
+func NewProfileService(st store.Store) *ProfileService {
+	return &ProfileService{store: st}
+}
+
+// ListProfileEvents lists one profile's events, newest first.
+func (s *ProfileService) ListProfileEvents(ctx context.Context, req *ibmailv1.ListProfileEventsRequest) (*ibmailv1.ListProfileEventsResponse, error) {
+	profileID := strings.TrimSpace(req.GetProfileId())
+	if profileID == "" {
+		return nil, invalidField("profile_id", "is required")
+	}
+	names, err := eventNames("event_names", req.GetEventNames(), false)
+	if err != nil {
+		return nil, err
+	}
+	size, err := pageSize(req.GetPageSize(), 50, 1000)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodePageToken(req.GetPageToken(), queryDigest(append([]string{"events", profileID}, names...)...))
+	if err != nil {
+		return nil, err
+	}
+	q := store.EventQuery{ProfileID: profileID, Names: names, Limit: size + 1}
+	if tok.ID != 0 {
+		q.After = &store.EventCursor{Time: timeFromMicros(tok.TimeUS), ID: tok.ID}
+	}
+	events, err := s.store.ListEvents(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ibmailv1.ListProfileEventsResponse{}
+	if len(events) > size {
+		events = events[:size]
+		last := events[size-1]
+		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, TimeUS: last.Time.UnixMicro(), ID: last.ID})
+	}
+	resp.Events = make([]*ibmailv1.ProfileEvent, len(events))
+	for i, e := range events {
+		resp.Events[i] = &ibmailv1.ProfileEvent{
+			Id:        fmt.Sprint(e.ID),
+			Action:    e.Name,
+			Time:      timestamppb.New(e.Time),
+			ProfileId: e.ProfileID,
+			Email:     e.Email,
+			Params:    e.Params,
+		}
+	}
+	return resp, nil
+}
+
+// SearchProfiles finds the profiles with any of the given events in a window.
+func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.SearchProfilesRequest) (*ibmailv1.SearchProfilesResponse, error) {
+	names, err := eventNames("event_names", req.GetEventNames(), true)
+	if err != nil {
+		return nil, err
+	}
+	q := store.ProfileQuery{Names: names}
+	if req.GetSince() != nil {
+		if err := req.GetSince().CheckValid(); err != nil {
+			return nil, invalidField("since", err.Error())
+		}
+		q.Since = req.GetSince().AsTime()
+	}
+	if req.GetUntil() != nil {
+		if err := req.GetUntil().CheckValid(); err != nil {
+			return nil, invalidField("until", err.Error())
+		}
+		q.Until = req.GetUntil().AsTime()
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return nil, invalidField("until", "must be after since")
+	}
+	size, err := pageSize(req.GetPageSize(), 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	digest := queryDigest(append([]string{"search", fmt.Sprint(q.Since.UnixMicro()), fmt.Sprint(q.Until.UnixMicro())}, names...)...)
+	tok, err := decodePageToken(req.GetPageToken(), digest)
+	if err != nil {
+		return nil, err
+	}
+	q.Limit, q.AfterProfileID = size+1, tok.AfterKey
+	matches, err := s.store.SearchProfiles(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ibmailv1.SearchProfilesResponse{}
+	if len(matches) > size {
+		matches = matches[:size]
+		resp.NextPageToken = encodePageToken(pageToken{Query: digest, AfterKey: matches[size-1].ProfileID})
+	}
+	resp.Profiles = make([]*ibmailv1.ProfileMatch, len(matches))
+	for i, m := range matches {
+		resp.Profiles[i] = &ibmailv1.ProfileMatch{
+			ProfileId:     m.ProfileID,
+			Email:         m.Email,
+			EventCount:    int32(m.EventCount),
+			LastEventTime: timestamppb.New(m.LastEventTime),
+		}
+	}
+	return resp, nil
+}
+
+// eventNames validates, de-duplicates and sorts event-name filters, so that
+// the same filter in another order makes the same query and page tokens.
+func eventNames(field string, in []string, required bool) ([]string, error) {
+	if required && len(in) == 0 {
+		return nil, invalidField(field, "name at least one event, such as newsletter.hardbounce")
+	}
+	if len(in) > maxEventNames {
+		return nil, invalidField(field, fmt.Sprintf("has %d names; at most %d", len(in), maxEventNames))
+	}
+	out := make([]string, 0, len(in))
+	for _, n := range in {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if !eventNamePattern.MatchString(n) {
+			return nil, invalidField(field, fmt.Sprintf("%q is not an event name such as newsletter.hardbounce", n))
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}

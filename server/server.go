@@ -1,0 +1,156 @@
+// Package server implements the ibmail.v1 gRPC services and their REST
+// gateway, including the webhook Infobip posts delivery reports to.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/ibmail/ibmail/classifier"
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
+)
+
+// DefaultMaxBodyBytes bounds a REST body: Infobip's largest report buckets
+// (2000 reports) stay well below it.
+const DefaultMaxBodyBytes = 16 << 20
+
+// Options configure a Server.
+type Options struct {
+	Store       store.Store
+	Engine      *classifier.Engine
+	WebhookAuth WebhookAuthenticator
+	Logger      *slog.Logger
+	// MaxBodyBytes bounds REST request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server holds the gRPC server, the gateway that calls it in-process and
+// the health service both report through.
+type Server struct {
+	grpc     *grpc.Server
+	health   *health.Server
+	internal *bufconn.Listener
+	conn     *grpc.ClientConn
+	http     http.Handler
+	log      *slog.Logger
+}
+
+// New builds a Server; call Serve to run it and Close when done.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Engine == nil || opts.WebhookAuth == nil {
+		return nil, errors.New("server: Store, Engine and WebhookAuth are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	maxMsg := int(opts.MaxBodyBytes) * 2 // the binary form of a JSON body is smaller; leave room anyway
+	s := &Server{
+		grpc: grpc.NewServer(
+			grpc.MaxRecvMsgSize(maxMsg),
+			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), errorCodeInterceptor),
+		),
+		health:   health.NewServer(),
+		internal: bufconn.Listen(1 << 20),
+		log:      opts.Logger,
+	}
+	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
+	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, opts.WebhookAuth, opts.Logger))
+	ibmailv1.RegisterProfileServiceServer(s.grpc, NewProfileService(opts.Store))
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	go s.grpc.Serve(s.internal) //nolint:errcheck // ends with Stop, reported by Serve of the public listener
+
+	conn, err := grpc.NewClient("passthrough:///ibmail-internal",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.internal.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMsg), grpc.MaxCallRecvMsgSize(maxMsg)),
+	)
+	if err != nil {
+		s.grpc.Stop()
+		return nil, fmt.Errorf("server: in-process connection: %w", err)
+	}
+	s.conn = conn
+	gw, err := newGateway(ctx, conn, opts.Store, opts.WebhookAuth, opts.MaxBodyBytes, opts.Logger)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("server: gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.Handle("/", gw)
+	s.http = accessLog(opts.Logger, mux)
+	return s, nil
+}
+
+// GRPCServer is the gRPC server, for serving on more listeners.
+func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
+
+// Handler is the REST handler: the gateway, the webhook and /healthz.
+func (s *Server) Handler() http.Handler { return s.http }
+
+// Serve serves gRPC on grpcLis and REST on httpLis until ctx ends, then
+// shuts down gracefully: requests in flight finish within grace.
+func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener, grace time.Duration) error {
+	httpSrv := &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(grpcLis) }()
+	go func() { errc <- httpSrv.Serve(httpLis) }()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	s.health.Shutdown()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if herr := httpSrv.Shutdown(shutdownCtx); herr != nil && err == nil {
+		err = herr
+	}
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		s.grpc.Stop()
+	}
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) {
+		err = nil
+	}
+	return err
+}
+
+// Close stops the server at once and releases the in-process connection.
+func (s *Server) Close() {
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.grpc.Stop()
+}
+
+func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		http.Error(w, "not serving", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+)
+
+// webhookTokenKey is the gRPC metadata key that carries a webhook secret;
+// the gateway fills it from the `token` query parameter, since Infobip's
+// per-message notifyUrl can carry credentials only in the URL.
+const webhookTokenKey = "x-ibmail-webhook-token"
+
+// WebhookAuthenticator decides whether a webhook credential is valid and,
+// when it is, which connection it belongs to ("" for the server-wide secret).
+type WebhookAuthenticator interface {
+	AuthenticateWebhook(ctx context.Context, credential string) (connectionID string, ok bool, err error)
+}
+
+// StaticWebhookSecret accepts one server-wide secret.
+type StaticWebhookSecret struct {
+	digest [sha256.Size]byte
+}
+
+// NewStaticWebhookSecret returns an authenticator for secret.
+func NewStaticWebhookSecret(secret string) *StaticWebhookSecret {
+	return &StaticWebhookSecret{digest: sha256.Sum256([]byte(secret))}
+}
+
+// AuthenticateWebhook compares digests in constant time, so that neither the
+// content nor the length of the secret leaks through timing.
+func (s *StaticWebhookSecret) AuthenticateWebhook(_ context.Context, credential string) (string, bool, error) {
+	d := sha256.Sum256([]byte(credential))
+	return "", subtle.ConstantTimeCompare(d[:], s.digest[:]) == 1, nil
+}
+
+// basicPassword returns the password of an HTTP Basic authorization value;
+// the user name is ignored, as Infobip lets users pick any.
+func basicPassword(authorization string) (string, bool) {
+	const prefix = "basic "
+	if len(authorization) < len(prefix) || !strings.EqualFold(authorization[:len(prefix)], prefix) {
+		return "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(authorization[len(prefix):]))
+	if err != nil {
+		return "", false
+	}
+	_, pass, ok := strings.Cut(string(raw), ":")
+	return pass, ok
+}
+
+// webhookCredential finds the credential a gRPC call carries: Basic
+// authorization first, then the token entry.
+func webhookCredential(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if pass, ok := basicPassword(v); ok {
+			return pass
+		}
+	}
+	if v := md.Get(webhookTokenKey); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// authenticateWebhook checks a credential and returns its connection id.
+func authenticateWebhook(ctx context.Context, auth WebhookAuthenticator, credential string) (string, error) {
+	if credential == "" {
+		return "", errWebhookUnauthenticated
+	}
+	connectionID, ok, err := auth.AuthenticateWebhook(ctx, credential)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errWebhookUnauthenticated
+	}
+	return connectionID, nil
+}
+
+// errWebhookUnauthenticated never says which part of a credential was
+// wrong, and never echoes it.
+var errWebhookUnauthenticated = apiError(codes.Unauthenticated, ReasonWebhookUnauthorized,
+	`webhook credential missing or wrong: send the webhook secret as the HTTP Basic password (any user name) or as the query parameter "token"`)
