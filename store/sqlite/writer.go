@@ -1,0 +1,350 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ibmail/ibmail/store"
+)
+
+// maxBatchRows bounds one group-commit transaction (reports plus rejected
+// payloads). Past a few thousand rows the fsync is already amortised, and a
+// bigger transaction only delays the callers at its front and grows the WAL.
+const maxBatchRows = 5000
+
+// Request states: the writer and a caller whose context ends race for a
+// queued request, and exactly one of them wins.
+const (
+	stateQueued int32 = iota
+	stateTaken
+	stateCancelled
+)
+
+// request is one caller's write, waiting for the writer.
+type request struct {
+	reports  []store.Report
+	params   []any // per report: the JSON of its Params, or nil
+	rejected []store.RejectedPayload
+	rows     int
+
+	state atomic.Int32
+	done  chan struct{} // closed when res and err are final
+	res   store.IngestResult
+	err   error
+}
+
+// newRequest does, on the caller's goroutine, the work that needs no
+// database, so that the single writer goroutine spends its time in SQLite.
+func newRequest(reports []store.Report, rejected []store.RejectedPayload) *request {
+	r := &request{
+		reports:  reports,
+		rejected: rejected,
+		rows:     len(reports) + len(rejected),
+		done:     make(chan struct{}),
+	}
+	r.params = make([]any, len(reports))
+	for i := range reports {
+		if reports[i].Outcome != store.OutcomeEvent || len(reports[i].Params) == 0 {
+			continue
+		}
+		r.params[i] = encodeParams(reports[i].Params)
+	}
+	return r
+}
+
+// writer owns the write connection. Callers queue requests; the writer's
+// goroutine takes all that are pending, up to maxBatchRows, and commits them
+// in one transaction: one fsync for many webhook bodies.
+type writer struct {
+	db          *sql.DB
+	ckpt        *checkpointer
+	insReport   *sql.Stmt
+	insEvent    *sql.Stmt
+	insRejected *sql.Stmt
+
+	mu     sync.Mutex
+	queue  []*request
+	closed bool
+	wake   chan struct{} // capacity 1: "the queue may be non-empty"
+	exited chan struct{}
+
+	// commits counts committed transactions, so that tests can see that
+	// queued requests really share one.
+	commits atomic.Int64
+
+	// fault, when set by a test, fails a request inside its transaction, to
+	// check that one bad request does not fail or ack the others.
+	fault func(*request) error
+}
+
+const (
+	insertReportSQL = `INSERT INTO delivery_reports
+		(message_id, status_id, error_id, done_at, connection_id, profile_id, email,
+		 outcome, event_name, rule, receive_time, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`
+	insertEventSQL = `INSERT INTO profile_events
+		(id, name, time, profile_id, email, params)
+		VALUES (?, ?, ?, ?, ?, ?)`
+	insertRejectedSQL = `INSERT INTO rejected_payloads
+		(receive_time, content_type, reason, body)
+		VALUES (?, ?, ?, ?)`
+)
+
+func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
+	w := &writer{db: db, ckpt: ckpt, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	var err error
+	// Prepared once on the single connection; tx.Stmt then reuses them.
+	if w.insReport, err = db.Prepare(insertReportSQL); err != nil {
+		return nil, err
+	}
+	if w.insEvent, err = db.Prepare(insertEventSQL); err != nil {
+		return nil, err
+	}
+	if w.insRejected, err = db.Prepare(insertRejectedSQL); err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+// submit queues r and waits for its result. A caller whose context ends
+// while r is still queued gets the context's error and r is never written;
+// once the writer has taken r the caller waits for the commit, so that a
+// success is never reported as a failure.
+func (w *writer) submit(ctx context.Context, r *request) (store.IngestResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.IngestResult{}, err
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return store.IngestResult{}, errClosed
+	}
+	w.queue = append(w.queue, r)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(stateQueued, stateCancelled) {
+			return store.IngestResult{}, ctx.Err()
+		}
+		<-r.done
+	}
+	return r.res, r.err
+}
+
+func (w *writer) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+// close refuses new requests and returns once the queued ones are answered.
+func (w *writer) close() error {
+	w.mu.Lock()
+	already := w.closed
+	w.closed = true
+	w.mu.Unlock()
+	if !already {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	<-w.exited
+	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insRejected.Close())
+}
+
+func (w *writer) run() {
+	defer close(w.exited)
+	var batch []*request
+	for {
+		batch = w.next(batch[:0])
+		if batch == nil {
+			return
+		}
+		w.process(batch)
+		clear(batch)
+	}
+}
+
+// next waits for queued requests and claims as many as fit in one
+// transaction. It returns nil when the writer is closed and drained.
+func (w *writer) next(batch []*request) []*request {
+	for {
+		w.mu.Lock()
+		n, rows := 0, 0
+		for n < len(w.queue) {
+			r := w.queue[n]
+			if len(batch) > 0 && rows+r.rows > maxBatchRows {
+				break
+			}
+			n++
+			// A request cancelled by its caller is dropped unanswered:
+			// its caller has already returned.
+			if r.state.CompareAndSwap(stateQueued, stateTaken) {
+				batch = append(batch, r)
+				rows += r.rows
+			}
+		}
+		rest := copy(w.queue, w.queue[n:])
+		clear(w.queue[rest:])
+		w.queue = w.queue[:rest]
+		closed := w.closed
+		w.mu.Unlock()
+
+		if len(batch) > 0 {
+			return batch
+		}
+		if n > 0 {
+			continue
+		}
+		if closed {
+			return nil
+		}
+		<-w.wake
+	}
+}
+
+// process commits batch in one transaction. If that fails, the failure may
+// belong to a single request, so each is retried alone: only the requests
+// that fail on their own get an error, and the rest are not held hostage.
+func (w *writer) process(batch []*request) {
+	err := w.commit(batch)
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			r.err = w.commit([]*request{r})
+			w.answer(r)
+		}
+		return
+	}
+	for _, r := range batch {
+		r.err = err
+		w.answer(r)
+	}
+}
+
+func (w *writer) answer(r *request) {
+	if r.err != nil {
+		r.res = store.IngestResult{}
+		r.err = wrapErr("ingest", r.err)
+	}
+	close(r.done)
+}
+
+// commit writes batch in one transaction. The writer's own context is not
+// any caller's: one caller giving up must not abort the others' commit.
+func (w *writer) commit(batch []*request) (err error) {
+	ctx := context.Background()
+	tx, err := w.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+				err = errors.Join(err, rbErr)
+			}
+		}
+	}()
+	insReport := tx.StmtContext(ctx, w.insReport)
+	insEvent := tx.StmtContext(ctx, w.insEvent)
+	insRejected := tx.StmtContext(ctx, w.insRejected)
+	for _, r := range batch {
+		if err := w.apply(ctx, insReport, insEvent, insRejected, r); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// A failed COMMIT can leave SQLite's transaction open on the
+		// connection, which would make every later BEGIN fail.
+		_, _ = w.db.ExecContext(ctx, "ROLLBACK")
+		return err
+	}
+	w.commits.Add(1)
+	w.ckpt.committed()
+	return nil
+}
+
+// apply writes one request inside the current transaction and records its
+// result. Reports are deduplicated by the unique key: "DO NOTHING" changes
+// no row, which also catches a key repeated within the batch.
+func (w *writer) apply(ctx context.Context, insReport, insEvent, insRejected *sql.Stmt, r *request) error {
+	if w.fault != nil {
+		if err := w.fault(r); err != nil {
+			return err
+		}
+	}
+	res := store.IngestResult{Stored: make([]bool, len(r.reports))}
+	for i := range r.reports {
+		rp := &r.reports[i]
+		out, err := insReport.ExecContext(ctx,
+			rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, rp.Key.DoneAt,
+			rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
+			micros(rp.ReceiveTime), rp.Payload)
+		if err != nil {
+			return fmt.Errorf("insert report %d: %w", i, err)
+		}
+		n, err := out.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			res.Duplicates++
+			continue
+		}
+		res.Accepted++
+		res.Stored[i] = true
+		if rp.Outcome != store.OutcomeEvent {
+			continue
+		}
+		id, err := out.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if _, err := insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
+			return fmt.Errorf("insert event of report %d: %w", i, err)
+		}
+		res.Events++
+	}
+	for i := range r.rejected {
+		p := &r.rejected[i]
+		if _, err := insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
+			return fmt.Errorf("insert rejected payload %d: %w", i, err)
+		}
+	}
+	r.res = res
+	return nil
+}
+
+// IngestReports stores reports, their events and rejected in one durable
+// transaction, shared with whatever other writes are queued at the time.
+func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
+	if len(reports) == 0 && len(rejected) == 0 {
+		// Nothing to make durable: no reason to wait for a commit.
+		if err := ctx.Err(); err != nil {
+			return store.IngestResult{}, err
+		}
+		if s.w.isClosed() {
+			return store.IngestResult{}, errClosed
+		}
+		return store.IngestResult{Stored: []bool{}}, nil
+	}
+	return s.w.submit(ctx, newRequest(reports, rejected))
+}
+
+// SaveRejectedPayload durably keeps a refused payload.
+func (s *Store) SaveRejectedPayload(ctx context.Context, p store.RejectedPayload) error {
+	_, err := s.w.submit(ctx, newRequest(nil, []store.RejectedPayload{p}))
+	return err
+}
