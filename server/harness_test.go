@@ -39,7 +39,7 @@ type testEnv struct {
 	people  ibmailv1.ProfileServiceClient
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
