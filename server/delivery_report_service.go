@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -56,15 +58,18 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	}
 	received := s.now().UTC()
 	reports := make([]store.Report, 0, n)
+	callbackSends := make([]string, 0, n)
 	var rejected []store.RejectedPayload
 	resp := &ibmailv1.IngestDeliveryReportsResponse{}
 	for i, r := range req.GetResults() {
 		payload, err := proto.Marshal(r)
 		if err == nil {
+			cb := parseCallback(r)
 			var rep store.Report
-			rep, err = toStoreReport(s.engine, r, connectionID, received, payload)
+			rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
 			if err == nil {
 				reports = append(reports, rep)
+				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
 				continue
 			}
 		}
@@ -76,6 +81,9 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{
 			Index: int32(i), MessageId: r.GetMessageId(), Reason: reason,
 		})
+	}
+	if err := s.attribute(ctx, reports, callbackSends); err != nil {
+		return nil, err
 	}
 	res, err := s.store.IngestReports(ctx, reports, rejected)
 	if err != nil {
@@ -161,4 +169,41 @@ func (s *DeliveryReportService) ListRejectedPayloads(ctx context.Context, req *i
 		})
 	}
 	return resp, nil
+}
+
+// attribute ties reports to the recipients of this server's sends: by
+// Infobip's messageId, stored when Infobip accepted the message, or, for a
+// report that beats that answer, by the send id in callbackData and the
+// address. Attributed reports land on the profile given at send time, and
+// bounces that warrant it suppress the address.
+func (s *DeliveryReportService) attribute(ctx context.Context, reports []store.Report, callbackSends []string) error {
+	for i := range reports {
+		reports[i].Suppress = suppressingEvents[reports[i].EventName]
+	}
+	ids := make([]string, len(reports))
+	for i, r := range reports {
+		ids[i] = r.Key.MessageID
+	}
+	byMessage, err := s.store.RecipientsByMessageID(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range reports {
+		r := &reports[i]
+		rec, ok := byMessage[r.Key.MessageID]
+		if !ok && callbackSends[i] != "" {
+			found, err := s.store.RecipientByEmail(ctx, callbackSends[i], r.Email)
+			switch {
+			case err == nil:
+				rec, ok = found, true
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		if ok {
+			r.ProfileID = rec.ProfileID
+			r.Recipient = &store.RecipientRef{SendID: rec.SendID, Seq: rec.Seq}
+		}
+	}
+	return nil
 }

@@ -29,6 +29,9 @@ const (
 	ReasonUnsupportedMedia    Reason = "UNSUPPORTED_MEDIA_TYPE"
 	ReasonWebhookUnauthorized Reason = "WEBHOOK_UNAUTHENTICATED"
 	ReasonStoreUnavailable    Reason = "STORE_UNAVAILABLE"
+	ReasonNotFound            Reason = "NOT_FOUND"
+	ReasonAlreadyExists       Reason = "ALREADY_EXISTS"
+	ReasonInUse               Reason = "IN_USE"
 	ReasonInternal            Reason = "INTERNAL"
 )
 
@@ -78,6 +81,12 @@ func toStatus(err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, store.ErrUnavailable):
 		return apiError(codes.Unavailable, ReasonStoreUnavailable, "the store is unavailable; try again later")
+	case errors.Is(err, store.ErrNotFound):
+		return apiError(codes.NotFound, ReasonNotFound, "not found")
+	case errors.Is(err, store.ErrAlreadyExists):
+		return apiError(codes.AlreadyExists, ReasonAlreadyExists, "already exists")
+	case errors.Is(err, store.ErrInUse):
+		return apiError(codes.FailedPrecondition, ReasonInUse, "in use")
 	default:
 		return apiError(codes.Internal, ReasonInternal, "internal error")
 	}

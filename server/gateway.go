@@ -95,6 +95,10 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth
 		ibmailv1.RegisterClassifierServiceHandler,
 		ibmailv1.RegisterDeliveryReportServiceHandler,
 		ibmailv1.RegisterProfileServiceHandler,
+		ibmailv1.RegisterConnectionServiceHandler,
+		ibmailv1.RegisterSenderServiceHandler,
+		ibmailv1.RegisterSendServiceHandler,
+		ibmailv1.RegisterSuppressionServiceHandler,
 	} {
 		if err := register(ctx, g.mux, conn); err != nil {
 			return nil, err

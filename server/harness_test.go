@@ -20,7 +20,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ibmail/ibmail/classifier"
+	"github.com/ibmail/ibmail/dispatch"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
 	"github.com/ibmail/ibmail/store/sqlite"
 )
@@ -37,22 +39,84 @@ type testEnv struct {
 	reports ibmailv1.DeliveryReportServiceClient
 	classes ibmailv1.ClassifierServiceClient
 	people  ibmailv1.ProfileServiceClient
+	conns   ibmailv1.ConnectionServiceClient
+	senders ibmailv1.SenderServiceClient
+	sends   ibmailv1.SendServiceClient
+	supps   ibmailv1.SuppressionServiceClient
 }
 
-func newTestEnv(t testing.TB) *testEnv {
+// envOption adjusts a test server.
+type envOption func(*envConfig)
+
+type envConfig struct {
+	allowBaseURLs []string
+	dispatch      bool
+	dispatchOpts  func(*dispatch.Options)
+}
+
+// withAllowedBaseURL admits a non-Infobip origin, such as a sandbox.
+func withAllowedBaseURL(u string) envOption {
+	return func(c *envConfig) { c.allowBaseURLs = append(c.allowBaseURLs, u) }
+}
+
+// withDispatcher runs a dispatcher beside the server, tuned for tests
+// (fast polls, short backoff) and then by adjust, if not nil.
+func withDispatcher(adjust func(*dispatch.Options)) envOption {
+	return func(c *envConfig) { c.dispatch, c.dispatchOpts = true, adjust }
+}
+
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	ctx := context.Background()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	box, err := secret.NewBox(bytes.Repeat([]byte{42}, secret.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vault := server.NewVault(box)
+	rest := httptest.NewUnstartedServer(nil)
+	publicURL := "http://" + rest.Listener.Addr().String()
+	var dispatcher *dispatch.Dispatcher
+	wake := func() {}
+	if cfg.dispatch {
+		do := dispatch.Options{
+			Store:          st,
+			Mailers:        server.MailerSource(st, vault, publicURL, nil),
+			Owner:          "test-dispatcher",
+			Lease:          10 * time.Second,
+			Poll:           20 * time.Millisecond,
+			Backoff:        dispatch.Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond},
+			AmbiguityDelay: 10 * time.Millisecond,
+			RequestTimeout: 5 * time.Second,
+			Defaults:       dispatch.Limits{RequestsPerSecond: 1000, Concurrency: 4},
+			Logger:         logger.With(slog.String("component", "dispatch")),
+		}
+		if cfg.dispatchOpts != nil {
+			cfg.dispatchOpts(&do)
+		}
+		dispatcher = dispatch.New(do)
+		wake = dispatcher.Wake
+	}
 	srv, err := server.New(ctx, server.Options{
-		Store:        st,
-		Engine:       classifier.Default(),
-		WebhookAuth:  server.NewStaticWebhookSecret(testSecret),
-		Logger:       slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		MaxBodyBytes: 1 << 20,
+		Store:          st,
+		Engine:         classifier.Default(),
+		WebhookSecret:  testSecret,
+		Vault:          vault,
+		BaseURLs:       server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},
+		PublicURL:      publicURL,
+		Tester:         server.InfobipTester{},
+		WakeDispatcher: wake,
+		Logger:         logger,
+		MaxBodyBytes:   1 << 20,
 	})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -65,8 +129,17 @@ func newTestEnv(t testing.TB) *testEnv {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	rest := httptest.NewServer(srv.Handler())
+	rest.Config.Handler = srv.Handler()
+	rest.Start()
+	done := make(chan struct{})
+	if dispatcher != nil {
+		go func() { defer close(done); dispatcher.Run(ctx) }() //nolint:errcheck
+	} else {
+		close(done)
+	}
 	t.Cleanup(func() {
+		cancel()
+		<-done
 		rest.Close()
 		conn.Close()
 		srv.Close()
@@ -77,6 +150,10 @@ func newTestEnv(t testing.TB) *testEnv {
 		reports: ibmailv1.NewDeliveryReportServiceClient(conn),
 		classes: ibmailv1.NewClassifierServiceClient(conn),
 		people:  ibmailv1.NewProfileServiceClient(conn),
+		conns:   ibmailv1.NewConnectionServiceClient(conn),
+		senders: ibmailv1.NewSenderServiceClient(conn),
+		sends:   ibmailv1.NewSendServiceClient(conn),
+		supps:   ibmailv1.NewSuppressionServiceClient(conn),
 	}
 }
 

@@ -43,16 +43,30 @@ func classify(engine *classifier.Engine, r *ibmailv1.DeliveryReport) classifier.
 	})
 }
 
-// profileOf finds the profile a report belongs to: the profileId in a JSON
-// callbackData, else the lower-cased recipient address.
-func profileOf(r *ibmailv1.DeliveryReport) string {
+// callbackFields are the keys of a JSON callbackData this server reads:
+// profileId from the integration's convention, ibmailSendId from its own
+// sends (see dispatch.CallbackData).
+type callbackFields struct {
+	ProfileID string `json:"profileId"`
+	SendID    string `json:"ibmailSendId"`
+}
+
+func parseCallback(r *ibmailv1.DeliveryReport) callbackFields {
+	var f callbackFields
 	if cb := strings.TrimSpace(r.GetCallbackData()); strings.HasPrefix(cb, "{") {
-		var data struct {
-			ProfileID string `json:"profileId"`
+		if json.Unmarshal([]byte(cb), &f) != nil {
+			return callbackFields{}
 		}
-		if json.Unmarshal([]byte(cb), &data) == nil && strings.TrimSpace(data.ProfileID) != "" {
-			return strings.TrimSpace(data.ProfileID)
-		}
+	}
+	return f
+}
+
+// profileOf finds the profile a report belongs to when it is not about a
+// recipient of this server's sends: the profileId in a JSON callbackData,
+// else the lower-cased recipient address.
+func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) string {
+	if p := strings.TrimSpace(cb.ProfileID); p != "" {
+		return p
 	}
 	return normalizeEmail(r.GetTo())
 }
@@ -108,7 +122,7 @@ func outcomeProto(o classifier.Outcome) ibmailv1.ReportOutcome {
 
 // toStoreReport validates, classifies and attributes one report. The error
 // names what is wrong with the report, without its position.
-func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, connectionID string, received time.Time, payload []byte) (store.Report, error) {
+func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb callbackFields, connectionID string, received time.Time, payload []byte) (store.Report, error) {
 	messageID := strings.TrimSpace(r.GetMessageId())
 	if messageID == "" {
 		return store.Report{}, errNoMessageID
@@ -121,7 +135,7 @@ func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, connec
 		}
 		eventTime = t
 	}
-	profileID := profileOf(r)
+	profileID := profileOf(r, cb)
 	if profileID == "" {
 		return store.Report{}, errNoProfile
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -29,10 +30,23 @@ const DefaultMaxBodyBytes = 16 << 20
 
 // Options configure a Server.
 type Options struct {
-	Store       store.Store
-	Engine      *classifier.Engine
-	WebhookAuth WebhookAuthenticator
-	Logger      *slog.Logger
+	Store  store.Store
+	Engine *classifier.Engine
+	// WebhookSecret is the server-wide webhook secret; optional, since each
+	// connection has its own.
+	WebhookSecret string
+	// Vault seals connections' credentials.
+	Vault *Vault
+	// BaseURLs decides which base URLs connections may have.
+	BaseURLs BaseURLPolicy
+	// PublicURL is the server's REST base as Infobip reaches it, for the
+	// notifyUrl of every send, such as https://ibmail.example.com.
+	PublicURL string
+	// Tester checks connections against Infobip.
+	Tester ConnectionTester
+	// WakeDispatcher, when set, is called after a send is stored.
+	WakeDispatcher func()
+	Logger         *slog.Logger
 	// MaxBodyBytes bounds REST request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
@@ -50,8 +64,8 @@ type Server struct {
 
 // New builds a Server; call Serve to run it and Close when done.
 func New(ctx context.Context, opts Options) (*Server, error) {
-	if opts.Store == nil || opts.Engine == nil || opts.WebhookAuth == nil {
-		return nil, errors.New("server: Store, Engine and WebhookAuth are required")
+	if opts.Store == nil || opts.Engine == nil || opts.Vault == nil || opts.Tester == nil {
+		return nil, errors.New("server: Store, Engine, Vault and Tester are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -69,9 +83,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		internal: bufconn.Listen(1 << 20),
 		log:      opts.Logger,
 	}
+	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
 	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
-	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, opts.WebhookAuth, opts.Logger))
+	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(s.grpc, NewProfileService(opts.Store))
+	ibmailv1.RegisterConnectionServiceServer(s.grpc, NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester))
+	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store))
+	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher))
+	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	go s.grpc.Serve(s.internal) //nolint:errcheck // ends with Stop, reported by Serve of the public listener
@@ -86,7 +105,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: in-process connection: %w", err)
 	}
 	s.conn = conn
-	gw, err := newGateway(ctx, conn, opts.Store, opts.WebhookAuth, opts.MaxBodyBytes, opts.Logger)
+	gw, err := newGateway(ctx, conn, opts.Store, webhookAuth, opts.MaxBodyBytes, opts.Logger)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("server: gateway: %w", err)
@@ -97,6 +116,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.http = accessLog(opts.Logger, mux)
 	return s, nil
 }
+
+// ClientConn is an in-process client connection to the server's services,
+// passing the same interceptors as remote calls.
+func (s *Server) ClientConn() *grpc.ClientConn { return s.conn }
 
 // GRPCServer is the gRPC server, for serving on more listeners.
 func (s *Server) GRPCServer() *grpc.Server { return s.grpc }
@@ -153,4 +176,9 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ok")
+}
+
+// WebhookURL is the delivery-report webhook under a public base URL.
+func WebhookURL(publicURL string) string {
+	return strings.TrimRight(publicURL, "/") + WebhookPath
 }

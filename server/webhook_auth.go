@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/ibmail/ibmail/store"
 )
 
 // webhookTokenKey is the gRPC metadata key that carries a webhook secret;
@@ -37,6 +40,41 @@ func NewStaticWebhookSecret(secret string) *StaticWebhookSecret {
 func (s *StaticWebhookSecret) AuthenticateWebhook(_ context.Context, credential string) (string, bool, error) {
 	d := sha256.Sum256([]byte(credential))
 	return "", subtle.ConstantTimeCompare(d[:], s.digest[:]) == 1, nil
+}
+
+// WebhookSecrets accepts the server-wide secret, if one is set, and every
+// connection's own secret, attributing reports to that connection. The
+// store keeps only digests, so the lookup reveals nothing through timing.
+type WebhookSecrets struct {
+	static *StaticWebhookSecret
+	store  store.ConnectionStore
+}
+
+// NewWebhookSecrets returns an authenticator over the connections in st and,
+// when serverWide is not empty, that secret too.
+func NewWebhookSecrets(serverWide string, st store.ConnectionStore) *WebhookSecrets {
+	w := &WebhookSecrets{store: st}
+	if serverWide != "" {
+		w.static = NewStaticWebhookSecret(serverWide)
+	}
+	return w
+}
+
+// AuthenticateWebhook implements WebhookAuthenticator.
+func (w *WebhookSecrets) AuthenticateWebhook(ctx context.Context, credential string) (string, bool, error) {
+	if w.static != nil {
+		if _, ok, _ := w.static.AuthenticateWebhook(ctx, credential); ok {
+			return "", true, nil
+		}
+	}
+	c, err := w.store.ConnectionByWebhookDigest(ctx, webhookDigest(credential))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return c.ID, true, nil
 }
 
 // basicPassword returns the password of an HTTP Basic authorization value;

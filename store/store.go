@@ -50,10 +50,16 @@ type Report struct {
 	// EventTime is the report's doneAt, or its receive time when it had none.
 	EventTime   time.Time
 	ReceiveTime time.Time
-	// Payload is the report as JSON (Infobip's field names).
+	// Payload is the report in the server's own encoding; opaque here.
 	Payload []byte
 	// Params are the facts the event keeps; stored only with an event.
 	Params map[string]string
+	// Recipient is the send recipient the report is about, when it is about
+	// one of this server's sends: its last event is updated with the event.
+	Recipient *RecipientRef
+	// Suppress adds the address to the suppression list (with the event as
+	// the cause) when the report is stored for the first time.
+	Suppress bool
 }
 
 // IngestResult counts what an ingest did.
@@ -92,8 +98,8 @@ type EventQuery struct {
 	After     *EventCursor // nil: from the newest
 }
 
-// ProfileQuery is a segmentation: profiles with any of Names in
-// [Since, Until), ordered by profile id.
+// ProfileQuery is a segmentation: profiles with any of Names (empty: any
+// name) in [Since, Until), ordered by profile id.
 type ProfileQuery struct {
 	Names          []string
 	Since, Until   time.Time // zero: unbounded
@@ -146,8 +152,13 @@ type RejectedQuery struct {
 }
 
 // Store is what the server needs of an engine. Every write is durable when it
-// returns without error.
+// returns without error. Times are kept to the microsecond and returned in
+// UTC. Close is idempotent; calls after it fail with ErrUnavailable.
 type Store interface {
+	ConnectionStore
+	SendStore
+	SuppressionStore
+
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes
 	// nothing and counts as a duplicate, also when it repeats within reports.

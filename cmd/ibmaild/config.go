@@ -3,19 +3,49 @@ package main
 import (
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
 // config is what the flags and their IBMAIL_ environment variables set.
 type config struct {
-	grpcAddr      string
-	httpAddr      string
-	dataDir       string
-	webhookSecret string
-	rulesFile     string
-	maxBodyBytes  int64
-	shutdownGrace time.Duration
-	logLevel      string
+	grpcAddr          string
+	httpAddr          string
+	dataDir           string
+	webhookSecret     string
+	rulesFile         string
+	maxBodyBytes      int64
+	shutdownGrace     time.Duration
+	logLevel          string
+	publicURL         string
+	allowBaseURLs     listFlag
+	sandbox           bool
+	encryptionKeyFile string
+	sendRate          int
+	sendConcurrency   int
+	dispatchWorkers   int
+	dispatchLease     time.Duration
+}
+
+// listFlag is a repeatable flag whose environment variable holds a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func envList(key string) listFlag {
+	var out listFlag
+	for _, v := range strings.Split(os.Getenv(key), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // envOr returns the environment variable's value, or def when it is unset,
@@ -32,6 +62,11 @@ func envInt(key string, def int64) int64 {
 		return v
 	}
 	return def
+}
+
+func envBool(key string) bool {
+	v, _ := strconv.ParseBool(os.Getenv(key))
+	return v
 }
 
 func envDuration(key string, def time.Duration) time.Duration {

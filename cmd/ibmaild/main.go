@@ -23,6 +23,15 @@ func main() {
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", envInt("IBMAIL_MAX_BODY_BYTES", 16<<20), "largest REST request body accepted (env IBMAIL_MAX_BODY_BYTES)")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", envDuration("IBMAIL_SHUTDOWN_GRACE", 15*time.Second), "how long requests in flight may take to finish on SIGTERM (env IBMAIL_SHUTDOWN_GRACE)")
 	fs.StringVar(&cfg.logLevel, "log-level", envOr("IBMAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env IBMAIL_LOG_LEVEL)")
+	fs.StringVar(&cfg.publicURL, "public-url", envOr("IBMAIL_PUBLIC_URL", ""), "base URL Infobip reaches this server's REST listener at, for each send's notifyUrl; empty: http:// and the HTTP listen address (env IBMAIL_PUBLIC_URL)")
+	cfg.allowBaseURLs = envList("IBMAIL_ALLOW_BASE_URLS")
+	fs.Var(&cfg.allowBaseURLs, "allow-base-url", "admit this origin (scheme://host:port) as a connection base URL besides https://*.api.infobip.com, e.g. a standalone sandbox; repeatable (env IBMAIL_ALLOW_BASE_URLS, comma-separated)")
+	fs.BoolVar(&cfg.sandbox, "sandbox", envBool("IBMAIL_SANDBOX"), "run an in-process Infobip sandbox with a ready connection and sender account, both with id sandbox (env IBMAIL_SANDBOX)")
+	fs.StringVar(&cfg.encryptionKeyFile, "encryption-key-file", envOr("IBMAIL_ENCRYPTION_KEY_FILE", ""), "file holding the AES-256 key that seals stored API keys (64 hex digits or base64); empty: IBMAIL_ENCRYPTION_KEY, else <data-dir>/encryption-key, created on first start (env IBMAIL_ENCRYPTION_KEY_FILE)")
+	fs.IntVar(&cfg.sendRate, "send-rate", int(envInt("IBMAIL_SEND_RATE", 100)), "requests per second to Infobip per connection that sets no rate of its own; Infobip allows 2000 (env IBMAIL_SEND_RATE)")
+	fs.IntVar(&cfg.sendConcurrency, "send-concurrency", int(envInt("IBMAIL_SEND_CONCURRENCY", 4)), "Infobip requests in flight at once per connection (env IBMAIL_SEND_CONCURRENCY)")
+	fs.IntVar(&cfg.dispatchWorkers, "dispatch-workers", int(envInt("IBMAIL_DISPATCH_WORKERS", 16)), "batches this server dispatches at once, over all connections (env IBMAIL_DISPATCH_WORKERS)")
+	fs.DurationVar(&cfg.dispatchLease, "dispatch-lease", envDuration("IBMAIL_DISPATCH_LEASE", 2*time.Minute), "how long a claimed batch stays this server's before another may take it over (env IBMAIL_DISPATCH_LEASE)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

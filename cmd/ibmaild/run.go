@@ -3,22 +3,28 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/ibmail/ibmail/classifier"
+	"github.com/ibmail/ibmail/dispatch"
+	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
 	"github.com/ibmail/ibmail/store/sqlite"
 )
 
-// run opens the store, builds the server and serves until ctx ends.
+// run opens the store, builds the server and the dispatcher, and serves
+// until ctx ends.
 func run(ctx context.Context, cfg config) error {
 	log, err := newLogger(cfg.logLevel)
 	if err != nil {
@@ -34,10 +40,38 @@ func run(ctx context.Context, cfg config) error {
 		}
 		log.Info("bounce mapping rules loaded", slog.String("file", cfg.rulesFile), slog.Int("rules", len(engine.Rules())))
 	}
-	secret, err := webhookSecret(cfg, log)
+	webhookSecret, err := serverWebhookSecret(cfg, log)
 	if err != nil {
 		return err
 	}
+	box, err := encryptionBox(cfg, log)
+	if err != nil {
+		return err
+	}
+	grpcLis, err := net.Listen("tcp", cfg.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listener: %w", err)
+	}
+	defer grpcLis.Close()
+	httpLis, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	defer httpLis.Close()
+	publicURL := cfg.publicURL
+	if publicURL == "" {
+		publicURL = "http://" + httpLis.Addr().String()
+	}
+
+	var sb *sandboxRun
+	if cfg.sandbox {
+		if sb, err = startSandbox(log); err != nil {
+			return err
+		}
+		defer sb.stop()
+		cfg.allowBaseURLs = append(cfg.allowBaseURLs, sb.baseURL)
+	}
+
 	dbPath := filepath.Join(cfg.dataDir, "ibmail.db")
 	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
@@ -45,29 +79,51 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer st.Close()
 
+	vault := server.NewVault(box)
+	httpClient := &http.Client{Timeout: time.Minute}
+	dispatcher := dispatch.New(dispatch.Options{
+		Store:    st,
+		Mailers:  server.MailerSource(st, vault, publicURL, httpClient),
+		Owner:    replicaID(),
+		Lease:    cfg.dispatchLease,
+		Workers:  cfg.dispatchWorkers,
+		Defaults: dispatch.Limits{RequestsPerSecond: cfg.sendRate, Concurrency: cfg.sendConcurrency},
+		Logger:   log.With(slog.String("component", "dispatch")),
+	})
 	srv, err := server.New(ctx, server.Options{
-		Store:        st,
-		Engine:       engine,
-		WebhookAuth:  server.NewStaticWebhookSecret(secret),
-		Logger:       log,
-		MaxBodyBytes: cfg.maxBodyBytes,
+		Store:          st,
+		Engine:         engine,
+		WebhookSecret:  webhookSecret,
+		Vault:          vault,
+		BaseURLs:       server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},
+		PublicURL:      publicURL,
+		Tester:         server.InfobipTester{HTTPClient: httpClient},
+		WakeDispatcher: dispatcher.Wake,
+		Logger:         log,
+		MaxBodyBytes:   cfg.maxBodyBytes,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	grpcLis, err := net.Listen("tcp", cfg.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("grpc listener: %w", err)
+	if sb != nil {
+		if err := sb.provision(ctx, srv.ClientConn()); err != nil {
+			return err
+		}
 	}
-	httpLis, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		grpcLis.Close()
-		return fmt.Errorf("http listener: %w", err)
-	}
+
+	var wg sync.WaitGroup
+	dispatchCtx, stopDispatch := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dispatcher.Run(dispatchCtx) //nolint:errcheck // returns nil when stopped
+	}()
 	log.Info("serving", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()),
-		slog.String("store", dbPath))
+		slog.String("public_url", publicURL), slog.String("store", dbPath), slog.Bool("sandbox", sb != nil))
 	err = srv.Serve(ctx, grpcLis, httpLis, cfg.shutdownGrace)
+	stopDispatch()
+	wg.Wait()
 	log.Info("stopped")
 	return err
 }
@@ -80,10 +136,10 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// webhookSecret returns the configured secret or, when none is given, the
-// one generated into the data dir on the first start (mode 0600). The
-// secret itself is never logged: only where to read it.
-func webhookSecret(cfg config, log *slog.Logger) (string, error) {
+// serverWebhookSecret returns the configured server-wide secret or, when
+// none is given, the one generated into the data dir on the first start
+// (mode 0600). The secret itself is never logged: only where to read it.
+func serverWebhookSecret(cfg config, log *slog.Logger) (string, error) {
 	if cfg.webhookSecret != "" {
 		return cfg.webhookSecret, nil
 	}
@@ -95,12 +151,43 @@ func webhookSecret(cfg config, log *slog.Logger) (string, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("webhook secret: %w", err)
 	}
-	raw := make([]byte, 24)
-	rand.Read(raw) //nolint:errcheck // crypto/rand.Read never fails
-	secret := base64.RawURLEncoding.EncodeToString(raw)
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+	s := secret.Token(24)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("webhook secret: %w", err)
 	}
 	log.Info("generated a webhook secret", slog.String("file", path))
-	return secret, nil
+	return s, nil
+}
+
+// encryptionBox loads the key that seals stored API keys: from
+// IBMAIL_ENCRYPTION_KEY, from --encryption-key-file, or from the data dir,
+// where it is created on the first start.
+func encryptionBox(cfg config, log *slog.Logger) (*secret.Box, error) {
+	if v := os.Getenv("IBMAIL_ENCRYPTION_KEY"); v != "" && cfg.encryptionKeyFile == "" {
+		key, err := secret.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("IBMAIL_ENCRYPTION_KEY: %w", err)
+		}
+		return secret.NewBox(key)
+	}
+	path := cfg.encryptionKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.dataDir, "encryption-key")
+	}
+	key, created, err := secret.LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("encryption key: %w", err)
+	}
+	if created {
+		log.Info("generated the encryption key for stored API keys; back it up with the database", slog.String("file", path))
+	}
+	return secret.NewBox(key)
+}
+
+// replicaID names this process in dispatch leases.
+func replicaID() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }

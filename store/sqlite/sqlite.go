@@ -2,11 +2,14 @@
 // pure Go (modernc.org/sqlite), so the service ships as a single static
 // binary.
 //
-// Writes go through one writer goroutine that commits the work of all
+// Ingest goes through one writer goroutine that commits the work of all
 // concurrent callers in a single transaction (group commit), so that each
 // webhook body is durable before it is acknowledged without paying one fsync
-// per body. Reads use a separate pool of connections and, thanks to WAL
-// mode, never wait behind a write.
+// per body. The sending side's writes (sends, batch leases, connections),
+// fewer, sometimes big and failing on their own terms, run their own
+// transactions on the same connection instead (see writeTx). Reads use a
+// separate pool of connections and, thanks to WAL mode, never wait behind
+// a write.
 package sqlite
 
 import (
@@ -181,12 +184,14 @@ var errClosed = fmt.Errorf("sqlite: %w: store closed", store.ErrUnavailable)
 // wrapErr marks failures of the engine as store.ErrUnavailable, so that the
 // server answers 503 and the sender retries. Context errors stay as they are
 // because the caller gave up, and constraint or size violations say that the
-// data, not the engine, is at fault: retrying them would never succeed.
+// data, not the engine, is at fault: retrying them would never succeed. The
+// store's own answers (not found, lease lost, ...) pass through likewise.
 func wrapErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrUnavailable) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrUnavailable) ||
+		isCallerError(err) {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	var se *sqlite3.Error

@@ -65,12 +65,18 @@ type writer struct {
 	insReport   *sql.Stmt
 	insEvent    *sql.Stmt
 	insRejected *sql.Stmt
+	// Run only for reports about a send's recipient or that suppress.
+	updRecipient   *sql.Stmt
+	insSuppression *sql.Stmt
 
 	mu     sync.Mutex
 	queue  []*request
 	closed bool
 	wake   chan struct{} // capacity 1: "the queue may be non-empty"
 	exited chan struct{}
+	// direct counts the transactions run beside the queue (Store.writeTx),
+	// so that close waits for them too.
+	direct sync.WaitGroup
 
 	// commits counts committed transactions, so that tests can see that
 	// queued requests really share one.
@@ -93,6 +99,19 @@ const (
 	insertRejectedSQL = `INSERT INTO rejected_payloads
 		(receive_time, content_type, reason, body)
 		VALUES (?, ?, ?, ?)`
+	// A report older than the recipient's last event does not replace it:
+	// Infobip does not deliver reports in order. An equal time does, so
+	// that of two events at one time the one ingested last shows.
+	updateRecipientSQL = `UPDATE send_recipients SET last_event = ?, last_event_time = ?
+		WHERE send_id = ? AND seq = ? AND (last_event_time IS NULL OR last_event_time <= ?)`
+	// The first suppression of an address stays: it says why the address
+	// was first suppressed, and later bounces add nothing a send needs.
+	// Deleting it lets the next one in. Its create time is the report's
+	// receive time: when this server learnt of the cause.
+	insertSuppressionSQL = `INSERT INTO suppressions
+		(email, profile_id, event_name, event_id, reason, create_time)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (email) DO NOTHING`
 )
 
 func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
@@ -106,6 +125,12 @@ func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
 		return nil, err
 	}
 	if w.insRejected, err = db.Prepare(insertRejectedSQL); err != nil {
+		return nil, err
+	}
+	if w.updRecipient, err = db.Prepare(updateRecipientSQL); err != nil {
+		return nil, err
+	}
+	if w.insSuppression, err = db.Prepare(insertSuppressionSQL); err != nil {
 		return nil, err
 	}
 	go w.run()
@@ -143,13 +168,28 @@ func (w *writer) submit(ctx context.Context, r *request) (store.IngestResult, er
 	return r.res, r.err
 }
 
+// enter admits a transaction run beside the queue, unless the writer is
+// closed; leave must follow.
+func (w *writer) enter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.direct.Add(1)
+	return true
+}
+
+func (w *writer) leave() { w.direct.Done() }
+
 func (w *writer) isClosed() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.closed
 }
 
-// close refuses new requests and returns once the queued ones are answered.
+// close refuses new requests and returns once the queued ones are answered
+// and the transactions run beside the queue have ended.
 func (w *writer) close() error {
 	w.mu.Lock()
 	already := w.closed
@@ -162,7 +202,9 @@ func (w *writer) close() error {
 		}
 	}
 	<-w.exited
-	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insRejected.Close())
+	w.direct.Wait()
+	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insRejected.Close(),
+		w.updRecipient.Close(), w.insSuppression.Close())
 }
 
 func (w *writer) run() {
@@ -257,11 +299,15 @@ func (w *writer) commit(batch []*request) (err error) {
 			}
 		}
 	}()
-	insReport := tx.StmtContext(ctx, w.insReport)
-	insEvent := tx.StmtContext(ctx, w.insEvent)
-	insRejected := tx.StmtContext(ctx, w.insRejected)
+	st := txStmts{
+		insReport:      tx.StmtContext(ctx, w.insReport),
+		insEvent:       tx.StmtContext(ctx, w.insEvent),
+		insRejected:    tx.StmtContext(ctx, w.insRejected),
+		updRecipient:   tx.StmtContext(ctx, w.updRecipient),
+		insSuppression: tx.StmtContext(ctx, w.insSuppression),
+	}
 	for _, r := range batch {
-		if err := w.apply(ctx, insReport, insEvent, insRejected, r); err != nil {
+		if err := w.apply(ctx, &st, r); err != nil {
 			return err
 		}
 	}
@@ -276,10 +322,17 @@ func (w *writer) commit(batch []*request) (err error) {
 	return nil
 }
 
+// txStmts are the writer's statements bound to the current transaction.
+type txStmts struct {
+	insReport, insEvent, insRejected *sql.Stmt
+	updRecipient, insSuppression     *sql.Stmt
+}
+
 // apply writes one request inside the current transaction and records its
 // result. Reports are deduplicated by the unique key: "DO NOTHING" changes
-// no row, which also catches a key repeated within the batch.
-func (w *writer) apply(ctx context.Context, insReport, insEvent, insRejected *sql.Stmt, r *request) error {
+// no row, which also catches a key repeated within the batch, so a report's
+// recipient and suppression are only touched the first time it comes.
+func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 	if w.fault != nil {
 		if err := w.fault(r); err != nil {
 			return err
@@ -288,7 +341,7 @@ func (w *writer) apply(ctx context.Context, insReport, insEvent, insRejected *sq
 	res := store.IngestResult{Stored: make([]bool, len(r.reports))}
 	for i := range r.reports {
 		rp := &r.reports[i]
-		out, err := insReport.ExecContext(ctx,
+		out, err := st.insReport.ExecContext(ctx,
 			rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, rp.Key.DoneAt,
 			rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
 			micros(rp.ReceiveTime), rp.Payload)
@@ -312,19 +365,50 @@ func (w *writer) apply(ctx context.Context, insReport, insEvent, insRejected *sq
 		if err != nil {
 			return err
 		}
-		if _, err := insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
+		if _, err := st.insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
 			return fmt.Errorf("insert event of report %d: %w", i, err)
 		}
 		res.Events++
+		if err := applySending(ctx, st, rp, id); err != nil {
+			return fmt.Errorf("report %d: %w", i, err)
+		}
 	}
 	for i := range r.rejected {
 		p := &r.rejected[i]
-		if _, err := insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
+		if _, err := st.insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
 			return fmt.Errorf("insert rejected payload %d: %w", i, err)
 		}
 	}
 	r.res = res
 	return nil
+}
+
+// applySending gives a newly stored event to the send recipient the report
+// is about and to the suppression list. A recipient that does not exist is
+// not an error: the report is stored, and the event kept, regardless.
+func applySending(ctx context.Context, st *txStmts, rp *store.Report, eventID int64) error {
+	if rp.Recipient != nil {
+		t := micros(rp.EventTime)
+		if _, err := st.updRecipient.ExecContext(ctx, rp.EventName, t, rp.Recipient.SendID, rp.Recipient.Seq, t); err != nil {
+			return fmt.Errorf("update recipient: %w", err)
+		}
+	}
+	if rp.Suppress {
+		if _, err := st.insSuppression.ExecContext(ctx, rp.Email, rp.ProfileID, rp.EventName, eventID,
+			suppressionReason(rp), micros(rp.ReceiveTime)); err != nil {
+			return fmt.Errorf("insert suppression: %w", err)
+		}
+	}
+	return nil
+}
+
+// suppressionReason is Infobip's error name when the event kept one, which
+// says most to whoever reads the list, else the rule that matched.
+func suppressionReason(rp *store.Report) string {
+	if name := rp.Params["errorName"]; name != "" {
+		return name
+	}
+	return rp.Rule
 }
 
 // IngestReports stores reports, their events and rejected in one durable

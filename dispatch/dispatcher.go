@@ -1,0 +1,320 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/ibmail/ibmail/store"
+)
+
+// MailerSource gives the Mailer and limits of a connection, and the
+// notifyUrl its reports come back to. It is asked again when a connection
+// is not in the dispatcher's cache (entries live for a minute), so changed
+// keys and limits take effect soon.
+type MailerSource func(ctx context.Context, connectionID string) (m Mailer, l Limits, notifyURL string, err error)
+
+// Options configure a Dispatcher. Zero values take the defaults noted.
+type Options struct {
+	Store   store.SendStore
+	Mailers MailerSource
+	// Owner names this dispatcher in leases; unique per process.
+	Owner string
+	// Lease is how long a claimed batch stays this dispatcher's; 2 minutes.
+	Lease time.Duration
+	// RequestTimeout bounds one Infobip request; 30 seconds.
+	RequestTimeout time.Duration
+	// Poll is how often the store is asked for due batches when nothing
+	// wakes the dispatcher; 1 second.
+	Poll time.Duration
+	// Workers bounds the batches handled at once; 16.
+	Workers int
+	// MaxAttempts before a batch's recipients fail; 12.
+	MaxAttempts int
+	// Backoff between attempts; 1 second doubling up to 5 minutes.
+	Backoff Backoff
+	// AmbiguityDelay is how long to wait after an ambiguous attempt before
+	// asking Infobip's logs about it, so that the logs have caught up; 10
+	// seconds.
+	AmbiguityDelay time.Duration
+	// Defaults apply to connections that set no limits: 100 requests per
+	// second (Infobip allows 2000) and 4 at once.
+	Defaults Limits
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Dispatcher hands due batches to Infobip. Run it in one goroutine per
+// process; several processes on one store share the work through leases.
+type Dispatcher struct {
+	opts  Options
+	wake  chan struct{}
+	slots chan struct{}
+
+	mu    sync.Mutex
+	conns map[string]*connState
+}
+
+// connState is a connection's mailer with its limiter and concurrency
+// gate, cached for a while.
+type connState struct {
+	mailer    Mailer
+	notifyURL string
+	limiter   *rate.Limiter
+	gate      chan struct{}
+	loaded    time.Time
+}
+
+// New returns a Dispatcher.
+func New(opts Options) *Dispatcher {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.Lease, 2*time.Minute)
+	def(&opts.RequestTimeout, 30*time.Second)
+	def(&opts.Poll, time.Second)
+	def(&opts.AmbiguityDelay, 10*time.Second)
+	def(&opts.Backoff.Base, time.Second)
+	def(&opts.Backoff.Max, 5*time.Minute)
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 12
+	}
+	if opts.Defaults.RequestsPerSecond <= 0 {
+		opts.Defaults.RequestsPerSecond = 100
+	}
+	if opts.Defaults.Concurrency <= 0 {
+		opts.Defaults.Concurrency = 4
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Dispatcher{
+		opts:  opts,
+		wake:  make(chan struct{}, 1),
+		slots: make(chan struct{}, opts.Workers),
+		conns: make(map[string]*connState),
+	}
+}
+
+// Wake tells the dispatcher that new work may be due.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and dispatches batches until ctx ends, then waits for the
+// batches in hand: each either completes or is left to its lease.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ticker := time.NewTicker(d.opts.Poll)
+	defer ticker.Stop()
+	for {
+		free := d.opts.Workers - len(d.slots)
+		if free > 0 {
+			batches, err := d.opts.Store.ClaimBatches(ctx, d.opts.Owner, d.opts.Now(), d.opts.Lease, free)
+			if err != nil && ctx.Err() == nil {
+				d.opts.Logger.Error("claiming batches failed", slog.Any("error", err))
+			}
+			for _, b := range batches {
+				d.slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer func() { <-d.slots; wg.Done(); d.Wake() }()
+					d.handle(ctx, b)
+				}()
+			}
+			if len(batches) == free {
+				continue // there may be more due right now
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// handle takes one claimed batch to a final state or a rescheduled one.
+func (d *Dispatcher) handle(ctx context.Context, b store.ClaimedBatch) {
+	log := d.opts.Logger.With(slog.String("send", b.SendID), slog.String("bulkId", b.BulkID), slog.Int("attempt", b.Attempts))
+	conn, err := d.connection(ctx, b.Send.ConnectionID)
+	if err != nil {
+		state := store.BatchPending
+		if b.MaybeSent {
+			state = store.BatchAmbiguous // still to be checked in the logs
+		}
+		d.retry(ctx, log, b, state, &Failure{Kind: Retryable, Reason: "connection unusable: " + err.Error()})
+		return
+	}
+	if b.MaybeSent {
+		found, err := conn.mailer.LookupBulk(ctx, b.BulkID)
+		if err != nil {
+			d.retry(ctx, log, b, store.BatchAmbiguous, &Failure{Kind: Ambiguous, Reason: "checking Infobip's logs failed: " + err.Error()})
+			return
+		}
+		if len(found) > 0 {
+			log.Info("an earlier attempt reached Infobip; not sending again", slog.Int("logged", len(found)))
+			d.complete(ctx, log, b, outcomes(b.Recipients, found, "Infobip's logs for this bulk do not list the recipient"))
+			return
+		}
+	}
+	content, err := DecodeContent(b.Send.Content)
+	if err != nil {
+		d.complete(ctx, log, b, failAll(b.Recipients, store.RecipientFailed, err.Error()))
+		return
+	}
+	req := Request{Content: content, BulkID: b.BulkID, NotifyURL: conn.notifyURL, CallbackData: callbackData(b.SendID)}
+	for _, r := range b.Recipients {
+		req.Messages = append(req.Messages, Message{Email: r.Email, Placeholders: r.Placeholders})
+	}
+	if err := conn.limiter.Wait(ctx); err != nil {
+		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
+		return
+	}
+	select {
+	case conn.gate <- struct{}{}:
+	case <-ctx.Done():
+		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
+		return
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)
+	accepted, err := conn.mailer.Send(reqCtx, req)
+	cancel()
+	<-conn.gate
+	if err == nil {
+		d.complete(ctx, log, b, outcomes(b.Recipients, accepted, "missing from Infobip's answer"))
+		return
+	}
+	f := classify(err)
+	switch f.Kind {
+	case Permanent:
+		state := store.RecipientRejected
+		if f.HTTPStatus == 401 || f.HTTPStatus == 403 {
+			state = store.RecipientFailed
+		}
+		log.Warn("Infobip refused the request", slog.Int("status", f.HTTPStatus), slog.String("reason", f.Reason))
+		d.complete(ctx, log, b, failAll(b.Recipients, state, f.Reason))
+	case Retryable:
+		d.retry(ctx, log, b, store.BatchPending, f)
+	default:
+		d.retry(ctx, log, b, store.BatchAmbiguous, f)
+	}
+}
+
+// retry reschedules a batch, or fails its recipients once the attempts are
+// spent (saying, for an ambiguous batch, that Infobip may have it: its
+// reports still find their recipients through callbackData).
+func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, b store.ClaimedBatch, state store.BatchState, f *Failure) {
+	if b.Attempts >= d.opts.MaxAttempts {
+		reason := fmt.Sprintf("gave up after %d attempts: %s", b.Attempts, f.Reason)
+		if state == store.BatchAmbiguous {
+			reason += " (Infobip may have accepted the last attempt)"
+		}
+		log.Error("giving up on a batch", slog.String("reason", reason))
+		d.complete(ctx, log, b, failAll(b.Recipients, store.RecipientFailed, reason))
+		return
+	}
+	delay := d.opts.Backoff.Delay(b.Attempts, f.RetryAfter)
+	if state == store.BatchAmbiguous {
+		delay = max(delay, d.opts.AmbiguityDelay)
+	}
+	log.Warn("batch attempt failed; will retry", slog.String("reason", f.Reason), slog.Int("status", f.HTTPStatus),
+		slog.Bool("ambiguous", state == store.BatchAmbiguous), slog.Duration("in", delay))
+	err := d.opts.Store.RescheduleBatch(context.WithoutCancel(ctx), d.opts.Owner, b.SendID, b.Seq, state, d.opts.Now().Add(delay), f.Reason)
+	d.noteStoreError(log, err)
+}
+
+func (d *Dispatcher) complete(ctx context.Context, log *slog.Logger, b store.ClaimedBatch, out []store.RecipientOutcome) {
+	err := d.opts.Store.CompleteBatch(context.WithoutCancel(ctx), d.opts.Owner, b.SendID, b.Seq, out)
+	d.noteStoreError(log, err)
+}
+
+// noteStoreError logs a failed store write. A lost lease is expected after
+// a long stall: the new owner checks Infobip's logs before sending, so
+// nothing goes twice. Any other failure leaves the batch to its lease.
+func (d *Dispatcher) noteStoreError(log *slog.Logger, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("batch lease lost to another dispatcher; its result is dropped")
+	default:
+		log.Error("recording a batch result failed; the batch is retried after its lease", slog.Any("error", err))
+	}
+}
+
+// connection returns the cached state of a connection, loading it when it
+// is missing or a minute old.
+func (d *Dispatcher) connection(ctx context.Context, id string) (*connState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.conns[id]; ok && d.opts.Now().Sub(c.loaded) < time.Minute {
+		return c, nil
+	}
+	m, lim, notifyURL, err := d.opts.Mailers(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if lim.RequestsPerSecond <= 0 {
+		lim.RequestsPerSecond = d.opts.Defaults.RequestsPerSecond
+	}
+	if lim.Concurrency <= 0 {
+		lim.Concurrency = d.opts.Defaults.Concurrency
+	}
+	c, ok := d.conns[id]
+	if !ok || cap(c.gate) != lim.Concurrency {
+		c = &connState{gate: make(chan struct{}, lim.Concurrency), limiter: rate.NewLimiter(rate.Limit(lim.RequestsPerSecond), lim.Concurrency)}
+		d.conns[id] = c
+	}
+	c.limiter.SetLimit(rate.Limit(lim.RequestsPerSecond))
+	c.mailer, c.notifyURL, c.loaded = m, notifyURL, d.opts.Now()
+	return c, nil
+}
+
+// outcomes matches Infobip's per-address answer to the batch's recipients.
+func outcomes(recipients []store.Recipient, byEmail map[string]Accepted, missing string) []store.RecipientOutcome {
+	out := make([]store.RecipientOutcome, len(recipients))
+	for i, r := range recipients {
+		o := store.RecipientOutcome{Seq: r.Seq, State: store.RecipientFailed, Reason: missing}
+		if a, ok := byEmail[strings.ToLower(r.Email)]; ok {
+			o = store.RecipientOutcome{Seq: r.Seq, State: store.RecipientAccepted, MessageID: a.MessageID}
+			if a.Rejected {
+				o.State, o.Reason = store.RecipientRejected, a.Reason
+			}
+		}
+		out[i] = o
+	}
+	return out
+}
+
+func failAll(recipients []store.Recipient, state store.RecipientState, reason string) []store.RecipientOutcome {
+	out := make([]store.RecipientOutcome, len(recipients))
+	for i, r := range recipients {
+		out[i] = store.RecipientOutcome{Seq: r.Seq, State: state, Reason: reason}
+	}
+	return out
+}
+
+func callbackData(sendID string) string {
+	b, _ := json.Marshal(CallbackData{SendID: sendID}) // one string cannot fail
+	return string(b)
+}

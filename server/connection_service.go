@@ -1,0 +1,315 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/secret"
+	"github.com/ibmail/ibmail/store"
+)
+
+// credentials are what a connection keeps sealed: the API key and the
+// webhook secret (needed in the clear to build each send's notifyUrl).
+type credentials struct {
+	APIKey        string `json:"apiKey"`
+	WebhookSecret string `json:"webhookSecret"`
+}
+
+// Vault seals and opens connections' credentials, bound to the connection
+// id so that sealed values cannot be swapped between rows.
+type Vault struct {
+	box *secret.Box
+}
+
+// NewVault returns a Vault sealing with box.
+func NewVault(box *secret.Box) *Vault { return &Vault{box: box} }
+
+func (v *Vault) seal(connectionID string, c credentials) []byte {
+	b, _ := json.Marshal(c) // two strings cannot fail to encode
+	return v.box.Seal(b, []byte("connection:"+connectionID))
+}
+
+// open returns a connection's credentials. The error never carries them.
+func (v *Vault) open(c store.Connection) (credentials, error) {
+	b, err := v.box.Open(c.APIKeyCiphertext, []byte("connection:"+c.ID))
+	if err != nil {
+		return credentials{}, fmt.Errorf("connection %s: credentials do not open with the server's encryption key: %w", c.ID, err)
+	}
+	var cr credentials
+	if err := json.Unmarshal(b, &cr); err != nil {
+		return credentials{}, fmt.Errorf("connection %s: sealed credentials are damaged", c.ID)
+	}
+	return cr, nil
+}
+
+// webhookDigest is what the store keeps to recognise a webhook secret.
+func webhookDigest(secret string) []byte {
+	d := sha256.Sum256([]byte(secret))
+	return d[:]
+}
+
+// ConnectionService implements ibmail.v1.ConnectionService.
+type ConnectionService struct {
+	ibmailv1.UnimplementedConnectionServiceServer
+	store      store.Store
+	vault      *Vault
+	baseURLs   BaseURLPolicy
+	webhookURL string
+	tester     ConnectionTester
+	now        func() time.Time
+}
+
+// NewConnectionService returns a ConnectionService. webhookURL is the public
+// URL of the delivery-report webhook, shown on each connection.
+func NewConnectionService(st store.Store, vault *Vault, baseURLs BaseURLPolicy, webhookURL string, tester ConnectionTester) *ConnectionService {
+	return &ConnectionService{store: st, vault: vault, baseURLs: baseURLs, webhookURL: webhookURL, tester: tester, now: time.Now}
+}
+
+// CreateConnection validates and stores a connection with a new webhook
+// secret, which only this answer shows.
+func (s *ConnectionService) CreateConnection(ctx context.Context, req *ibmailv1.CreateConnectionRequest) (*ibmailv1.CreateConnectionResponse, error) {
+	in := req.GetConnection()
+	if in == nil {
+		return nil, invalidField("connection", "is required")
+	}
+	id := strings.TrimSpace(in.GetId())
+	if id == "" {
+		id = newID("conn")
+	}
+	if err := checkResourceID("connection.id", id); err != nil {
+		return nil, err
+	}
+	c := store.Connection{ID: id}
+	if err := s.apply(&c, in, allConnectionFields); err != nil {
+		return nil, err
+	}
+	if err := checkAPIKey(in.GetApiKey()); err != nil {
+		return nil, err
+	}
+	webhookSecret := secret.Token(24)
+	c.APIKeyCiphertext = s.vault.seal(id, credentials{APIKey: in.GetApiKey(), WebhookSecret: webhookSecret})
+	c.APIKeyHint = keyHint(in.GetApiKey())
+	c.WebhookSecretDigest = webhookDigest(webhookSecret)
+	c.CreateTime = s.now().UTC()
+	c.UpdateTime = c.CreateTime
+	if err := s.store.CreateConnection(ctx, c); err != nil {
+		if errors.Is(err, store.ErrAlreadyExists) {
+			return nil, apiError(codes.AlreadyExists, ReasonAlreadyExists, fmt.Sprintf("connection %q already exists", id))
+		}
+		return nil, err
+	}
+	return &ibmailv1.CreateConnectionResponse{Connection: s.toProto(c), WebhookSecret: webhookSecret}, nil
+}
+
+// GetConnection returns one connection, without its key.
+func (s *ConnectionService) GetConnection(ctx context.Context, req *ibmailv1.GetConnectionRequest) (*ibmailv1.GetConnectionResponse, error) {
+	c, err := s.load(ctx, req.GetConnectionId())
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.GetConnectionResponse{Connection: s.toProto(c)}, nil
+}
+
+// ListConnections lists connections by id.
+func (s *ConnectionService) ListConnections(ctx context.Context, req *ibmailv1.ListConnectionsRequest) (*ibmailv1.ListConnectionsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 50, 1000)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodePageToken(req.GetPageToken(), queryDigest("connections"))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.ListConnections(ctx, tok.AfterKey, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ibmailv1.ListConnectionsResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].ID})
+	}
+	for _, c := range rows {
+		resp.Connections = append(resp.Connections, s.toProto(c))
+	}
+	return resp, nil
+}
+
+// allConnectionFields are the fields an update may name.
+var allConnectionFields = []string{"display_name", "api_key", "base_url", "application_id", "entity_id", "rate_limit"}
+
+// UpdateConnection changes the named fields. A new API key is sealed with
+// the connection's existing webhook secret.
+func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.UpdateConnectionRequest) (*ibmailv1.UpdateConnectionResponse, error) {
+	if req.GetConnection() == nil {
+		return nil, invalidField("connection", "is required")
+	}
+	c, err := s.load(ctx, req.GetConnectionId())
+	if err != nil {
+		return nil, err
+	}
+	paths := req.GetUpdateMask().GetPaths()
+	if len(paths) == 0 {
+		return nil, invalidField("update_mask", "names no field; name one or more of "+strings.Join(allConnectionFields, ", "))
+	}
+	for i, p := range paths {
+		paths[i] = camelToSnake(p)
+		if !slices.Contains(allConnectionFields, paths[i]) {
+			return nil, invalidField("update_mask", fmt.Sprintf("%q cannot be changed; name one or more of %s", p, strings.Join(allConnectionFields, ", ")))
+		}
+	}
+	if err := s.apply(&c, req.GetConnection(), paths); err != nil {
+		return nil, err
+	}
+	if slices.Contains(paths, "api_key") {
+		key := req.GetConnection().GetApiKey()
+		if err := checkAPIKey(key); err != nil {
+			return nil, err
+		}
+		cr, err := s.vault.open(c)
+		if err != nil {
+			return nil, err
+		}
+		cr.APIKey = key
+		c.APIKeyCiphertext = s.vault.seal(c.ID, cr)
+		c.APIKeyHint = keyHint(key)
+	}
+	c.UpdateTime = s.now().UTC()
+	if err := s.store.UpdateConnection(ctx, c); err != nil {
+		return nil, notFoundAs(err, "connection", c.ID)
+	}
+	return &ibmailv1.UpdateConnectionResponse{Connection: s.toProto(c)}, nil
+}
+
+// DeleteConnection removes a connection no sender uses.
+func (s *ConnectionService) DeleteConnection(ctx context.Context, req *ibmailv1.DeleteConnectionRequest) (*ibmailv1.DeleteConnectionResponse, error) {
+	id := req.GetConnectionId()
+	if err := checkResourceID("connection_id", id); err != nil {
+		return nil, err
+	}
+	err := s.store.DeleteConnection(ctx, id)
+	if errors.Is(err, store.ErrInUse) {
+		return nil, apiError(codes.FailedPrecondition, ReasonInUse, fmt.Sprintf("connection %q still has sender accounts; delete them first", id))
+	}
+	if err != nil {
+		return nil, notFoundAs(err, "connection", id)
+	}
+	return &ibmailv1.DeleteConnectionResponse{}, nil
+}
+
+// TestConnection checks the connection's key against Infobip.
+func (s *ConnectionService) TestConnection(ctx context.Context, req *ibmailv1.TestConnectionRequest) (*ibmailv1.TestConnectionResponse, error) {
+	c, err := s.load(ctx, req.GetConnectionId())
+	if err != nil {
+		return nil, err
+	}
+	cr, err := s.vault.open(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.tester.TestConnection(ctx, c, cr.APIKey), nil
+}
+
+// apply copies the named fields of in onto c, validated. The API key is
+// handled by the callers, which must seal it.
+func (s *ConnectionService) apply(c *store.Connection, in *ibmailv1.Connection, paths []string) error {
+	for _, p := range paths {
+		switch p {
+		case "display_name":
+			if err := checkText("connection.display_name", in.GetDisplayName(), 200); err != nil {
+				return err
+			}
+			c.DisplayName = strings.TrimSpace(in.GetDisplayName())
+		case "base_url":
+			u, err := s.baseURLs.Normalize(in.GetBaseUrl())
+			if err != nil {
+				return err
+			}
+			c.BaseURL = u
+		case "application_id":
+			if err := checkText("connection.application_id", in.GetApplicationId(), 255); err != nil {
+				return err
+			}
+			c.ApplicationID = strings.TrimSpace(in.GetApplicationId())
+		case "entity_id":
+			if err := checkText("connection.entity_id", in.GetEntityId(), 255); err != nil {
+				return err
+			}
+			c.EntityID = strings.TrimSpace(in.GetEntityId())
+		case "rate_limit":
+			if r := in.GetRateLimit(); r < 0 || r > 4000 {
+				return invalidField("connection.rate_limit", fmt.Sprintf("%d is out of range: 0 (the server's default) to 4000 requests per second", r))
+			}
+			c.RateLimit = int(in.GetRateLimit())
+		}
+	}
+	return nil
+}
+
+func (s *ConnectionService) load(ctx context.Context, id string) (store.Connection, error) {
+	if err := checkResourceID("connection_id", id); err != nil {
+		return store.Connection{}, err
+	}
+	c, err := s.store.GetConnection(ctx, id)
+	if err != nil {
+		return store.Connection{}, notFoundAs(err, "connection", id)
+	}
+	return c, nil
+}
+
+// toProto shows a connection; the API key and webhook secret never leave.
+func (s *ConnectionService) toProto(c store.Connection) *ibmailv1.Connection {
+	return &ibmailv1.Connection{
+		Id:            c.ID,
+		DisplayName:   c.DisplayName,
+		ApiKeyHint:    c.APIKeyHint,
+		BaseUrl:       c.BaseURL,
+		ApplicationId: c.ApplicationID,
+		EntityId:      c.EntityID,
+		RateLimit:     int32(c.RateLimit),
+		CreateTime:    timestamppb.New(c.CreateTime),
+		UpdateTime:    timestamppb.New(c.UpdateTime),
+		WebhookUrl:    s.webhookURL,
+	}
+}
+
+// notFoundAs turns the store's ErrNotFound into a NotFound naming the
+// resource; other errors pass on.
+func notFoundAs(err error, kind, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(codes.NotFound, ReasonNotFound, fmt.Sprintf("%s %q does not exist", kind, id))
+	}
+	return err
+}
+
+// camelToSnake accepts update-mask paths in JSON form (displayName) too.
+func camelToSnake(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// newID makes a random resource id such as conn-1f3a9c0d2e.
+func newID(prefix string) string {
+	b := make([]byte, 5)
+	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
+	return prefix + "-" + hex.EncodeToString(b)
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/ibmail/ibmail/dispatch"
+	"github.com/ibmail/ibmail/infobip"
+	"github.com/ibmail/ibmail/store"
+)
+
+// MailerSource gives the dispatcher each connection's Infobip client, with
+// its limits and the notifyUrl (carrying the connection's webhook secret)
+// that its reports come back to.
+func MailerSource(st store.ConnectionStore, vault *Vault, publicURL string, httpClient *http.Client) dispatch.MailerSource {
+	return func(ctx context.Context, connectionID string) (dispatch.Mailer, dispatch.Limits, string, error) {
+		c, err := st.GetConnection(ctx, connectionID)
+		if err != nil {
+			return nil, dispatch.Limits{}, "", fmt.Errorf("connection %s: %w", connectionID, err)
+		}
+		cr, err := vault.open(c)
+		if err != nil {
+			return nil, dispatch.Limits{}, "", err
+		}
+		client, err := infobip.New(infobip.Config{BaseURL: c.BaseURL, APIKey: cr.APIKey, ApplicationID: c.ApplicationID, EntityID: c.EntityID, HTTPClient: httpClient})
+		if err != nil {
+			return nil, dispatch.Limits{}, "", fmt.Errorf("connection %s: %w", connectionID, err)
+		}
+		notify := WebhookURL(publicURL) + "?token=" + url.QueryEscape(cr.WebhookSecret)
+		return dispatch.NewInfobipMailer(client), dispatch.Limits{RequestsPerSecond: c.RateLimit}, notify, nil
+	}
+}

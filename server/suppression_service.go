@@ -1,0 +1,75 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
+)
+
+// suppressingEvents are the events after which later sends skip an
+// address: a hard bounce will bounce again, and mailing a complainer again
+// gets the sending domain blocked.
+var suppressingEvents = map[string]bool{
+	"newsletter.hardbounce": true,
+	"newsletter.spambounce": true,
+}
+
+// SuppressionService implements ibmail.v1.SuppressionService.
+type SuppressionService struct {
+	ibmailv1.UnimplementedSuppressionServiceServer
+	store store.Store
+}
+
+// NewSuppressionService returns a SuppressionService.
+func NewSuppressionService(st store.Store) *SuppressionService {
+	return &SuppressionService{store: st}
+}
+
+// ListSuppressions lists suppressed addresses in order.
+func (s *SuppressionService) ListSuppressions(ctx context.Context, req *ibmailv1.ListSuppressionsRequest) (*ibmailv1.ListSuppressionsResponse, error) {
+	size, err := pageSize(req.GetPageSize(), 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := decodePageToken(req.GetPageToken(), queryDigest("suppressions"))
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.store.ListSuppressions(ctx, tok.AfterKey, size+1)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ibmailv1.ListSuppressionsResponse{}
+	if len(rows) > size {
+		rows = rows[:size]
+		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].Email})
+	}
+	for _, r := range rows {
+		resp.Suppressions = append(resp.Suppressions, &ibmailv1.Suppression{
+			Email:      r.Email,
+			ProfileId:  r.ProfileID,
+			EventName:  r.EventName,
+			EventId:    fmt.Sprint(r.EventID),
+			Reason:     r.Reason,
+			CreateTime: timestamppb.New(r.CreateTime),
+		})
+	}
+	return resp, nil
+}
+
+// DeleteSuppression lifts a suppression, so later sends reach the address
+// again.
+func (s *SuppressionService) DeleteSuppression(ctx context.Context, req *ibmailv1.DeleteSuppressionRequest) (*ibmailv1.DeleteSuppressionResponse, error) {
+	email := normalizeEmail(req.GetEmail())
+	if email == "" {
+		return nil, invalidField("email", "is required")
+	}
+	if err := s.store.DeleteSuppression(ctx, email); err != nil {
+		return nil, notFoundAs(err, "suppression of", email)
+	}
+	return &ibmailv1.DeleteSuppressionResponse{}, nil
+}

@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors the sending side returns; the server maps them to API codes.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrInUse: a connection still has sender accounts.
+	ErrInUse = errors.New("in use")
+	// ErrLeaseLost: another dispatcher took the batch over after this
+	// one's lease expired; the caller must drop its result.
+	ErrLeaseLost = errors.New("batch lease lost")
+)
+
+// Connection is a connection to one Infobip account. The store never sees
+// an API key in the clear: the server seals it before storing.
+type Connection struct {
+	ID               string
+	DisplayName      string
+	APIKeyCiphertext []byte
+	APIKeyHint       string
+	BaseURL          string
+	ApplicationID    string
+	EntityID         string
+	// WebhookSecretDigest is the SHA-256 of the connection's webhook secret:
+	// enough to authenticate, useless to an attacker who reads the store.
+	WebhookSecretDigest []byte
+	RateLimit           int
+	CreateTime          time.Time
+	UpdateTime          time.Time
+}
+
+// Sender is a sender account.
+type Sender struct {
+	ID           string
+	ConnectionID string
+	FromAddress  string
+	FromName     string
+	ReplyTo      string
+	CreateTime   time.Time
+}
+
+// RecipientState is where a recipient stands; values match
+// ibmail.v1.RecipientState.
+type RecipientState int8
+
+// The recipient states.
+const (
+	RecipientUnspecified RecipientState = 0
+	RecipientPending     RecipientState = 1
+	RecipientAccepted    RecipientState = 2
+	RecipientRejected    RecipientState = 3
+	RecipientSuppressed  RecipientState = 4
+	RecipientFailed      RecipientState = 5
+)
+
+// BatchState is where one Infobip request of a send stands.
+type BatchState int8
+
+// The batch states.
+const (
+	// BatchPending: not sent yet, or refused in a way that proves Infobip
+	// did not take it (429, 4xx before acceptance, connection refused).
+	BatchPending BatchState = 1
+	// BatchInFlight: claimed by a dispatcher, which may have written the
+	// request. Found with an expired lease, it is treated as ambiguous.
+	BatchInFlight BatchState = 2
+	// BatchAmbiguous: the request may have reached Infobip (a timeout after
+	// writing it); Infobip's logs must be checked for its bulkId before any
+	// new attempt.
+	BatchAmbiguous BatchState = 3
+	// BatchDone: every recipient of the batch has a final state.
+	BatchDone BatchState = 4
+)
+
+// Send is one send as stored. Content is the server's own encoding of what
+// to send (subject, bodies, template, placeholders, tracking); the store
+// keeps it opaque.
+type Send struct {
+	ID             string
+	SenderID       string
+	ConnectionID   string
+	CampaignID     string
+	IdempotencyKey string
+	Subject        string
+	Content        []byte
+	RecipientCount int
+	CreateTime     time.Time
+	// DoneTime is zero until every recipient has a final state.
+	DoneTime time.Time
+	// Counts by state, computed by the store on read.
+	Counts map[RecipientState]int
+}
+
+// Recipient is one recipient of a send.
+type Recipient struct {
+	SendID string
+	// Seq is the recipient's position in the send request, from 0.
+	Seq          int
+	ProfileID    string
+	Email        string
+	Placeholders map[string]string
+	State        RecipientState
+	MessageID    string
+	Reason       string
+	// BatchSeq is the batch the recipient goes in; -1 when it goes in none
+	// (suppressed or refused before dispatch).
+	BatchSeq      int
+	BulkID        string
+	LastEvent     string
+	LastEventTime time.Time
+}
+
+// Batch is one Infobip request of a send: at most 1000 recipients.
+type Batch struct {
+	SendID          string
+	Seq             int
+	BulkID          string
+	State           BatchState
+	Attempts        int
+	NextAttemptTime time.Time
+	LastError       string
+}
+
+// ClaimedBatch is a batch a dispatcher holds a lease on, with what it needs
+// to send it.
+type ClaimedBatch struct {
+	Batch
+	Send       Send
+	Recipients []Recipient // the batch's recipients still pending
+	// MaybeSent: an earlier attempt may have reached Infobip (the batch was
+	// ambiguous, or in flight when its dispatcher died). The dispatcher must
+	// look the bulkId up in Infobip's logs before sending again.
+	MaybeSent bool
+}
+
+// RecipientOutcome is the final state of one recipient of a batch.
+type RecipientOutcome struct {
+	Seq       int
+	State     RecipientState
+	MessageID string
+	Reason    string
+}
+
+// RecipientRef points at a recipient of a send.
+type RecipientRef struct {
+	SendID string
+	Seq    int
+}
+
+// Suppression is an address later sends skip.
+type Suppression struct {
+	Email      string
+	ProfileID  string
+	EventName  string
+	EventID    int64
+	Reason     string
+	CreateTime time.Time
+}
+
+// RecipientQuery selects a send's recipients in request order.
+type RecipientQuery struct {
+	SendID   string
+	State    RecipientState // RecipientUnspecified: all
+	AfterSeq int            // -1: from the first
+	Limit    int
+}
+
+// ConnectionStore keeps connections and sender accounts.
+type ConnectionStore interface {
+	// CreateConnection stores c; ErrAlreadyExists when the id is taken.
+	CreateConnection(ctx context.Context, c Connection) error
+	// GetConnection returns a connection or ErrNotFound.
+	GetConnection(ctx context.Context, id string) (Connection, error)
+	// ConnectionByWebhookDigest finds the connection whose webhook secret
+	// has this digest, or ErrNotFound.
+	ConnectionByWebhookDigest(ctx context.Context, digest []byte) (Connection, error)
+	// ListConnections returns up to limit connections with ids after
+	// afterID, in order of id.
+	ListConnections(ctx context.Context, afterID string, limit int) ([]Connection, error)
+	// UpdateConnection replaces every field but the id and create time;
+	// ErrNotFound when there is no such connection.
+	UpdateConnection(ctx context.Context, c Connection) error
+	// DeleteConnection removes a connection: ErrNotFound, or ErrInUse while
+	// sender accounts use it.
+	DeleteConnection(ctx context.Context, id string) error
+
+	// CreateSender stores s: ErrAlreadyExists when the id is taken,
+	// ErrNotFound when its connection does not exist.
+	CreateSender(ctx context.Context, s Sender) error
+	// GetSender returns a sender account or ErrNotFound.
+	GetSender(ctx context.Context, id string) (Sender, error)
+	// ListSenders returns up to limit senders with ids after afterID, in
+	// order of id, only those of connectionID unless it is empty.
+	ListSenders(ctx context.Context, connectionID, afterID string, limit int) ([]Sender, error)
+	// DeleteSender removes a sender account, or answers ErrNotFound.
+	DeleteSender(ctx context.Context, id string) error
+}
+
+// SendStore keeps sends, their recipients and the batches that dispatch
+// them, and hands batches to dispatchers under leases so that two never
+// send the same batch.
+type SendStore interface {
+	// CreateSend stores a send with its recipients and batches in one
+	// transaction. When s.IdempotencyKey is set and a send with that key
+	// exists, nothing is stored and the existing send is returned with
+	// created false.
+	CreateSend(ctx context.Context, s Send, recipients []Recipient, batches []Batch) (stored Send, created bool, err error)
+	// GetSend returns a send with its counts, or ErrNotFound.
+	GetSend(ctx context.Context, id string) (Send, error)
+	// ListSends returns up to limit sends, newest first, created before the
+	// send beforeID ("" : from the newest).
+	ListSends(ctx context.Context, beforeID string, limit int) ([]Send, error)
+	// ListRecipients returns a page of a send's recipients, in request order.
+	ListRecipients(ctx context.Context, q RecipientQuery) ([]Recipient, error)
+
+	// ClaimBatches leases up to limit batches that are due (pending or
+	// ambiguous with NextAttemptTime <= now, or in flight with an expired
+	// lease) to owner until now+lease, marks them in flight and counts the
+	// attempt.
+	ClaimBatches(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ClaimedBatch, error)
+	// CompleteBatch gives the batch's recipients their final states and
+	// marks it done, if owner still holds the lease (else ErrLeaseLost).
+	CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []RecipientOutcome) error
+	// RescheduleBatch puts a batch back as pending or ambiguous, due at
+	// next, if owner still holds the lease (else ErrLeaseLost).
+	RescheduleBatch(ctx context.Context, owner string, sendID string, seq int, state BatchState, next time.Time, lastError string) error
+	// ExtendLease pushes the lease of a batch owner holds to until.
+	ExtendLease(ctx context.Context, owner string, sendID string, seq int, until time.Time) error
+
+	// RecipientsByMessageID finds the recipients Infobip's message ids
+	// belong to; ids with no recipient are left out of the map.
+	RecipientsByMessageID(ctx context.Context, messageIDs []string) (map[string]Recipient, error)
+	// RecipientByEmail finds a send's recipient by address, or ErrNotFound.
+	RecipientByEmail(ctx context.Context, sendID, email string) (Recipient, error)
+}
+
+// SuppressionStore keeps suppressed addresses. Suppressions are added by
+// IngestReports (a Report with Suppress set) in the same transaction as the
+// event that causes them.
+type SuppressionStore interface {
+	// SuppressedAmong returns the suppressions of those of emails that are
+	// suppressed.
+	SuppressedAmong(ctx context.Context, emails []string) (map[string]Suppression, error)
+	// ListSuppressions returns up to limit suppressions with addresses
+	// after afterEmail, in order of address.
+	ListSuppressions(ctx context.Context, afterEmail string, limit int) ([]Suppression, error)
+	// DeleteSuppression lifts a suppression, or answers ErrNotFound.
+	DeleteSuppression(ctx context.Context, email string) error
+}

@@ -1,0 +1,232 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/ibmail/ibmail/store"
+)
+
+const connectionColumns = `id, display_name, api_key_ciphertext, api_key_hint, base_url, application_id,
+	entity_id, webhook_secret_digest, rate_limit, create_time, update_time`
+
+// nullBytes stores an empty digest as NULL: the unique index ignores NULLs,
+// so connections without a webhook secret do not collide.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func scanConnection(row interface{ Scan(...any) error }) (store.Connection, error) {
+	var (
+		c                  store.Connection
+		created, updated   int64
+		ciphertext, digest []byte
+	)
+	if err := row.Scan(&c.ID, &c.DisplayName, &ciphertext, &c.APIKeyHint, &c.BaseURL, &c.ApplicationID,
+		&c.EntityID, &digest, &c.RateLimit, &created, &updated); err != nil {
+		return store.Connection{}, err
+	}
+	c.APIKeyCiphertext, c.WebhookSecretDigest = ciphertext, digest
+	c.CreateTime, c.UpdateTime = fromMicros(created), fromMicros(updated)
+	return c, nil
+}
+
+// CreateConnection stores c, or answers ErrAlreadyExists.
+func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error {
+	return s.writeTx(ctx, "create connection", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID,
+			c.EntityID, nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.CreateTime), micros(c.UpdateTime))
+		if isUniqueViolation(err) {
+			return fmt.Errorf("connection %q: %w", c.ID, store.ErrAlreadyExists)
+		}
+		return err
+	})
+}
+
+// GetConnection returns a connection or ErrNotFound.
+func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection, error) {
+	c, err := scanConnection(s.readDB.QueryRowContext(ctx,
+		`SELECT `+connectionColumns+` FROM connections WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Connection{}, fmt.Errorf("sqlite: connection %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Connection{}, readErr(ctx, "get connection", err)
+	}
+	return c, nil
+}
+
+// ConnectionByWebhookDigest finds a connection by its webhook secret's
+// digest, on the digest's unique index.
+func (s *Store) ConnectionByWebhookDigest(ctx context.Context, digest []byte) (store.Connection, error) {
+	if len(digest) == 0 {
+		return store.Connection{}, fmt.Errorf("sqlite: connection by empty digest: %w", store.ErrNotFound)
+	}
+	c, err := scanConnection(s.readDB.QueryRowContext(ctx,
+		`SELECT `+connectionColumns+` FROM connections WHERE webhook_secret_digest = ?`, digest))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Connection{}, fmt.Errorf("sqlite: connection by digest: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Connection{}, readErr(ctx, "connection by digest", err)
+	}
+	return c, nil
+}
+
+// ListConnections returns connections in id order, after afterID.
+func (s *Store) ListConnections(ctx context.Context, afterID string, limit int) ([]store.Connection, error) {
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+connectionColumns+` FROM connections
+		WHERE id > ? ORDER BY id LIMIT ?`, afterID, limitOf(limit))
+	if err != nil {
+		return nil, readErr(ctx, "list connections", err)
+	}
+	defer rows.Close()
+	var out []store.Connection
+	for rows.Next() {
+		c, err := scanConnection(rows)
+		if err != nil {
+			return nil, readErr(ctx, "list connections", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, readErr(ctx, "list connections", err)
+	}
+	return out, nil
+}
+
+// UpdateConnection replaces every field of a connection but its id and
+// create time.
+func (s *Store) UpdateConnection(ctx context.Context, c store.Connection) error {
+	return s.writeTx(ctx, "update connection", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE connections SET display_name = ?, api_key_ciphertext = ?,
+			api_key_hint = ?, base_url = ?, application_id = ?, entity_id = ?, webhook_secret_digest = ?,
+			rate_limit = ?, update_time = ? WHERE id = ?`,
+			c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID, c.EntityID,
+			nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.UpdateTime), c.ID)
+		if isUniqueViolation(err) {
+			return fmt.Errorf("connection %q: webhook digest: %w", c.ID, store.ErrAlreadyExists)
+		}
+		return mustAffect(res, err, fmt.Sprintf("connection %q", c.ID))
+	})
+}
+
+// DeleteConnection removes a connection no sender account uses.
+func (s *Store) DeleteConnection(ctx context.Context, id string) error {
+	return s.writeTx(ctx, "delete connection", func(tx *sql.Tx) error {
+		var used bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM senders WHERE connection_id = ?)`, id).Scan(&used); err != nil {
+			return err
+		}
+		if used {
+			return fmt.Errorf("connection %q has sender accounts: %w", id, store.ErrInUse)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM connections WHERE id = ?`, id)
+		return mustAffect(res, err, fmt.Sprintf("connection %q", id))
+	})
+}
+
+// mustAffect turns a write that matched no row into ErrNotFound.
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+const senderColumns = `id, connection_id, from_address, from_name, reply_to, create_time`
+
+func scanSender(row interface{ Scan(...any) error }) (store.Sender, error) {
+	var (
+		sd      store.Sender
+		created int64
+	)
+	if err := row.Scan(&sd.ID, &sd.ConnectionID, &sd.FromAddress, &sd.FromName, &sd.ReplyTo, &created); err != nil {
+		return store.Sender{}, err
+	}
+	sd.CreateTime = fromMicros(created)
+	return sd, nil
+}
+
+// CreateSender stores a sender account of an existing connection. The
+// connection is checked in the transaction rather than left to the foreign
+// key, whose failure would not say which of the two errors applies.
+func (s *Store) CreateSender(ctx context.Context, sd store.Sender) error {
+	return s.writeTx(ctx, "create sender", func(tx *sql.Tx) error {
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM connections WHERE id = ?)`, sd.ConnectionID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("connection %q of sender %q: %w", sd.ConnectionID, sd.ID, store.ErrNotFound)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO senders (`+senderColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			sd.ID, sd.ConnectionID, sd.FromAddress, sd.FromName, sd.ReplyTo, micros(sd.CreateTime))
+		if isUniqueViolation(err) {
+			return fmt.Errorf("sender %q: %w", sd.ID, store.ErrAlreadyExists)
+		}
+		return err
+	})
+}
+
+// GetSender returns a sender account or ErrNotFound.
+func (s *Store) GetSender(ctx context.Context, id string) (store.Sender, error) {
+	sd, err := scanSender(s.readDB.QueryRowContext(ctx, `SELECT `+senderColumns+` FROM senders WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Sender{}, fmt.Errorf("sqlite: sender %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Sender{}, readErr(ctx, "get sender", err)
+	}
+	return sd, nil
+}
+
+// ListSenders returns sender accounts in id order, after afterID, of one
+// connection (on its index) or of all.
+func (s *Store) ListSenders(ctx context.Context, connectionID, afterID string, limit int) ([]store.Sender, error) {
+	query := `SELECT ` + senderColumns + ` FROM senders WHERE id > ? ORDER BY id LIMIT ?`
+	args := []any{afterID, limitOf(limit)}
+	if connectionID != "" {
+		query = `SELECT ` + senderColumns + ` FROM senders WHERE connection_id = ? AND id > ? ORDER BY id LIMIT ?`
+		args = append([]any{connectionID}, args...)
+	}
+	rows, err := s.readDB.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, readErr(ctx, "list senders", err)
+	}
+	defer rows.Close()
+	var out []store.Sender
+	for rows.Next() {
+		sd, err := scanSender(rows)
+		if err != nil {
+			return nil, readErr(ctx, "list senders", err)
+		}
+		out = append(out, sd)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, readErr(ctx, "list senders", err)
+	}
+	return out, nil
+}
+
+// DeleteSender removes a sender account; its sends keep its id.
+func (s *Store) DeleteSender(ctx context.Context, id string) error {
+	return s.writeTx(ctx, "delete sender", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM senders WHERE id = ?`, id)
+		return mustAffect(res, err, fmt.Sprintf("sender %q", id))
+	})
+}
