@@ -1,0 +1,161 @@
+// Command infobip-sandbox serves the sandbox package's stand-in for
+// Infobip's Email API on a local address, with faults set by flags, for
+// manual runs, demos and other processes' tests.
+//
+//	infobip-sandbox --addr 127.0.0.1:8089 --api-key secret --rate 50 --lose-rate 0.01
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ibmail/ibmail/sandbox"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "infobip-sandbox:", err)
+		os.Exit(2)
+	}
+}
+
+// run parses args, serves until ctx ends, then shuts down; ready, if set,
+// learns the address actually bound (useful with port 0).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("infobip-sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o sandbox.Options
+	addr := fs.String("addr", "127.0.0.1:8089", "`host:port` to listen on")
+	fs.StringVar(&o.APIKey, "api-key", "", "the accepted API `key` (Authorization: App <key>); empty accepts any key")
+	fs.Func("limited-key", "a `key` without the email scopes, answered 403 FORBIDDEN (repeatable)", func(v string) error {
+		o.LimitedKeys = append(o.LimitedKeys, v)
+		return nil
+	})
+	domains := fs.String("domains", "example.com", "comma-separated sending `domains`; suffix :blocked or :inactive to mark one")
+	fs.DurationVar(&o.Latency, "latency", 0, "`delay` before each API answer")
+	fs.Float64Var(&o.Rate, "rate", 0, "`requests` per second past which the API answers 429 (0: unlimited)")
+	fs.DurationVar(&o.RetryAfter, "retry-after", 0, "send Retry-After with this `wait` on 429s (0: no header)")
+	fs.BoolVar(&o.E429Body, "e429-body", false, `answer 429 with the newer {"errorCode":"E429"} body instead of TOO_MANY_REQUESTS`)
+	fs.Float64Var(&o.FailRate, "fail-rate", 0, "`share` (0..1) of API requests answered 500 and not processed")
+	fs.Float64Var(&o.LoseRate, "lose-rate", 0, "`share` (0..1) of API requests processed (sends accepted) whose answer never arrives")
+	loseMode := fs.String("lose-mode", string(sandbox.LoseClose), "how answers are lost: close (drop the connection) or hold (until the client gives up)")
+	fs.DurationVar(&o.ReportDelay, "report-delay", 200*time.Millisecond, "`delay` between accepting a send and posting its delivery reports")
+	fs.IntVar(&o.ReportBatchSize, "report-batch", 100, "most delivery reports per POST")
+	fs.IntVar(&o.ReportWorkers, "report-workers", 4, "delivery report POSTs in flight at once")
+	fs.IntVar(&o.ReportRetries, "report-retries", 5, "retries of a report POST not answered 200 (0: none)")
+	fs.DurationVar(&o.ReportRetryBase, "report-retry-base", time.Second, "retry n waits `base` + base*n*n (Infobip uses a minute)")
+	fs.IntVar(&o.MaxPendingReports, "max-pending-reports", 1_000_000, "queued reports past which sends wait")
+	fs.StringVar(&o.NotifyURL, "notify-url", "", "`URL` for the reports of sends without a notifyUrl (empty: none)")
+	fs.Float64Var(&o.DuplicateRate, "duplicate-rate", 0, "`share` (0..1) of delivery reports posted twice")
+	fs.Float64Var(&o.BounceRate, "bounce-rate", 0, "`share` (0..1) of otherwise delivered recipients that hard-bounce")
+	fs.BoolVar(&o.GenericGroupNames, "generic-group-names", false, "name error groups HANDSET_ERRORS and USER_ERRORS (real traffic) instead of DROPPED and BOUNCED (the seed)")
+	fs.Int64Var(&o.Seed, "seed", 0, "seed for ids and random faults, for repeatable runs (0: random)")
+	fs.IntVar(&o.MaxLogs, "max-logs", 200_000, "messages kept for GET /email/1/logs")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: infobip-sandbox [flags]\n\n"+
+			"Serves Infobip's Email API (POST /email/3/send, GET /email/1/domains, GET /email/1/logs)\n"+
+			"and posts delivery reports to each send's notifyUrl. A recipient's outcome follows the start\n"+
+			"of its local part: hardbounce, softbounce, inboxfull, spam, suppressed, dropped, userunknown;\n"+
+			"anything else is delivered. GET /sandbox/stats shows counters, POST /sandbox/reset clears them.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if err := finishOptions(&o, *loseMode, *domains); err != nil {
+		return err
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	sb := sandbox.New(o)
+	defer sb.Close()
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "infobip-sandbox listening on http://%s\n", l.Addr())
+	if o.APIKey == "" {
+		fmt.Fprintln(stdout, "infobip-sandbox: no --api-key: any App key is accepted")
+	}
+	if ready != nil {
+		ready(l.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = sb.Close() // releases held answers so Shutdown can finish
+	if err := srv.Shutdown(shutdown); err != nil {
+		return err
+	}
+	return nil
+}
+
+func finishOptions(o *sandbox.Options, loseMode, domains string) error {
+	for name, v := range map[string]float64{"fail-rate": o.FailRate, "lose-rate": o.LoseRate, "duplicate-rate": o.DuplicateRate, "bounce-rate": o.BounceRate} {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("--%s %v: want a share between 0 and 1", name, v)
+		}
+	}
+	if o.ReportRetries <= 0 {
+		o.ReportRetries = -1 // the package reads 0 as its default
+	}
+	if o.Rate < 0 {
+		return fmt.Errorf("--rate %v: want 0 or more", o.Rate)
+	}
+	switch m := sandbox.LoseMode(loseMode); m {
+	case sandbox.LoseClose, sandbox.LoseHold:
+		o.LoseMode = m
+	default:
+		return fmt.Errorf("--lose-mode %q: want close or hold", loseMode)
+	}
+	o.Domains = nil
+	for _, d := range strings.Split(domains, ",") {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		name, mark, _ := strings.Cut(d, ":")
+		dom := sandbox.Domain{Name: name, Active: true}
+		switch mark {
+		case "":
+		case "blocked":
+			dom.Blocked = true
+		case "inactive":
+			dom.Active = false
+		default:
+			return fmt.Errorf("--domains: %q: want :blocked or :inactive after a name", d)
+		}
+		o.Domains = append(o.Domains, dom)
+	}
+	if o.Domains == nil {
+		o.Domains = []sandbox.Domain{}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"sync/atomic"
+)
+
+// Stats are the sandbox's counters since it was built or last Reset, as
+// GET /sandbox/stats serves them.
+type Stats struct {
+	// Requests counts every request to an Infobip endpoint, whatever the
+	// answer.
+	Requests int64 `json:"requests"`
+	// SendRequests counts POST /email/3/send requests that passed the key,
+	// rate and failure checks.
+	SendRequests int64 `json:"sendRequests"`
+	// Accepted counts sends accepted, lost answers included.
+	Accepted int64 `json:"accepted"`
+	// Recipients counts the recipients (to, cc, bcc) of accepted sends.
+	Recipients int64 `json:"recipients"`
+	// DuplicateRecipients counts distinct addresses (case-insensitively)
+	// received more than once across accepted sends: each is an email a
+	// person may get twice.
+	DuplicateRecipients int64 `json:"duplicateRecipients"`
+	// DuplicateSends counts receipts of an address beyond its first.
+	DuplicateSends int64 `json:"duplicateSends"`
+	// Rejected400 .. Rejected429 count answers by status; Failed5xx counts
+	// injected failures (FailRate).
+	Rejected400 int64 `json:"rejected400"`
+	Rejected401 int64 `json:"rejected401"`
+	Rejected403 int64 `json:"rejected403"`
+	Rejected429 int64 `json:"rejected429"`
+	Failed5xx   int64 `json:"failed5xx"`
+	// Lost counts processed requests whose answer was withheld (LoseRate).
+	Lost int64 `json:"lost"`
+	// ReportsQueued counts reports queued for posting, duplicates included.
+	ReportsQueued int64 `json:"reportsQueued"`
+	// DuplicateReports counts the second copies queued (DuplicateRate).
+	DuplicateReports int64 `json:"duplicateReports"`
+	// ReportsPosted counts reports in POSTs answered 200.
+	ReportsPosted int64 `json:"reportsPosted"`
+	// ReportPosts counts POSTs answered 200.
+	ReportPosts int64 `json:"reportPosts"`
+	// ReportPostFailures counts POSTs that failed or were not answered 200.
+	ReportPostFailures int64 `json:"reportPostFailures"`
+	// ReportsAbandoned counts reports given up after the last retry.
+	ReportsAbandoned int64 `json:"reportsAbandoned"`
+	// ReportsDropped counts reports never queued because the sender gave up
+	// while waiting for room (MaxPendingReports).
+	ReportsDropped int64 `json:"reportsDropped"`
+	// PendingReports is how many reports are queued or being posted now.
+	PendingReports int64 `json:"pendingReports"`
+	// PullReportCalls counts GET /email/1/reports, which consumes reports on
+	// Infobip and should stay 0.
+	PullReportCalls int64 `json:"pullReportCalls"`
+}
+
+// counters are the live form of Stats.
+type counters struct {
+	requests, sendRequests, accepted, recipients       atomic.Int64
+	duplicateRecipients, duplicateSends                atomic.Int64
+	rejected400, rejected401, rejected403, rejected429 atomic.Int64
+	failed5xx, lost                                    atomic.Int64
+	reportsQueued, duplicateReports, reportsPosted     atomic.Int64
+	reportPosts, reportPostFailures, reportsAbandoned  atomic.Int64
+	reportsDropped, pullReportCalls                    atomic.Int64
+}
+
+func (c *counters) reset() {
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		v.Field(i).Addr().Interface().(*atomic.Int64).Store(0)
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Sandbox) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Requests: c.requests.Load(), SendRequests: c.sendRequests.Load(), Accepted: c.accepted.Load(),
+		Recipients: c.recipients.Load(), DuplicateRecipients: c.duplicateRecipients.Load(), DuplicateSends: c.duplicateSends.Load(),
+		Rejected400: c.rejected400.Load(), Rejected401: c.rejected401.Load(), Rejected403: c.rejected403.Load(),
+		Rejected429: c.rejected429.Load(), Failed5xx: c.failed5xx.Load(), Lost: c.lost.Load(),
+		ReportsQueued: c.reportsQueued.Load(), DuplicateReports: c.duplicateReports.Load(),
+		ReportsPosted: c.reportsPosted.Load(), ReportPosts: c.reportPosts.Load(),
+		ReportPostFailures: c.reportPostFailures.Load(), ReportsAbandoned: c.reportsAbandoned.Load(),
+		ReportsDropped: c.reportsDropped.Load(), PendingReports: int64(s.reports.pendingReports()),
+		PullReportCalls: c.pullReportCalls.Load(),
+	}
+}
+
+func (s *Sandbox) handleStats(w http.ResponseWriter, _ *http.Request) {
+	b, _ := json.Marshal(s.Stats())
+	write(w, answer{status: http.StatusOK, body: b})
+}
+
+func (s *Sandbox) handleReset(w http.ResponseWriter, _ *http.Request) {
+	s.Reset()
+	b, _ := json.Marshal(s.Stats())
+	write(w, answer{status: http.StatusOK, body: b})
+}
