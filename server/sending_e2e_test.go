@@ -1,0 +1,261 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ibmail/ibmail/dispatch"
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/sandbox"
+)
+
+const sandboxKey = "sandbox-key-0123456789abcdef"
+
+// newSandbox serves an Infobip sandbox on loopback for one test.
+func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Sandbox, string) {
+	t.Helper()
+	if opts.APIKey == "" {
+		opts.APIKey = sandboxKey
+	}
+	if opts.Seed == 0 {
+		opts.Seed = 7
+	}
+	opts.ReportRetryBase = 20 * time.Millisecond
+	sb := sandbox.New(opts)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(func() { srv.Close(); sb.Close() })
+	return sb, srv.URL
+}
+
+// sendingEnv is a server with a dispatcher, a sandbox as its Infobip, and
+// connection c1 with sender s1 on it.
+func sendingEnv(t *testing.T, sbOpts sandbox.Options, adjust func(*dispatch.Options)) (*testEnv, *sandbox.Sandbox) {
+	t.Helper()
+	sb, url := newSandbox(t, sbOpts)
+	env := newTestEnv(t, withAllowedBaseURL(url), withDispatcher(adjust))
+	ctx := context.Background()
+	if _, err := env.conns.CreateConnection(ctx, &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{
+		Id: "c1", ApiKey: sandboxKey, BaseUrl: url,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.senders.CreateSender(ctx, &ibmailv1.CreateSenderRequest{Sender: &ibmailv1.Sender{
+		Id: "s1", ConnectionId: "c1", FromAddress: "news@example.com", FromName: "News",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	return env, sb
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; last: %s", what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitSendDone waits until every recipient of a send has a final state.
+func waitSendDone(t *testing.T, env *testEnv, id string) *ibmailv1.Send {
+	t.Helper()
+	var s *ibmailv1.Send
+	waitFor(t, "send "+id+" to finish", 60*time.Second, func() (bool, string) {
+		resp, err := env.sends.GetSend(context.Background(), &ibmailv1.GetSendRequest{SendId: id})
+		if err != nil {
+			return false, err.Error()
+		}
+		s = resp.GetSend()
+		return s.GetState() == ibmailv1.SendState_SEND_STATE_DONE, fmt.Sprint(s)
+	})
+	return s
+}
+
+// recipients makes n recipients p-<i> / <prefix>user<i>@example.com.
+func recipients(n int, prefix string) []*ibmailv1.RecipientInput {
+	out := make([]*ibmailv1.RecipientInput, n)
+	for i := range out {
+		out[i] = &ibmailv1.RecipientInput{ProfileId: fmt.Sprintf("p-%d", i), Email: fmt.Sprintf("%suser%d@example.com", prefix, i)}
+	}
+	return out
+}
+
+func TestSendDispatchesInBatchesAndAttributesBounces(t *testing.T) {
+	env, sb := sendingEnv(t, sandbox.Options{}, nil)
+	rs := recipients(2495, "")
+	bounces := map[string]string{
+		"hardbounce.ann@example.com": "newsletter.hardbounce",
+		"softbounce.bob@example.com": "newsletter.softbounce",
+		"inboxfull.cy@example.com":   "newsletter.softbounce",
+		"spam.di@example.com":        "newsletter.spambounce",
+		"suppressed.ed@example.com":  "newsletter.spambounce",
+		"dropped.fy@example.com":     "newsletter.dropped",
+	}
+	for email := range bounces {
+		rs = append(rs, &ibmailv1.RecipientInput{ProfileId: "profile-" + email, Email: email})
+	}
+	resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
+		SenderId: "s1", Subject: "Hello {{name}}", Html: "<p>Hi {{name}}</p>", Recipients: rs,
+		DefaultPlaceholders: map[string]string{"name": "there"}, TrackOpens: true, CampaignId: "spring",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitSendDone(t, env, resp.GetSend().GetId())
+	if s.GetAcceptedCount() != 2501 || s.GetFailedCount() != 0 || s.GetRejectedCount() != 0 {
+		t.Errorf("send = %v, want all 2501 accepted", s)
+	}
+	st := sb.Stats()
+	if st.SendRequests != 3 || st.Recipients != 2501 || st.DuplicateRecipients != 0 {
+		t.Errorf("sandbox saw %d send requests, %d recipients, %d duplicates; want 3, 2501, 0", st.SendRequests, st.Recipients, st.DuplicateRecipients)
+	}
+	for email, event := range bounces {
+		profile := "profile-" + email
+		waitFor(t, event+" on "+profile, 30*time.Second, func() (bool, string) {
+			ev, err := env.people.ListProfileEvents(context.Background(), &ibmailv1.ListProfileEventsRequest{ProfileId: profile})
+			if err != nil || len(ev.GetEvents()) == 0 {
+				return false, fmt.Sprint(err)
+			}
+			return ev.GetEvents()[0].GetAction() == event, ev.GetEvents()[0].GetAction()
+		})
+	}
+	// The recipient list shows Infobip's message id and the last event.
+	list, err := env.sends.ListSendRecipients(context.Background(), &ibmailv1.ListSendRecipientsRequest{SendId: s.GetId(), PageSize: 1000, PageToken: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list.GetRecipients() {
+		if r.GetMessageId() == "" || r.GetState() != ibmailv1.RecipientState_RECIPIENT_STATE_ACCEPTED || !strings.HasPrefix(r.GetBulkId(), s.GetId()) {
+			t.Fatalf("recipient %v: want accepted with a message id and the send's bulk id", r)
+		}
+	}
+}
+
+func TestSecondSendSkipsSuppressed(t *testing.T) {
+	env, sb := sendingEnv(t, sandbox.Options{}, nil)
+	rs := []*ibmailv1.RecipientInput{
+		{ProfileId: "a", Email: "hardbounce.a@example.com"},
+		{ProfileId: "b", Email: "spam.b@example.com"},
+		{ProfileId: "c", Email: "softbounce.c@example.com"},
+		{ProfileId: "d", Email: "d@example.com"},
+	}
+	send := func(key string) *ibmailv1.Send {
+		resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{SenderId: "s1", Subject: "s", Text: "t", Recipients: rs, IdempotencyKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return waitSendDone(t, env, resp.GetSend().GetId())
+	}
+	send("first")
+	waitFor(t, "two suppressions", 30*time.Second, func() (bool, string) {
+		l, err := env.supps.ListSuppressions(context.Background(), &ibmailv1.ListSuppressionsRequest{})
+		return err == nil && len(l.GetSuppressions()) == 2, fmt.Sprint(l, err)
+	})
+	before := sb.Stats().Recipients
+	second := send("second")
+	if second.GetSuppressedCount() != 2 || second.GetAcceptedCount() != 2 {
+		t.Errorf("second send = %v, want 2 suppressed and 2 accepted", second)
+	}
+	if got := sb.Stats().Recipients - before; got != 2 {
+		t.Errorf("the sandbox received %d recipients of the second send, want 2", got)
+	}
+}
+
+func TestRetriesUnderFaultsLoseAndDuplicateNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		faults   sandbox.Faults
+		injected func(sandbox.Stats) int64
+	}{
+		{"429 storm", sandbox.Faults{Rate: 3, RetryAfter: 50 * time.Millisecond}, func(s sandbox.Stats) int64 { return s.Rejected429 }},
+		{"5xx", sandbox.Faults{FailRate: 0.5}, func(s sandbox.Stats) int64 { return s.Failed5xx }},
+		{"lost answers", sandbox.Faults{LoseRate: 0.4, LoseMode: sandbox.LoseClose}, func(s sandbox.Stats) int64 { return s.Lost }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, sb := sendingEnv(t, sandbox.Options{Faults: tt.faults}, func(o *dispatch.Options) { o.MaxAttempts = 100 })
+			resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
+				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(12000, ""),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := waitSendDone(t, env, resp.GetSend().GetId())
+			st := sb.Stats()
+			if s.GetAcceptedCount() != 12000 {
+				t.Errorf("send = %v, want all 12000 accepted", s)
+			}
+			if st.Recipients != 12000 || st.DuplicateRecipients != 0 {
+				t.Errorf("sandbox received %d recipients with %d duplicates, want 12000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
+			}
+			if tt.injected(st) == 0 {
+				t.Errorf("no fault was injected (stats %+v): the test proves nothing", st)
+			}
+		})
+	}
+}
+
+func TestConnectionTestExplainsBadKey(t *testing.T) {
+	sb, url := newSandbox(t, sandbox.Options{LimitedKeys: []string{"limited-key-0123456789"}})
+	_ = sb
+	env := newTestEnv(t, withAllowedBaseURL(url))
+	tests := []struct {
+		key        string
+		wantResult ibmailv1.ConnectionTestResult
+		wantStatus int32
+		wantInMsg  string
+	}{
+		{sandboxKey, ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_OK, 200, "works"},
+		{"wrong-key-0123456789", ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_UNAUTHORIZED, 401, "401"},
+		{"limited-key-0123456789", ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_FORBIDDEN, 403, "email:message:send"},
+	}
+	for i, tt := range tests {
+		id := fmt.Sprintf("k%d", i)
+		if _, err := env.conns.CreateConnection(context.Background(), &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{Id: id, ApiKey: tt.key, BaseUrl: url}}); err != nil {
+			t.Fatal(err)
+		}
+		code, got := env.do(t, http.MethodPost, "/v1/connections/"+id+":test", "application/json", []byte(`{}`))
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d %v", id, code, got)
+		}
+		if got["result"] != tt.wantResult.String() || got["httpStatus"] != float64(tt.wantStatus) || !strings.Contains(got["message"].(string), tt.wantInMsg) {
+			t.Errorf("test of key %d = %v; want %s, %d, message naming %q", i, got, tt.wantResult, tt.wantStatus, tt.wantInMsg)
+		}
+		if strings.Contains(toJSON(got), tt.key) {
+			t.Errorf("the test answer shows the API key")
+		}
+	}
+	if n := sb.Stats().PullReportCalls; n != 0 {
+		t.Errorf("testing read /email/1/reports %d times; it must never", n)
+	}
+	for _, tt := range tests {
+		if strings.Contains(env.logs.String(), tt.key) {
+			t.Errorf("an API key appears in the log")
+		}
+	}
+
+	// An unreachable base URL says so.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	env2 := newTestEnv(t, withAllowedBaseURL(deadURL))
+	if _, err := env2.conns.CreateConnection(context.Background(), &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{Id: "dead", ApiKey: sandboxKey, BaseUrl: deadURL}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := env2.conns.TestConnection(context.Background(), &ibmailv1.TestConnectionRequest{ConnectionId: "dead"})
+	if err != nil || res.GetResult() != ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_UNREACHABLE {
+		t.Errorf("unreachable: %v %v", res, err)
+	}
+}
