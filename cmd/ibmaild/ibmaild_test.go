@@ -15,8 +15,9 @@ import (
 	"time"
 )
 
-// daemonBin is the ibmaild binary TestMain builds for the tests here.
-var daemonBin string
+// daemonBin and sandboxBin are the binaries TestMain builds for the tests
+// here.
+var daemonBin, sandboxBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ibmaild-test")
@@ -24,9 +25,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	daemonBin = filepath.Join(dir, "ibmaild")
-	if out, err := exec.Command("go", "build", "-o", daemonBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
+	sandboxBin = filepath.Join(dir, "infobip-sandbox")
+	for bin, pkg := range map[string]string{daemonBin: ".", sandboxBin: "../infobip-sandbox"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
