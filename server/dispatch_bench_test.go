@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ibmail/ibmail/dispatch"
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/infobip"
+	"github.com/ibmail/ibmail/sandbox"
+)
+
+// benchRecipientsPerSend is the size of one benchmark send: 10 Infobip
+// requests of 1000.
+const benchRecipientsPerSend = 10000
+
+// BenchmarkDispatch measures recipients per second from CreateSend to every
+// recipient accepted, through the dispatcher, the Infobip client and an
+// in-process sandbox (which posts its reports back to the webhook, as
+// Infobip would). One op is one 10,000-recipient send.
+func BenchmarkDispatch(b *testing.B) {
+	sb := sandbox.New(sandbox.Options{APIKey: sandboxKey, Seed: 1, MaxLogs: 1})
+	sbSrv := httptest.NewServer(sb)
+	defer func() { sbSrv.Close(); sb.Close() }()
+	env := newTestEnv(b, withAllowedBaseURL(sbSrv.URL), withDispatcher(func(o *dispatch.Options) {
+		o.Defaults = dispatch.Limits{RequestsPerSecond: 2000, Concurrency: 8}
+		o.Poll = 5 * time.Millisecond
+	}))
+	ctx := context.Background()
+	if _, err := env.conns.CreateConnection(ctx, &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{Id: "c1", ApiKey: sandboxKey, BaseUrl: sbSrv.URL}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := env.senders.CreateSender(ctx, &ibmailv1.CreateSenderRequest{Sender: &ibmailv1.Sender{Id: "s1", ConnectionId: "c1", FromAddress: "news@example.com"}}); err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*ibmailv1.CreateSendRequest, b.N)
+	for i := range reqs {
+		rs := make([]*ibmailv1.RecipientInput, benchRecipientsPerSend)
+		for j := range rs {
+			rs[j] = &ibmailv1.RecipientInput{ProfileId: fmt.Sprintf("p%d-%d", i, j), Email: fmt.Sprintf("u%d-%d@example.com", i, j)}
+		}
+		reqs[i] = &ibmailv1.CreateSendRequest{SenderId: "s1", Subject: "Hello", Html: "<p>Hi</p>", Recipients: rs}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		resp, err := env.sends.CreateSend(ctx, reqs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			got, err := env.sends.GetSend(ctx, &ibmailv1.GetSendRequest{SendId: resp.GetSend().GetId()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got.GetSend().GetState() == ibmailv1.SendState_SEND_STATE_DONE {
+				if got.GetSend().GetAcceptedCount() != benchRecipientsPerSend {
+					b.Fatalf("send finished with %v", got.GetSend())
+				}
+				break
+			}
+			time.Sleep(25 * time.Millisecond) // GetSend counts 10k rows: poll gently
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*benchRecipientsPerSend)/time.Since(start).Seconds(), "recipients/s")
+}
+
+// BenchmarkSandboxCeiling measures what the sandbox alone takes: 1000-
+// recipient sends from 8 concurrent Infobip clients, reports posted to a
+// receiver that discards them. One op is one request.
+func BenchmarkSandboxCeiling(b *testing.B) {
+	sink := httptest.NewServer(nil)
+	defer sink.Close()
+	sb := sandbox.New(sandbox.Options{APIKey: sandboxKey, Seed: 1, MaxLogs: 1})
+	sbSrv := httptest.NewServer(sb)
+	defer func() { sbSrv.Close(); sb.Close() }()
+	client, err := infobip.New(infobip.Config{BaseURL: sbSrv.URL, APIKey: sandboxKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	to := make([]infobip.Recipient, 1000)
+	for i := range to {
+		to[i] = infobip.Recipient{Email: fmt.Sprintf("u%d@example.com", i)}
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	b.ResetTimer()
+	start := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				_, err := client.Send(context.Background(), infobip.SendRequest{From: "news@example.com", Subject: "Hello", HTML: "<p>Hi</p>",
+					To: to, BulkID: fmt.Sprintf("bench-%d", i), NotifyURL: sink.URL, NotifyContentType: "application/json"})
+				if err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	for i := range b.N {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*1000)/time.Since(start).Seconds(), "recipients/s")
+}
