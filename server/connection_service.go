@@ -137,10 +137,7 @@ func (s *ConnectionService) ListConnections(ctx context.Context, req *ibmailv1.L
 		return nil, err
 	}
 	resp := &ibmailv1.ListConnectionsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].ID})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(c store.Connection) pageToken { return pageToken{AfterKey: c.ID} })
 	for _, c := range rows {
 		resp.Connections = append(resp.Connections, s.toProto(c))
 	}

@@ -119,10 +119,7 @@ func (s *DeliveryReportService) ListDeliveryReports(ctx context.Context, req *ib
 		return nil, err
 	}
 	resp := &ibmailv1.ListDeliveryReportsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, ID: rows[size-1].ID})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(r store.StoredReport) pageToken { return pageToken{ID: r.ID} })
 	for _, row := range rows {
 		report := &ibmailv1.DeliveryReport{}
 		if err := proto.Unmarshal(row.Payload, report); err != nil {
@@ -155,10 +152,7 @@ func (s *DeliveryReportService) ListRejectedPayloads(ctx context.Context, req *i
 		return nil, err
 	}
 	resp := &ibmailv1.ListRejectedPayloadsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, ID: rows[size-1].ID})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(p store.RejectedPayload) pageToken { return pageToken{ID: p.ID} })
 	for _, row := range rows {
 		resp.Payloads = append(resp.Payloads, &ibmailv1.RejectedPayload{
 			Id:          fmt.Sprint(row.ID),

@@ -63,3 +63,16 @@ func pageSize(requested int32, def, max int) (int, error) {
 }
 
 func timeFromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// cutPage trims rows, fetched one past the page size, to the page and
+// returns the token of the next page, made by after from the last row kept
+// (empty on the last page).
+func cutPage[T any](rows []T, size int, query uint64, after func(T) pageToken) ([]T, string) {
+	if len(rows) <= size {
+		return rows, ""
+	}
+	rows = rows[:size]
+	t := after(rows[size-1])
+	t.Query = query
+	return rows, encodePageToken(t)
+}

@@ -58,11 +58,7 @@ func (s *ProfileService) ListProfileEvents(ctx context.Context, req *ibmailv1.Li
 		return nil, err
 	}
 	resp := &ibmailv1.ListProfileEventsResponse{}
-	if len(events) > size {
-		events = events[:size]
-		last := events[size-1]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, TimeUS: last.Time.UnixMicro(), ID: last.ID})
-	}
+	events, resp.NextPageToken = cutPage(events, size, tok.Query, func(e store.Event) pageToken { return pageToken{TimeUS: e.Time.UnixMicro(), ID: e.ID} })
 	resp.Events = make([]*ibmailv1.ProfileEvent, len(events))
 	for i, e := range events {
 		resp.Events[i] = &ibmailv1.ProfileEvent{
@@ -114,10 +110,7 @@ func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.Searc
 		return nil, err
 	}
 	resp := &ibmailv1.SearchProfilesResponse{}
-	if len(matches) > size {
-		matches = matches[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: digest, AfterKey: matches[size-1].ProfileID})
-	}
+	matches, resp.NextPageToken = cutPage(matches, size, digest, func(m store.ProfileMatch) pageToken { return pageToken{AfterKey: m.ProfileID} })
 	resp.Profiles = make([]*ibmailv1.ProfileMatch, len(matches))
 	for i, m := range matches {
 		resp.Profiles[i] = &ibmailv1.ProfileMatch{

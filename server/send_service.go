@@ -256,10 +256,7 @@ func (s *SendService) ListSends(ctx context.Context, req *ibmailv1.ListSendsRequ
 		return nil, err
 	}
 	resp := &ibmailv1.ListSendsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].ID})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Send) pageToken { return pageToken{AfterKey: s.ID} })
 	for _, send := range rows {
 		resp.Sends = append(resp.Sends, sendProto(send))
 	}
@@ -290,10 +287,7 @@ func (s *SendService) ListSendRecipients(ctx context.Context, req *ibmailv1.List
 		return nil, err
 	}
 	resp := &ibmailv1.ListSendRecipientsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, ID: int64(rows[size-1].Seq)})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(r store.Recipient) pageToken { return pageToken{ID: int64(r.Seq)} })
 	for _, r := range rows {
 		pr := &ibmailv1.SendRecipient{
 			ProfileId: r.ProfileID,

@@ -100,10 +100,7 @@ func (s *SenderService) ListSenders(ctx context.Context, req *ibmailv1.ListSende
 		return nil, err
 	}
 	resp := &ibmailv1.ListSendersResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].ID})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Sender) pageToken { return pageToken{AfterKey: s.ID} })
 	for _, snd := range rows {
 		resp.Senders = append(resp.Senders, senderProto(snd))
 	}

@@ -44,10 +44,7 @@ func (s *SuppressionService) ListSuppressions(ctx context.Context, req *ibmailv1
 		return nil, err
 	}
 	resp := &ibmailv1.ListSuppressionsResponse{}
-	if len(rows) > size {
-		rows = rows[:size]
-		resp.NextPageToken = encodePageToken(pageToken{Query: tok.Query, AfterKey: rows[size-1].Email})
-	}
+	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Suppression) pageToken { return pageToken{AfterKey: s.Email} })
 	for _, r := range rows {
 		resp.Suppressions = append(resp.Suppressions, &ibmailv1.Suppression{
 			Email:      r.Email,
