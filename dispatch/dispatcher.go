@@ -25,7 +25,9 @@ type MailerSource func(ctx context.Context, connectionID string) (m Mailer, l Li
 type Options struct {
 	Store   store.SendStore
 	Mailers MailerSource
-	// Owner names this dispatcher in leases; unique per process.
+	// Owner names this dispatcher in leases: unique among the processes
+	// sharing a store, and kept across restarts, so that a restarted
+	// dispatcher takes its own batches back at once (as ambiguous).
 	Owner string
 	// Lease is how long a claimed batch stays this dispatcher's; 2 minutes.
 	Lease time.Duration
@@ -122,6 +124,14 @@ func (d *Dispatcher) Wake() {
 // Run claims and dispatches batches until ctx ends, then waits for the
 // batches in hand: each either completes or is left to its lease.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	released, err := d.opts.Store.ReleaseLeases(ctx, d.opts.Owner, d.opts.Now())
+	if err != nil {
+		return fmt.Errorf("dispatch: releasing the leases of an earlier run: %w", err)
+	}
+	if released > 0 {
+		d.opts.Logger.Warn("batches in flight when this dispatcher last stopped are checked in Infobip's logs before any resend",
+			slog.Int("batches", released))
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ticker := time.NewTicker(d.opts.Poll)

@@ -232,6 +232,12 @@ type SendStore interface {
 	RescheduleBatch(ctx context.Context, owner string, sendID string, seq int, state BatchState, next time.Time, lastError string) error
 	// ExtendLease pushes the lease of a batch owner holds to until.
 	ExtendLease(ctx context.Context, owner string, sendID string, seq int, until time.Time) error
+	// ReleaseLeases makes every batch owner holds in flight ambiguous and
+	// due at now, and says how many there were. A dispatcher that starts
+	// again under the name it had before it stopped calls it, so that its
+	// batches need not wait for their leases to run out; being ambiguous,
+	// each is checked in Infobip's logs before it is sent again.
+	ReleaseLeases(ctx context.Context, owner string, now time.Time) (int, error)
 
 	// RecipientsByMessageID finds the recipients Infobip's message ids
 	// belong to; ids with no recipient are left out of the map.

@@ -25,6 +25,7 @@ type config struct {
 	sendConcurrency   int
 	dispatchWorkers   int
 	dispatchLease     time.Duration
+	replicaID         string
 }
 
 // listFlag is a repeatable flag whose environment variable holds a

@@ -73,7 +73,9 @@ func TestSendSurvivesKill9MidWay(t *testing.T) {
 	const key = "restart-sandbox-key-0123456789"
 	sb := startSandboxProcess(t, key, "--latency", "150ms")
 	dataDir := t.TempDir()
-	args := []string{"--allow-base-url", sb, "--dispatch-lease", "2s", "--send-concurrency", "1", "--dispatch-workers", "1"}
+	// The default two-minute lease stays: the restart must take its own
+	// in-flight batch back at once, not wait for the lease.
+	args := []string{"--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-workers", "1"}
 	d := startDaemon(t, daemonBin, dataDir, args...)
 	if code, got := call(t, http.MethodPost, d.http+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sb}); code != http.StatusOK {
 		t.Fatalf("create connection: %d %v", code, got)

@@ -79,12 +79,16 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer st.Close()
 
+	owner, err := replicaID(cfg)
+	if err != nil {
+		return err
+	}
 	vault := server.NewVault(box)
 	httpClient := &http.Client{Timeout: time.Minute}
 	dispatcher := dispatch.New(dispatch.Options{
 		Store:    st,
 		Mailers:  server.MailerSource(st, vault, publicURL, httpClient),
-		Owner:    replicaID(),
+		Owner:    owner,
 		Lease:    cfg.dispatchLease,
 		Workers:  cfg.dispatchWorkers,
 		Defaults: dispatch.Limits{RequestsPerSecond: cfg.sendRate, Concurrency: cfg.sendConcurrency},
@@ -184,10 +188,23 @@ func encryptionBox(cfg config, log *slog.Logger) (*secret.Box, error) {
 	return secret.NewBox(key)
 }
 
-// replicaID names this process in dispatch leases.
-func replicaID() string {
+// replicaID names this replica in dispatch leases: --replica-id, or an id
+// generated once into the data dir, so that a restart takes its own
+// in-flight batches back without waiting for their leases.
+func replicaID(cfg config) (string, error) {
+	if cfg.replicaID != "" {
+		return cfg.replicaID, nil
+	}
+	path := filepath.Join(cfg.dataDir, "replica-id")
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
 	host, _ := os.Hostname()
 	b := make([]byte, 4)
 	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
-	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	id := host + "-" + hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	return id, nil
 }

@@ -259,6 +259,19 @@ func (s *Store) RescheduleBatch(ctx context.Context, owner string, sendID string
 		int16(state), next, lastError)
 }
 
+// ReleaseLeases hands owner's in-flight batches back as ambiguous.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string, now time.Time) (int, error) {
+	var n int64
+	err := s.run(ctx, "release leases", func() error {
+		tag, err := s.pool.Exec(ctx, `UPDATE send_batches SET state = $1, next_attempt_time = $2,
+			lease_owner = '', lease_expiry = NULL WHERE state = $3 AND lease_owner = $4`,
+			int16(store.BatchAmbiguous), now, int16(store.BatchInFlight), owner)
+		n = tag.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // ExtendLease moves the end of owner's lease on a batch to until.
 func (s *Store) ExtendLease(ctx context.Context, owner string, sendID string, seq int, until time.Time) error {
 	return s.updateLeased(ctx, "extend lease", sendID, seq, owner,

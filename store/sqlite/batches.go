@@ -217,6 +217,22 @@ func (s *Store) RescheduleBatch(ctx context.Context, owner string, sendID string
 	})
 }
 
+// ReleaseLeases hands owner's in-flight batches back as ambiguous.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string, now time.Time) (int, error) {
+	var n int64
+	err := s.writeTx(ctx, "release leases", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE send_batches SET state = ?, next_attempt_time = ?,
+			lease_owner = '', lease_expiry = NULL WHERE state = ? AND lease_owner = ?`,
+			int64(store.BatchAmbiguous), micros(now), int64(store.BatchInFlight), owner)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
 // ExtendLease moves the end of owner's lease on a batch to until.
 func (s *Store) ExtendLease(ctx context.Context, owner string, sendID string, seq int, until time.Time) error {
 	return s.writeTx(ctx, "extend lease", func(tx *sql.Tx) error {

@@ -336,3 +336,34 @@ func testExtendLease(t *testing.T, open opener) {
 		t.Errorf("ExtendLease by the previous owner: err = %v, want ErrLeaseLost", err)
 	}
 }
+
+func testReleaseLeases(t *testing.T, open opener) {
+	s := open(t)
+	ctx := context.Background()
+	createSend(t, s, newSend("s", 8, 4)) // two batches of 4
+	createSend(t, s, newSend("t", 4, 4))
+	claim(t, s, "me", at(0), time.Hour, 2) // s/0 and s/1, or s/0 and t/0
+	mine := claim(t, s, "other", at(0), time.Hour, 10)
+	if len(mine) != 1 {
+		t.Fatalf("the other dispatcher claimed %q, want the one batch left", claimedKeys(mine))
+	}
+	n, err := s.ReleaseLeases(ctx, "me", at(time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("ReleaseLeases = %d, %v; want 2 released", n, err)
+	}
+	if n, err := s.ReleaseLeases(ctx, "me", at(time.Minute)); err != nil || n != 0 {
+		t.Errorf("second ReleaseLeases = %d, %v; want 0", n, err)
+	}
+	if cs := claim(t, s, "me", at(time.Minute-time.Microsecond), time.Hour, 10); len(cs) != 0 {
+		t.Errorf("claimed %q before the release time", claimedKeys(cs))
+	}
+	cs := claim(t, s, "me", at(time.Minute), time.Hour, 10)
+	if len(cs) != 2 {
+		t.Fatalf("claim after release = %q, want the two released batches (not the other's)", claimedKeys(cs))
+	}
+	for _, c := range cs {
+		if !c.MaybeSent {
+			t.Errorf("released batch %q is not maybe-sent: it must be checked in Infobip's logs", claimedKeys([]store.ClaimedBatch{c}))
+		}
+	}
+}

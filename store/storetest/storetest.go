@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CompleteBatch", func(t *testing.T) { testCompleteBatch(t, o) })
 	t.Run("CompleteBatchInvalid", func(t *testing.T) { testCompleteBatchInvalid(t, o) })
 	t.Run("LeaseExpiry", func(t *testing.T) { testLeaseExpiry(t, o) })
+	t.Run("ReleaseLeases", func(t *testing.T) { testReleaseLeases(t, o) })
 	t.Run("RescheduleBatch", func(t *testing.T) { testRescheduleBatch(t, o) })
 	t.Run("ExtendLease", func(t *testing.T) { testExtendLease(t, o) })
 	t.Run("IngestRecipientEvents", func(t *testing.T) { testIngestRecipientEvents(t, o) })
