@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/store"
@@ -101,7 +103,24 @@ func eventParams(r *ibmailv1.DeliveryReport, res classifier.Result) map[string]s
 	return p
 }
 
+// hasNUL reports whether any string of a message holds a NUL character,
+// which PostgreSQL cannot store in text and no real report carries.
+func hasNUL(m protoreflect.Message) bool {
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
+			found = strings.IndexByte(v.String(), 0) >= 0
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap():
+			found = hasNUL(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
 var (
+	errNUL         = errors.New("a field holds a NUL character")
 	errNoMessageID = errors.New("messageId is missing")
 	errNoProfile   = errors.New("to is missing and callbackData names no profileId")
 )
@@ -126,6 +145,9 @@ func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb cal
 	messageID := strings.TrimSpace(r.GetMessageId())
 	if messageID == "" {
 		return store.Report{}, errNoMessageID
+	}
+	if hasNUL(r.ProtoReflect()) {
+		return store.Report{}, errNUL
 	}
 	eventTime := received
 	if r.GetDoneAt() != "" {

@@ -178,6 +178,9 @@ func checkPlaceholders(field string, p map[string]string) error {
 		if len(v) > 10000 {
 			return invalidField(field, fmt.Sprintf("placeholder %q is longer than 10000 characters", k))
 		}
+		if strings.ContainsRune(k+v, 0) || !utf8.ValidString(k+v) {
+			return invalidField(field, fmt.Sprintf("placeholder %q must be UTF-8 text without NUL characters", k))
+		}
 	}
 	return nil
 }

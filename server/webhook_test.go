@@ -192,6 +192,7 @@ func TestWebhookRejectsReportWithoutMessageIDKeepsRest(t *testing.T) {
 		report("m-ok", "ok@example.com", 6012, "EC_HARD_BOUNCE", 2, "BOUNCED"),
 		report("", "bad@example.com", 6012, "EC_HARD_BOUNCE", 2, "BOUNCED"),
 		strings.Replace(report("m-time", "t@example.com", 6012, "EC_HARD_BOUNCE", 2, "BOUNCED"), "2024-05-01T10:00:00.000+0000", "yesterday", 1),
+		strings.Replace(report("m-nul", "n@example.com", 6012, "EC_HARD_BOUNCE", 2, "BOUNCED"), "550 5.1.1", `550\u0000`, 1),
 	)
 	code, got := env.postWebhook(t, b)
 	if code != http.StatusOK {
@@ -201,16 +202,16 @@ func TestWebhookRejectsReportWithoutMessageIDKeepsRest(t *testing.T) {
 		t.Errorf("accepted = %v, want 1", got["accepted"])
 	}
 	rejected, _ := got["rejected"].([]any)
-	if len(rejected) != 2 {
-		t.Fatalf("rejected = %v, want 2 entries", got["rejected"])
+	if len(rejected) != 3 {
+		t.Fatalf("rejected = %v, want 3 entries", got["rejected"])
 	}
-	for i, want := range []string{"results[1]: messageId is missing", "results[2]: doneAt"} {
+	for i, want := range []string{"results[1]: messageId is missing", "results[2]: doneAt", "results[3]: a field holds a NUL"} {
 		if r := rejected[i].(map[string]any)["reason"].(string); !strings.HasPrefix(r, want) {
 			t.Errorf("rejected[%d] reason = %q, want prefix %q", i, r, want)
 		}
 	}
-	if n := countRejected(t, env); n != 2 {
-		t.Errorf("%d rejected payloads kept, want 2", n)
+	if n := countRejected(t, env); n != 3 {
+		t.Errorf("%d rejected payloads kept, want 3", n)
 	}
 	_, ev := env.do(t, http.MethodGet, "/v1/profiles/ok@example.com/events", "", nil)
 	if list, _ := ev["events"].([]any); len(list) != 1 {
