@@ -26,6 +26,7 @@ type config struct {
 	dispatchWorkers   int
 	dispatchLease     time.Duration
 	replicaID         string
+	db                string
 }
 
 // listFlag is a repeatable flag whose environment variable holds a

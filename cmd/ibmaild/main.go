@@ -32,6 +32,7 @@ func main() {
 	fs.IntVar(&cfg.sendConcurrency, "send-concurrency", int(envInt("IBMAIL_SEND_CONCURRENCY", 4)), "Infobip requests in flight at once per connection (env IBMAIL_SEND_CONCURRENCY)")
 	fs.IntVar(&cfg.dispatchWorkers, "dispatch-workers", int(envInt("IBMAIL_DISPATCH_WORKERS", 16)), "batches this server dispatches at once, over all connections (env IBMAIL_DISPATCH_WORKERS)")
 	fs.DurationVar(&cfg.dispatchLease, "dispatch-lease", envDuration("IBMAIL_DISPATCH_LEASE", 2*time.Minute), "how long a claimed batch stays this server's before another may take it over (env IBMAIL_DISPATCH_LEASE)")
+	fs.StringVar(&cfg.db, "db", envOr("IBMAIL_DB", ""), "store: a postgres:// URL for PostgreSQL, shared by replicas; empty: the embedded SQLite in the data dir (env IBMAIL_DB)")
 	fs.StringVar(&cfg.replicaID, "replica-id", envOr("IBMAIL_REPLICA_ID", ""), "this replica's name in dispatch leases, unique among replicas sharing a store; empty: generated once into <data-dir>/replica-id (env IBMAIL_REPLICA_ID)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ import (
 	"github.com/ibmail/ibmail/dispatch"
 	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
+	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/postgres"
 	"github.com/ibmail/ibmail/store/sqlite"
 )
 
@@ -72,8 +75,7 @@ func run(ctx context.Context, cfg config) error {
 		cfg.allowBaseURLs = append(cfg.allowBaseURLs, sb.baseURL)
 	}
 
-	dbPath := filepath.Join(cfg.dataDir, "ibmail.db")
-	st, err := sqlite.Open(ctx, dbPath)
+	st, storeName, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -124,7 +126,7 @@ func run(ctx context.Context, cfg config) error {
 		dispatcher.Run(dispatchCtx) //nolint:errcheck // returns nil when stopped
 	}()
 	log.Info("serving", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()),
-		slog.String("public_url", publicURL), slog.String("store", dbPath), slog.Bool("sandbox", sb != nil))
+		slog.String("public_url", publicURL), slog.String("store", storeName), slog.Bool("sandbox", sb != nil))
 	err = srv.Serve(ctx, grpcLis, httpLis, cfg.shutdownGrace)
 	stopDispatch()
 	wg.Wait()
@@ -138,6 +140,23 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// openStore opens PostgreSQL when --db names it, else the embedded SQLite
+// in the data dir. The name it returns is safe to log: no password.
+func openStore(ctx context.Context, cfg config) (store.Store, string, error) {
+	if cfg.db == "" {
+		path := filepath.Join(cfg.dataDir, "ibmail.db")
+		st, err := sqlite.Open(ctx, path)
+		return st, path, err
+	}
+	u, err := url.Parse(cfg.db)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return nil, "", errors.New("--db: give a postgres:// URL, or nothing for the embedded SQLite")
+	}
+	st, err := postgres.Open(ctx, cfg.db)
+	u.User, u.RawQuery = nil, "" // the password may sit in either
+	return st, u.String(), err
 }
 
 // serverWebhookSecret returns the configured server-wide secret or, when
