@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,7 +42,25 @@ func TestMain(m *testing.M) {
 type daemon struct {
 	cmd    *exec.Cmd
 	http   string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -59,7 +78,7 @@ func startDaemon(t *testing.T, bin, dataDir string, extra ...string) *daemon {
 	httpAddr := freeAddr(t)
 	args := append([]string{"--data-dir", dataDir, "--grpc-addr", freeAddr(t), "--http-addr", httpAddr}, extra...)
 	cmd := exec.Command(bin, args...)
-	d := &daemon{cmd: cmd, http: "http://" + httpAddr, stderr: &bytes.Buffer{}}
+	d := &daemon{cmd: cmd, http: "http://" + httpAddr, stderr: &lockedBuffer{}}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

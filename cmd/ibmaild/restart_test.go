@@ -18,8 +18,6 @@ func startSandboxProcess(t *testing.T, key string, extra ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(sandboxBin, append([]string{"--addr", addr, "--api-key", key}, extra...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
