@@ -60,7 +60,7 @@ func call(t *testing.T, method, url string, in any) (int, map[string]any) {
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out) //nolint:errcheck // checked by the callers' assertions
+	decodeJSON(resp, &out)
 	return resp.StatusCode, out
 }
 
@@ -124,4 +124,8 @@ func TestSendSurvivesKill9MidWay(t *testing.T) {
 	if strings.Contains(d.stderr.String(), key) {
 		t.Error("the API key appears in the log")
 	}
+}
+
+func decodeJSON(resp *http.Response, v any) {
+	json.NewDecoder(resp.Body).Decode(v) //nolint:errcheck // checked by the callers' assertions
 }
