@@ -21,15 +21,21 @@ const benchRecipientsPerSend = 10000
 // BenchmarkDispatch measures recipients per second from CreateSend to every
 // recipient accepted, through the dispatcher, the Infobip client and an
 // in-process sandbox (which posts its reports back to the webhook, as
-// Infobip would). One op is one 10,000-recipient send.
+// Infobip would), on the default SQLite store and on PostgreSQL. One op is
+// one 10,000-recipient send.
 func BenchmarkDispatch(b *testing.B) {
+	b.Run("store=sqlite", func(b *testing.B) { benchDispatch(b) })
+	b.Run("store=postgres", func(b *testing.B) { benchDispatch(b, withPostgres()) })
+}
+
+func benchDispatch(b *testing.B, opts ...envOption) {
 	sb := sandbox.New(sandbox.Options{APIKey: sandboxKey, Seed: 1, MaxLogs: 1})
 	sbSrv := httptest.NewServer(sb)
 	defer func() { sbSrv.Close(); sb.Close() }()
-	env := newTestEnv(b, withAllowedBaseURL(sbSrv.URL), withDispatcher(func(o *dispatch.Options) {
+	env := newTestEnv(b, append(opts, withAllowedBaseURL(sbSrv.URL), withDispatcher(func(o *dispatch.Options) {
 		o.Defaults = dispatch.Limits{RequestsPerSecond: 2000, Concurrency: 8}
 		o.Poll = 5 * time.Millisecond
-	}))
+	}))...)
 	ctx := context.Background()
 	if _, err := env.conns.CreateConnection(ctx, &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{Id: "c1", ApiKey: sandboxKey, BaseUrl: sbSrv.URL}}); err != nil {
 		b.Fatal(err)

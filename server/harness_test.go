@@ -24,6 +24,9 @@ import (
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
+	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/postgres"
+	"github.com/ibmail/ibmail/store/postgres/pgtest"
 	"github.com/ibmail/ibmail/store/sqlite"
 )
 
@@ -49,9 +52,16 @@ type testEnv struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
+	postgres      bool
 	allowBaseURLs []string
 	dispatch      bool
 	dispatchOpts  func(*dispatch.Options)
+}
+
+// withPostgres puts the server on a fresh PostgreSQL schema instead of
+// SQLite (the test skips when PostgreSQL is not there).
+func withPostgres() envOption {
+	return func(c *envConfig) { c.postgres = true }
 }
 
 // withAllowedBaseURL admits a non-Infobip origin, such as a sandbox.
@@ -72,7 +82,13 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		o(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
+	var st store.Store
+	var err error
+	if cfg.postgres {
+		st, err = postgres.Open(ctx, pgtest.FreshSchema(t))
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
+	}
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -42,11 +42,16 @@ func benchBody(seq, n int) []byte {
 }
 
 // BenchmarkWebhookIngest posts 100-report bodies from 16 concurrent clients
-// over loopback HTTP to a whole server on the default SQLite store; each
-// 200 means the body is durable. One op is one body.
+// over loopback HTTP to a whole server, on the default SQLite store and on
+// PostgreSQL; each 200 means the body is durable. One op is one body.
 func BenchmarkWebhookIngest(b *testing.B) {
+	b.Run("store=sqlite", func(b *testing.B) { benchWebhookIngest(b) })
+	b.Run("store=postgres", func(b *testing.B) { benchWebhookIngest(b, withPostgres()) })
+}
+
+func benchWebhookIngest(b *testing.B, opts ...envOption) {
 	const reportsPerBody, clients = 100, 16
-	env := newTestEnv(b)
+	env := newTestEnv(b, opts...)
 	bodies := make([][]byte, b.N)
 	for i := range bodies {
 		bodies[i] = benchBody(i, reportsPerBody)
