@@ -43,7 +43,9 @@ type Options struct {
 	// Backoff between attempts; 1 second doubling up to 5 minutes.
 	Backoff Backoff
 	// AmbiguityDelay is how long to wait after an ambiguous attempt before
-	// asking Infobip's logs about it, so that the logs have caught up; 10
+	// asking Infobip's logs about it: long enough for a request Infobip was
+	// still working on when the answer was lost to show up there, since a
+	// resend after a lookup that came too early would duplicate; 30
 	// seconds.
 	AmbiguityDelay time.Duration
 	// Defaults apply to connections that set no limits: 100 requests per
@@ -84,7 +86,7 @@ func New(opts Options) *Dispatcher {
 	def(&opts.Lease, 2*time.Minute)
 	def(&opts.RequestTimeout, 30*time.Second)
 	def(&opts.Poll, time.Second)
-	def(&opts.AmbiguityDelay, 10*time.Second)
+	def(&opts.AmbiguityDelay, 30*time.Second)
 	def(&opts.Backoff.Base, time.Second)
 	def(&opts.Backoff.Max, 5*time.Minute)
 	if opts.Workers <= 0 {

@@ -92,7 +92,10 @@ func failureOf(err error) *Failure {
 	if ra, ok := infobip.RetryAfter(err); ok {
 		f.RetryAfter = ra
 	}
+	var fieldErr *infobip.FieldError
 	switch {
+	case errors.As(err, &fieldErr):
+		f.Kind = Permanent // refused by the client: nothing was sent
 	case infobip.IsAmbiguous(err):
 		f.Kind = Ambiguous
 	case infobip.IsRetryable(err):

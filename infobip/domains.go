@@ -27,14 +27,15 @@ type Paging struct {
 // Domain is a sending domain. Only an Active, not Blocked domain sends;
 // Infobip blocks a domain whose bounce rate passes 5 %.
 type Domain struct {
-	DomainID                    int64           `json:"domainId"`
-	DomainName                  string          `json:"domainName"`
-	Active                      bool            `json:"active"`
-	Blocked                     bool            `json:"blocked"`
-	Tracking                    *DomainTracking `json:"tracking,omitempty"`
-	DNSRecords                  []DNSRecord     `json:"dnsRecords,omitempty"`
-	CreatedAt                   *Time           `json:"createdAt,omitempty"`
-	BlocklistConfigurationLevel string          `json:"blocklistConfigurationLevel,omitempty"`
+	DomainID   int64           `json:"domainId"`
+	DomainName string          `json:"domainName"`
+	Active     bool            `json:"active"`
+	Blocked    bool            `json:"blocked"`
+	Tracking   *DomainTracking `json:"tracking,omitempty"`
+	DNSRecords []DNSRecord     `json:"dnsRecords,omitempty"`
+	// CreatedAt is nil when Infobip leaves it out.
+	CreatedAt                   *Time  `json:"createdAt,omitempty"`
+	BlocklistConfigurationLevel string `json:"blocklistConfigurationLevel,omitempty"`
 }
 
 // DomainTracking says which tracking a domain has on.

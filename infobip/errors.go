@@ -46,6 +46,7 @@ type Violation struct {
 	Violation string `json:"violation"`
 }
 
+// Error reads like "infobip: HTTP 429 TOO_MANY_REQUESTS: Too many requests (retry after 2s)".
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "infobip: HTTP %d", e.StatusCode)
@@ -90,6 +91,7 @@ type RequestError struct {
 	permanent bool
 }
 
+// Error names the call and the cause, with the API key redacted.
 func (e *RequestError) Error() string { return "infobip: " + e.Op + ": " + e.msg }
 
 // Unwrap gives the underlying error, so errors.Is(err, context.DeadlineExceeded)
@@ -105,6 +107,7 @@ type FieldError struct {
 	Problem string
 }
 
+// Error names the field, in Infobip's spelling.
 func (e *FieldError) Error() string { return "infobip: invalid " + e.Field + ": " + e.Problem }
 
 // IsRetryable reports whether trying the same call again later may succeed:

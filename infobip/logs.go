@@ -36,19 +36,21 @@ type LogsResponse struct {
 
 // Log is one message as Infobip logged it.
 type Log struct {
-	ApplicationID string     `json:"applicationId,omitempty"`
-	EntityID      string     `json:"entityId,omitempty"`
-	BulkID        string     `json:"bulkId"`
-	MessageID     string     `json:"messageId"`
-	To            string     `json:"to"`
-	From          string     `json:"from,omitempty"`
-	Text          string     `json:"text,omitempty"`
-	SentAt        *Time      `json:"sentAt,omitempty"`
-	DoneAt        *Time      `json:"doneAt,omitempty"`
-	MessageCount  int        `json:"messageCount"`
-	Price         *Price     `json:"price,omitempty"`
-	Status        Status     `json:"status"`
-	Error         *ErrorInfo `json:"error,omitempty"`
+	ApplicationID string `json:"applicationId,omitempty"`
+	EntityID      string `json:"entityId,omitempty"`
+	BulkID        string `json:"bulkId"`
+	MessageID     string `json:"messageId"`
+	To            string `json:"to"`
+	From          string `json:"from,omitempty"`
+	Text          string `json:"text,omitempty"`
+	SentAt        *Time  `json:"sentAt,omitempty"`
+	DoneAt        *Time  `json:"doneAt,omitempty"`
+	// MessageCount is the number of emails the entry stands for.
+	MessageCount int    `json:"messageCount"`
+	Price        *Price `json:"price,omitempty"`
+	Status       Status `json:"status"`
+	// Error is nil while the message is pending.
+	Error *ErrorInfo `json:"error,omitempty"`
 }
 
 // Logs reads message logs. Its use here is to settle an ambiguous send:

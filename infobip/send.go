@@ -83,8 +83,10 @@ type SendRequest struct {
 	// ApplicationID and EntityID override the client's.
 	ApplicationID string
 	EntityID      string
-	Attachments   []Attachment
-	InlineImages  []Attachment
+	// Attachments are sent as "attachment" file parts and InlineImages as
+	// "inlineImage" parts (at most 20 files, 20 MB, in Infobip's older docs).
+	Attachments  []Attachment
+	InlineImages []Attachment
 }
 
 // Recipient is an address with optional placeholders of its own; with any,

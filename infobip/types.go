@@ -97,16 +97,20 @@ type DeliveryReports struct {
 // outcome of one message. There is no event id: the same report may arrive
 // more than once.
 type DeliveryReport struct {
-	BulkID              string    `json:"bulkId,omitempty"`
-	MessageID           string    `json:"messageId"`
-	To                  string    `json:"to"`
-	SentAt              Time      `json:"sentAt,omitzero"`
-	DoneAt              Time      `json:"doneAt,omitzero"`
-	SMSCount            int       `json:"smsCount"`
-	AttemptCount        int       `json:"attemptCount,omitempty"`
-	TimeToFirstAttempt  int64     `json:"timeToFirstAttempt,omitempty"`
-	Price               *Price    `json:"price,omitempty"`
-	Status              Status    `json:"status"`
+	BulkID    string `json:"bulkId,omitempty"`
+	MessageID string `json:"messageId"`
+	To        string `json:"to"`
+	SentAt    Time   `json:"sentAt,omitzero"`
+	DoneAt    Time   `json:"doneAt,omitzero"`
+	// SMSCount is the number of emails; the name is shared with SMS.
+	SMSCount     int `json:"smsCount"`
+	AttemptCount int `json:"attemptCount,omitempty"`
+	// TimeToFirstAttempt is in milliseconds.
+	TimeToFirstAttempt int64  `json:"timeToFirstAttempt,omitempty"`
+	Price              *Price `json:"price,omitempty"`
+	Status             Status `json:"status"`
+	// Error is NO_ERROR (id 0, group 0 OK) for a delivered message; its
+	// group and name decide the profile event.
 	Error               ErrorInfo `json:"error"`
 	CallbackData        string    `json:"callbackData,omitempty"`
 	ApplicationID       string    `json:"applicationId,omitempty"`

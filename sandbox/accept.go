@@ -13,7 +13,7 @@ const sendingIP = "192.0.2.10"
 
 // accept records a valid send, queues its reports and builds Infobip's 200.
 func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
-	now := s.now()
+	now := s.now().UTC() // Infobip writes +0000
 	b := &bulk{
 		id: f.bulkID, from: f.from,
 		applicationID: f.applicationID, entityID: f.entityID,

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/ibmail/ibmail/infobip"
 )
 
 // job is one POST of reports: messages lo..hi of a bulk, or the picked ones
@@ -219,26 +216,6 @@ func (q *queue) post(j *job) {
 	j.due = time.Now().Add(base + base*time.Duration(j.attempt*j.attempt))
 	heap.Push(&q.jobs, j)
 	q.signal()
-}
-
-func (q *queue) encode(j *job) []byte {
-	var out infobip.DeliveryReports
-	if j.picks != nil {
-		out.Results = make([]infobip.DeliveryReport, len(j.picks))
-		for k, i := range j.picks {
-			out.Results[k] = q.s.report(j.b, i)
-		}
-	} else {
-		out.Results = make([]infobip.DeliveryReport, 0, j.hi-j.lo)
-		for i := j.lo; i < j.hi; i++ {
-			out.Results = append(out.Results, q.s.report(j.b, i))
-		}
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return []byte(`{"results":[]}`)
-	}
-	return b
 }
 
 // release returns room for n reports; called with mu held.

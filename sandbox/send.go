@@ -159,8 +159,9 @@ func (f *sendForm) recipient(field, v string) string {
 	v = strings.TrimSpace(v)
 	if strings.HasPrefix(v, "{") {
 		var d struct {
-			To           string         `json:"to"`
-			Placeholders map[string]any `json:"placeholders"`
+			To string `json:"to"`
+			// Raw: checked as JSON, not built into a map nobody reads.
+			Placeholders json.RawMessage `json:"placeholders"`
 		}
 		if err := json.Unmarshal([]byte(v), &d); err != nil {
 			f.problem(field, "invalid destination JSON: "+err.Error())

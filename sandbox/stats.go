@@ -3,7 +3,6 @@ package sandbox
 import (
 	"encoding/json"
 	"net/http"
-	"reflect"
 	"sync/atomic"
 )
 
@@ -69,9 +68,13 @@ type counters struct {
 }
 
 func (c *counters) reset() {
-	v := reflect.ValueOf(c).Elem()
-	for i := range v.NumField() {
-		v.Field(i).Addr().Interface().(*atomic.Int64).Store(0)
+	for _, n := range []*atomic.Int64{
+		&c.requests, &c.sendRequests, &c.accepted, &c.recipients, &c.duplicateRecipients, &c.duplicateSends,
+		&c.rejected400, &c.rejected401, &c.rejected403, &c.rejected429, &c.failed5xx, &c.lost,
+		&c.reportsQueued, &c.duplicateReports, &c.reportsPosted, &c.reportPosts, &c.reportPostFailures,
+		&c.reportsAbandoned, &c.reportsDropped, &c.pullReportCalls,
+	} {
+		n.Store(0)
 	}
 }
 

@@ -155,6 +155,7 @@ type Error struct {
 	Problems []string
 }
 
+// Error joins the problems on one line, for test failure messages.
 func (e *Error) Error() string {
 	return fmt.Sprintf("spec: %s does not match Infobip's OpenAPI description: %s",
 		e.What, strings.Join(e.Problems, "; "))
