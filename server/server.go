@@ -47,6 +47,10 @@ type Options struct {
 	// WakeDispatcher, when set, is called after a send is stored.
 	WakeDispatcher func()
 	Logger         *slog.Logger
+	// EventsChanged, when set, returns a channel closed when the event log
+	// may have grown (events.Sequencer.Changed), so that WatchEvents
+	// streams new events at once rather than at its next poll.
+	EventsChanged func() <-chan struct{}
 	// MaxBodyBytes bounds REST request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
@@ -91,6 +95,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store))
 	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher))
 	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store))
+	ibmailv1.RegisterEventServiceServer(s.grpc, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	go s.grpc.Serve(s.internal) //nolint:errcheck // ends with Stop, reported by Serve of the public listener

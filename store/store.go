@@ -158,6 +158,7 @@ type Store interface {
 	ConnectionStore
 	SendStore
 	SuppressionStore
+	EventLogStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

@@ -27,6 +27,7 @@ type config struct {
 	dispatchLease     time.Duration
 	replicaID         string
 	db                string
+	natsURL           string
 }
 
 // listFlag is a repeatable flag whose environment variable holds a

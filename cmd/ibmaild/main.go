@@ -34,6 +34,7 @@ func main() {
 	fs.DurationVar(&cfg.dispatchLease, "dispatch-lease", envDuration("IBMAIL_DISPATCH_LEASE", 2*time.Minute), "how long a claimed batch stays this server's before another may take it over (env IBMAIL_DISPATCH_LEASE)")
 	fs.StringVar(&cfg.db, "db", envOr("IBMAIL_DB", ""), "store: a postgres:// URL for PostgreSQL, shared by replicas; empty: the embedded SQLite in the data dir (env IBMAIL_DB)")
 	fs.StringVar(&cfg.replicaID, "replica-id", envOr("IBMAIL_REPLICA_ID", ""), "this replica's name in dispatch leases, unique among replicas sharing a store; empty: generated once into <data-dir>/replica-id (env IBMAIL_REPLICA_ID)")
+	fs.StringVar(&cfg.natsURL, "nats-url", envOr("IBMAIL_NATS_URL", ""), "NATS server URL(s), comma-separated: publish every event to the JetStream stream IBMAIL_EVENTS, created if missing, on ibmail.events.<event name>; empty: no publishing (env IBMAIL_NATS_URL)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -96,6 +96,11 @@ func run(ctx context.Context, cfg config) error {
 		Defaults: dispatch.Limits{RequestsPerSecond: cfg.sendRate, Concurrency: cfg.sendConcurrency},
 		Logger:   log.With(slog.String("component", "dispatch")),
 	})
+	evs, err := startEvents(cfg, st, owner, log)
+	if err != nil {
+		return err
+	}
+	defer evs.close()
 	srv, err := server.New(ctx, server.Options{
 		Store:          st,
 		Engine:         engine,
@@ -106,6 +111,7 @@ func run(ctx context.Context, cfg config) error {
 		Tester:         server.InfobipTester{HTTPClient: httpClient},
 		WakeDispatcher: dispatcher.Wake,
 		Logger:         log,
+		EventsChanged:  evs.seq.Changed,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 	})
 	if err != nil {
@@ -125,6 +131,7 @@ func run(ctx context.Context, cfg config) error {
 		defer wg.Done()
 		dispatcher.Run(dispatchCtx) //nolint:errcheck // returns nil when stopped
 	}()
+	evs.run(dispatchCtx, &wg)
 	log.Info("serving", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()),
 		slog.String("public_url", publicURL), slog.String("store", storeName), slog.Bool("sandbox", sb != nil))
 	err = srv.Serve(ctx, grpcLis, httpLis, cfg.shutdownGrace)

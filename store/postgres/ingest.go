@@ -32,6 +32,10 @@ import (
 // second's deadlock_timeout and a retry. (An ingest and a CompleteBatch
 // updating the same recipients still can, rarely; Store.run retries that.)
 //
+// Each new event also gets its outbox entry, from which the sequencer gives
+// it a position in the event log (see store/events.go): being in the same
+// statement, the entry commits, or not, with the event.
+//
 // The rules the SQL below decides, as the SQLite engine does:
 //   - an event's last-event update keeps the newest event time, and of two
 //     at one time the one ingested last, as a report older than the
@@ -72,6 +76,10 @@ events AS (
 	INSERT INTO profile_events (id, name, time, profile_id, email, params)
 	SELECT id, event_name, event_time, profile_id, email, params::jsonb
 	FROM stored WHERE outcome = 1
+),
+outbox AS (
+	INSERT INTO event_outbox (event_id)
+	SELECT id FROM stored WHERE outcome = 1
 ),
 recipients AS (
 	UPDATE send_recipients r SET last_event = x.event_name, last_event_time = x.event_time

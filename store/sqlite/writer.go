@@ -64,6 +64,7 @@ type writer struct {
 	ckpt        *checkpointer
 	insReport   *sql.Stmt
 	insEvent    *sql.Stmt
+	insOutbox   *sql.Stmt
 	insRejected *sql.Stmt
 	// Run only for reports about a send's recipient or that suppress.
 	updRecipient   *sql.Stmt
@@ -96,6 +97,9 @@ const (
 	insertEventSQL = `INSERT INTO profile_events
 		(id, name, time, profile_id, email, params)
 		VALUES (?, ?, ?, ?, ?, ?)`
+	// The outbox entry is how the event gets its position in the event
+	// log; see store/events.go.
+	insertOutboxSQL   = `INSERT INTO event_outbox (event_id) VALUES (?)`
 	insertRejectedSQL = `INSERT INTO rejected_payloads
 		(receive_time, content_type, reason, body)
 		VALUES (?, ?, ?, ?)`
@@ -122,6 +126,9 @@ func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
 		return nil, err
 	}
 	if w.insEvent, err = db.Prepare(insertEventSQL); err != nil {
+		return nil, err
+	}
+	if w.insOutbox, err = db.Prepare(insertOutboxSQL); err != nil {
 		return nil, err
 	}
 	if w.insRejected, err = db.Prepare(insertRejectedSQL); err != nil {
@@ -203,7 +210,7 @@ func (w *writer) close() error {
 	}
 	<-w.exited
 	w.direct.Wait()
-	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insRejected.Close(),
+	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insOutbox.Close(), w.insRejected.Close(),
 		w.updRecipient.Close(), w.insSuppression.Close())
 }
 
@@ -302,6 +309,7 @@ func (w *writer) commit(batch []*request) (err error) {
 	st := txStmts{
 		insReport:      tx.StmtContext(ctx, w.insReport),
 		insEvent:       tx.StmtContext(ctx, w.insEvent),
+		insOutbox:      tx.StmtContext(ctx, w.insOutbox),
 		insRejected:    tx.StmtContext(ctx, w.insRejected),
 		updRecipient:   tx.StmtContext(ctx, w.updRecipient),
 		insSuppression: tx.StmtContext(ctx, w.insSuppression),
@@ -325,6 +333,7 @@ func (w *writer) commit(batch []*request) (err error) {
 // txStmts are the writer's statements bound to the current transaction.
 type txStmts struct {
 	insReport, insEvent, insRejected *sql.Stmt
+	insOutbox                        *sql.Stmt
 	updRecipient, insSuppression     *sql.Stmt
 }
 
@@ -367,6 +376,9 @@ func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 		}
 		if _, err := st.insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
 			return fmt.Errorf("insert event of report %d: %w", i, err)
+		}
+		if _, err := st.insOutbox.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("insert outbox entry of report %d: %w", i, err)
 		}
 		res.Events++
 		if err := applySending(ctx, st, rp, id); err != nil {

@@ -66,6 +66,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("IngestSuppress", func(t *testing.T) { testIngestSuppress(t, o) })
 	t.Run("SuppressionLists", func(t *testing.T) { testSuppressionLists(t, o) })
 	t.Run("CloseSending", func(t *testing.T) { testCloseSending(t, o) })
+
+	t.Run("EventOutbox", func(t *testing.T) { testEventOutbox(t, o) })
+	t.Run("SequenceEvents", func(t *testing.T) { testSequenceEvents(t, o) })
+	t.Run("EventLeases", func(t *testing.T) { testEventLeases(t, o) })
+	t.Run("PublishedPosition", func(t *testing.T) { testPublishedPosition(t, o) })
+	t.Run("SequenceConcurrent", func(t *testing.T) { testSequenceConcurrent(t, o) })
+	t.Run("EventLogClosed", func(t *testing.T) { testEventLogClosed(t, o) })
 }
 
 type opener = func(t *testing.T) store.Store

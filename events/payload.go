@@ -1,0 +1,78 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
+)
+
+// Message headers besides the payload.
+const (
+	// PositionHeader carries the event's position in the event log, the
+	// after_position a WatchEvents client would resume from.
+	PositionHeader = "Ibmail-Position"
+)
+
+// MessageID is the Nats-Msg-Id of an event's message: the event's id, as
+// the API shows it. JetStream drops a message whose id it has seen within
+// the stream's duplicate window, and consumers can deduplicate by it
+// beyond that window (it is the payload's "id" too).
+func MessageID(e store.Event) string { return strconv.FormatInt(e.ID, 10) }
+
+// Payload is the body of an event's message: the event as the API shows it
+// in the activity list, ibmail.v1.ProfileEvent in its JSON form, compact:
+//
+//	{"action":"newsletter.hardbounce","time":"2024-05-01T10:00:00Z",
+//	 "profileId":"customer-42","email":"bob@example.com",
+//	 "params":{"errorName":"EC_HARD_BOUNCE",...},"id":"17"}
+//
+// Every field is present, empty ones too ("params":{}), as in REST answers.
+func Payload(e store.Event) ([]byte, error) {
+	b, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(&ibmailv1.ProfileEvent{
+		Id:        MessageID(e),
+		Action:    e.Name,
+		Time:      timestamppb.New(e.Time),
+		ProfileId: e.ProfileID,
+		Email:     e.Email,
+		Params:    e.Params,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// protojson varies its whitespace on purpose; a message body is better
+	// stable, so that the same event always makes the same bytes.
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// Subject is the subject an event is published on: prefix, then the event
+// name, such as ibmail.events.newsletter.hardbounce, so that a consumer can
+// subscribe to the events it wants by name and wildcard. Characters that
+// NATS gives a meaning to in subjects, which event names from a custom rules
+// file might hold, become '_', and so do empty tokens.
+func Subject(prefix, eventName string) string {
+	tokens := strings.Split(eventName, ".")
+	for i, tok := range tokens {
+		tok = strings.Map(func(r rune) rune {
+			if r <= ' ' || r == '*' || r == '>' || r == 0x7f {
+				return '_'
+			}
+			return r
+		}, tok)
+		if tok == "" {
+			tok = "_"
+		}
+		tokens[i] = tok
+	}
+	return prefix + "." + strings.Join(tokens, ".")
+}
