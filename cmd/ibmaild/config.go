@@ -27,6 +27,8 @@ type config struct {
 	dispatchLease     time.Duration
 	replicaID         string
 	db                string
+	natsStream        string
+	natsSubjectPrefix string
 	natsURL           string
 }
 

@@ -52,13 +52,14 @@ func startEvents(cfg config, st store.Store, owner string, log *slog.Logger) (*e
 	}
 	e.nc = nc
 	if e.pub, err = events.NewPublisher(events.PublisherOptions{
-		Store: st, Conn: nc, Owner: owner, Sequenced: e.seq.Changed, Logger: plog,
+		Store: st, Conn: nc, Owner: owner, Stream: cfg.natsStream, SubjectPrefix: cfg.natsSubjectPrefix,
+		Sequenced: e.seq.Changed, Logger: plog,
 	}); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	plog.Info("publishing events to NATS JetStream", slog.String("nats", where),
-		slog.String("stream", events.DefaultStream), slog.String("subjects", events.DefaultSubjectPrefix+".>"))
+		slog.String("stream", cfg.natsStream), slog.String("subjects", cfg.natsSubjectPrefix+".>"))
 	return e, nil
 }
 

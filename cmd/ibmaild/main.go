@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/ibmail/ibmail/events"
 )
 
 func main() {
@@ -35,6 +37,8 @@ func main() {
 	fs.StringVar(&cfg.db, "db", envOr("IBMAIL_DB", ""), "store: a postgres:// URL for PostgreSQL, shared by replicas; empty: the embedded SQLite in the data dir (env IBMAIL_DB)")
 	fs.StringVar(&cfg.replicaID, "replica-id", envOr("IBMAIL_REPLICA_ID", ""), "this replica's name in dispatch leases, unique among replicas sharing a store; empty: generated once into <data-dir>/replica-id (env IBMAIL_REPLICA_ID)")
 	fs.StringVar(&cfg.natsURL, "nats-url", envOr("IBMAIL_NATS_URL", ""), "NATS server URL(s), comma-separated: publish every event to the JetStream stream IBMAIL_EVENTS, created if missing, on ibmail.events.<event name>; empty: no publishing (env IBMAIL_NATS_URL)")
+	fs.StringVar(&cfg.natsStream, "nats-stream", envOr("IBMAIL_NATS_STREAM", events.DefaultStream), "the JetStream stream events are published to, created if missing (env IBMAIL_NATS_STREAM)")
+	fs.StringVar(&cfg.natsSubjectPrefix, "nats-subject-prefix", envOr("IBMAIL_NATS_SUBJECT_PREFIX", events.DefaultSubjectPrefix), "events go out on <prefix>.<event name> (env IBMAIL_NATS_SUBJECT_PREFIX)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
