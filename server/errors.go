@@ -32,7 +32,10 @@ const (
 	ReasonNotFound            Reason = "NOT_FOUND"
 	ReasonAlreadyExists       Reason = "ALREADY_EXISTS"
 	ReasonInUse               Reason = "IN_USE"
-	ReasonInternal            Reason = "INTERNAL"
+	// ReasonShuttingDown ends a stream because the server is stopping: the
+	// client reconnects, to another replica or later, from its last position.
+	ReasonShuttingDown Reason = "SHUTTING_DOWN"
+	ReasonInternal     Reason = "INTERNAL"
 )
 
 // httpStatusByReason holds the HTTP statuses that no gRPC code expresses;

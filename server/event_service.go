@@ -25,10 +25,6 @@ const (
 	watchPoll = 500 * time.Millisecond
 )
 
-// ReasonShuttingDown ends a stream because the server is stopping: the
-// client reconnects, to another replica or later, from its last position.
-const ReasonShuttingDown Reason = "SHUTTING_DOWN"
-
 // EventService implements ibmail.v1.EventService: the event log, streamed.
 type EventService struct {
 	ibmailv1.UnimplementedEventServiceServer
