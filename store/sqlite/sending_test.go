@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/storetest"
 )
 
 // A caller that gives up during a big CreateSend gets its context's error,
@@ -19,7 +20,7 @@ func TestCreateSendCanceled(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "ibmail.db"))
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	sn, rs, bs := bigSend("big", 50_000)
+	sn, rs, bs := storetest.BigSend("big", 50_000)
 	time.AfterFunc(20*time.Millisecond, cancel)
 	if _, _, err := s.CreateSend(ctx, sn, rs, bs); !errors.Is(err, context.Canceled) {
 		t.Fatalf("CreateSend canceled midway: err = %v, want context.Canceled", err)
@@ -30,7 +31,7 @@ func TestCreateSendCanceled(t *testing.T) {
 	if _, err := s.IngestReports(context.Background(), body("after", 10), nil); err != nil {
 		t.Errorf("IngestReports after a canceled CreateSend: %v", err)
 	}
-	sn, rs, bs = bigSend("small", 10)
+	sn, rs, bs = storetest.BigSend("small", 10)
 	if _, created, err := s.CreateSend(context.Background(), sn, rs, bs); err != nil || !created {
 		t.Errorf("CreateSend after a canceled one: created %v, err %v", created, err)
 	}
@@ -42,7 +43,7 @@ func TestIngestDuringBigSend(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "ibmail.db"))
 	defer s.Close()
 	var wg sync.WaitGroup
-	sn, rs, bs := bigSend("big", 5000)
+	sn, rs, bs := storetest.BigSend("big", 5000)
 	wg.Go(func() {
 		if _, _, err := s.CreateSend(context.Background(), sn, rs, bs); err != nil {
 			t.Errorf("CreateSend: %v", err)
