@@ -188,7 +188,7 @@ func errLeaseLost(sendID string, seq int, owner string) error {
 func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []store.RecipientOutcome) error {
 	last := make(map[int]int, len(outcomes)) // seq -> index of its last outcome
 	for i, o := range outcomes {
-		if !finalState(o.State) {
+		if !o.State.Final() {
 			return fmt.Errorf("postgres: complete batch %s/%d: recipient %d: state %d is not final: %w", sendID, seq, o.Seq, o.State, errInvalid)
 		}
 		last[o.Seq] = i

@@ -111,7 +111,7 @@ var errClosed = fmt.Errorf("postgres: %w: store closed", store.ErrUnavailable)
 // errInvalid marks a request refused for its content (an outcome that is
 // not a final state, a recipient of another batch): a bug in the caller,
 // which retrying would not fix, so not ErrUnavailable.
-var errInvalid = errors.New("invalid request")
+var errInvalid = store.ErrInvalidArgument
 
 // isCallerError reports the store's own answers, which wrapErr must pass on
 // unchanged for errors.Is to find them.

@@ -114,32 +114,6 @@ func (s *Store) ClaimBatches(ctx context.Context, owner string, now time.Time, l
 // away; CompleteBatch has no clock to compare with anyway.
 const leaseHeld = `send_id = ? AND seq = ? AND state = 2 AND lease_owner = ?`
 
-// updateLeased runs an UPDATE of send_batches conditioned on leaseHeld
-// (its last three parameters) and answers ErrLeaseLost when it matched
-// nothing; the transaction's rollback then undoes whatever came before.
-func updateLeased(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
-	res, err := tx.ExecContext(ctx, query, args...)
-	if err != nil {
-		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("batch %v/%v of %q: %w", args[len(args)-3], args[len(args)-2], args[len(args)-1], store.ErrLeaseLost)
-	}
-	return nil
-}
-
-func finalState(st store.RecipientState) bool {
-	switch st {
-	case store.RecipientAccepted, store.RecipientRejected, store.RecipientSuppressed, store.RecipientFailed:
-		return true
-	}
-	return false
-}
-
 const (
 	batchPendingLeftSQL = `SELECT EXISTS (SELECT 1 FROM send_recipients INDEXED BY send_recipients_batch
 		WHERE send_id = ? AND batch_seq = ? AND state = 1)`
@@ -155,7 +129,7 @@ const (
 // again, so one would keep its send from ever being done.
 func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []store.RecipientOutcome) error {
 	for _, o := range outcomes {
-		if !finalState(o.State) {
+		if !o.State.Final() {
 			return fmt.Errorf("sqlite: complete batch %s/%d: recipient %d: state %d is not final: %w", sendID, seq, o.Seq, o.State, errInvalid)
 		}
 	}
@@ -239,4 +213,22 @@ func (s *Store) ExtendLease(ctx context.Context, owner string, sendID string, se
 		return updateLeased(ctx, tx, `UPDATE send_batches SET lease_expiry = ? WHERE `+leaseHeld,
 			micros(until), sendID, seq, owner)
 	})
+}
+
+// updateLeased runs an UPDATE of send_batches conditioned on leaseHeld
+// (its last three parameters) and answers ErrLeaseLost when it matched
+// nothing; the transaction's rollback then undoes whatever came before.
+func updateLeased(ctx context.Context, tx *sql.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("batch %v/%v of %q: %w", args[len(args)-3], args[len(args)-2], args[len(args)-1], store.ErrLeaseLost)
+	}
+	return nil
 }

@@ -1,45 +1,8 @@
 package sqlite
 
-import (
-	"encoding/json"
-	"slices"
-)
+import "github.com/ibmail/ibmail/store"
 
-// encodeParams writes Params as a JSON object with sorted keys. It does by
-// hand what json.Marshal does through reflection, at a fraction of the cost:
-// every event of a webhook body goes through here.
+// encodeParams is the JSON text the params and placeholders columns hold.
 func encodeParams(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	size := 2
-	for k, v := range m {
-		keys = append(keys, k)
-		size += len(k) + len(v) + 6
-	}
-	slices.Sort(keys)
-	b := make([]byte, 0, size)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONString(b, m[k])
-	}
-	b = append(b, '}')
-	return string(b)
-}
-
-// appendJSONString quotes s. Plain printable ASCII, the usual case, is
-// copied as is; anything that needs escaping goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return string(store.AppendStringMap(nil, m))
 }

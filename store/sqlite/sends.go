@@ -42,7 +42,7 @@ func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 // anything else is refused.
 func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []store.Recipient, batches []store.Batch) (store.Send, bool, error) {
 	// The work that needs no database happens before the write lock.
-	counts, err := checkSend(recipients, batches)
+	counts, err := store.CheckNewSend(recipients, batches)
 	if err != nil {
 		return store.Send{}, false, fmt.Errorf("sqlite: create send %q: %w", sn.ID, err)
 	}
@@ -103,33 +103,6 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 		return store.Send{}, false, err
 	}
 	return stored, created, nil
-}
-
-// checkSend checks that pending recipients are exactly those in a batch,
-// that every other one has a final state and that batches are due to be
-// sent, counting the recipients by state on the way.
-func checkSend(recipients []store.Recipient, batches []store.Batch) (map[store.RecipientState]int, error) {
-	inBatches := make(map[int]bool, len(batches))
-	for _, b := range batches {
-		if b.State != store.BatchPending && b.State != store.BatchAmbiguous {
-			return nil, fmt.Errorf("batch %d: state %d: a new batch is pending or ambiguous: %w", b.Seq, b.State, errInvalid)
-		}
-		inBatches[b.Seq] = true
-	}
-	counts := map[store.RecipientState]int{}
-	for i := range recipients {
-		r := &recipients[i]
-		inBatch := r.BatchSeq >= 0
-		if inBatch && !inBatches[r.BatchSeq] {
-			return nil, fmt.Errorf("recipient %d: batch %d is not in the send: %w", r.Seq, r.BatchSeq, errInvalid)
-		}
-		if inBatch && r.State != store.RecipientPending || !inBatch && !finalState(r.State) {
-			return nil, fmt.Errorf("recipient %d: state %d in batch %d: only pending recipients go in a batch, and all of them: %w",
-				r.Seq, r.State, r.BatchSeq, errInvalid)
-		}
-		counts[r.State]++
-	}
-	return counts, nil
 }
 
 // recipientRowsPerInsert is how many recipients one INSERT writes: a
