@@ -1,0 +1,70 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// writeJSON writes one message as indented JSON in the API's own form (the
+// REST gateway's), so --output json reads like the REST answers. It goes
+// through encoding/json because protojson varies its spacing on purpose,
+// and scripts diff output.
+func writeJSON(w io.Writer, m proto.Message) error {
+	return writeValue(w, rawJSON(m))
+}
+
+// rawJSON turns a message into a json.RawMessage, to nest API messages in
+// an object of the tool's own.
+func rawJSON(m proto.Message) json.RawMessage {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		// Marshalling a message the server sent cannot fail in practice;
+		// keep the output valid JSON anyway.
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+// writeValue writes a value of the tool's own as indented JSON.
+func writeValue(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// table writes aligned columns for text output.
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// enumName shortens an enum value for text, SEND_STATE_DONE to DONE.
+func enumName(s fmt.Stringer, prefix string) string {
+	return strings.TrimPrefix(s.String(), prefix)
+}
+
+// orDash shows an empty value as "-", so columns stay aligned and parseable.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatTime writes a timestamp as RFC 3339 in UTC; empty when unset.
+func formatTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format(time.RFC3339Nano)
+}
