@@ -36,6 +36,17 @@ const (
 	// client reconnects, to another replica or later, from its last position.
 	ReasonShuttingDown Reason = "SHUTTING_DOWN"
 	ReasonInternal     Reason = "INTERNAL"
+	// ReasonTokenMissing: the call carries no `authorization: Bearer` token,
+	// or a malformed one.
+	ReasonTokenMissing Reason = "TOKEN_MISSING"
+	// ReasonTokenInvalid: the bearer token is not in the tokens file.
+	ReasonTokenInvalid Reason = "TOKEN_INVALID"
+	// ReasonPermissionDenied: the token's role is below the one the call
+	// needs; the message names it.
+	ReasonPermissionDenied Reason = "PERMISSION_DENIED"
+	// ReasonRateLimited: the token made more requests than --token-rate
+	// allows; a RetryInfo says when to try again.
+	ReasonRateLimited Reason = "RATE_LIMITED"
 )
 
 // httpStatusByReason holds the HTTP statuses that no gRPC code expresses;

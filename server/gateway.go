@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -186,9 +188,7 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 			err = toStatus(saveErr)
 		}
 	}
-	if status.Code(err) == codes.Unauthenticated {
-		w = basicChallengeWriter{w}
-	}
+	w = errorHeadersWriter{ResponseWriter: w, st: status.Convert(err)}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatusOf(err), Err: err})
 }
 
@@ -204,12 +204,28 @@ func (g *gateway) keepRejected(ctx context.Context, raw *rawBody, reason string)
 	return nil
 }
 
-// basicChallengeWriter sets a proper WWW-Authenticate challenge; the
-// gateway's default puts the error message there.
-type basicChallengeWriter struct{ http.ResponseWriter }
+// errorHeadersWriter sets the headers an error's status implies: a proper
+// WWW-Authenticate challenge on 401 (the gateway's default puts the error
+// message there), Basic for the webhook and Bearer for callers, and
+// Retry-After from a RetryInfo, which HTTP clients know to honour.
+type errorHeadersWriter struct {
+	http.ResponseWriter
+	st *status.Status
+}
 
-func (w basicChallengeWriter) WriteHeader(code int) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="ibmail webhook"`)
+func (w errorHeadersWriter) WriteHeader(code int) {
+	switch {
+	case w.st.Code() == codes.Unauthenticated && reasonOf(w.st) == ReasonWebhookUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Basic realm="ibmail webhook"`)
+	case w.st.Code() == codes.Unauthenticated:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ibmail"`)
+	}
+	for _, d := range w.st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			secs := int64(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))
+			w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		}
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

@@ -53,6 +53,13 @@ type Options struct {
 	EventsChanged func() <-chan struct{}
 	// MaxBodyBytes bounds REST request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Tokens are the caller tokens every RPC but the webhook, health and
+	// reflection requires (see RequiredRole); nil or empty: no caller auth,
+	// which cmd/ibmaild allows only on loopback listeners.
+	Tokens *Tokens
+	// TokenRate is the requests per second each token may make; 0 means
+	// DefaultTokenRate.
+	TokenRate float64
 }
 
 // Server holds the gRPC server, the gateway that calls it in-process and
@@ -64,6 +71,8 @@ type Server struct {
 	conn     *grpc.ClientConn
 	http     http.Handler
 	log      *slog.Logger
+	// internalToken is the admin token of InternalContext.
+	internalToken string
 }
 
 // New builds a Server; call Serve to run it and Close when done.
@@ -78,14 +87,19 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	maxMsg := int(opts.MaxBodyBytes) * 2 // the binary form of a JSON body is smaller; leave room anyway
+	// Auth runs after logging, so that refused calls are logged (by method
+	// and code, never metadata), and before everything that does work.
+	authUnary, authStream, internalToken := newTokenAuth(opts.Tokens, opts.TokenRate)
 	s := &Server{
 		grpc: grpc.NewServer(
 			grpc.MaxRecvMsgSize(maxMsg),
-			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), errorCodeInterceptor),
+			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
+			grpc.ChainStreamInterceptor(authStream),
 		),
-		health:   health.NewServer(),
-		internal: bufconn.Listen(1 << 20),
-		log:      opts.Logger,
+		health:        health.NewServer(),
+		internal:      bufconn.Listen(1 << 20),
+		log:           opts.Logger,
+		internalToken: internalToken,
 	}
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
 	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
@@ -123,7 +137,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // ClientConn is an in-process client connection to the server's services,
-// passing the same interceptors as remote calls.
+// passing the same interceptors as remote calls: with tokens configured,
+// call with InternalContext.
 func (s *Server) ClientConn() *grpc.ClientConn { return s.conn }
 
 // GRPCServer is the gRPC server, for serving on more listeners.

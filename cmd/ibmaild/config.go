@@ -30,6 +30,8 @@ type config struct {
 	natsStream        string
 	natsSubjectPrefix string
 	natsURL           string
+	tokensFile        string
+	tokenRate         float64
 }
 
 // listFlag is a repeatable flag whose environment variable holds a
@@ -64,6 +66,13 @@ func envOr(key, def string) string {
 
 func envInt(key string, def int64) int64 {
 	if v, err := strconv.ParseInt(os.Getenv(key), 10, 64); err == nil {
+		return v
+	}
+	return def
+}
+
+func envFloat(key string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(key), 64); err == nil {
 		return v
 	}
 	return def

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ibmail/ibmail/events"
+	"github.com/ibmail/ibmail/server"
 )
 
 func main() {
@@ -39,6 +40,8 @@ func main() {
 	fs.StringVar(&cfg.natsURL, "nats-url", envOr("IBMAIL_NATS_URL", ""), "NATS server URL(s), comma-separated: publish every event to the JetStream stream IBMAIL_EVENTS, created if missing, on ibmail.events.<event name>; empty: no publishing (env IBMAIL_NATS_URL)")
 	fs.StringVar(&cfg.natsStream, "nats-stream", envOr("IBMAIL_NATS_STREAM", events.DefaultStream), "the JetStream stream events are published to, created if missing (env IBMAIL_NATS_STREAM)")
 	fs.StringVar(&cfg.natsSubjectPrefix, "nats-subject-prefix", envOr("IBMAIL_NATS_SUBJECT_PREFIX", events.DefaultSubjectPrefix), "events go out on <prefix>.<event name> (env IBMAIL_NATS_SUBJECT_PREFIX)")
+	fs.StringVar(&cfg.tokensFile, "tokens-file", envOr("IBMAIL_TOKENS_FILE", ""), "file of ROLE TOKEN lines (role read, send or admin; token as is or sha256:<hex digest>) that callers must present as \"authorization: Bearer <token>\"; empty: no caller auth, allowed only on loopback listeners (env IBMAIL_TOKENS_FILE)")
+	fs.Float64Var(&cfg.tokenRate, "token-rate", envFloat("IBMAIL_TOKEN_RATE", server.DefaultTokenRate), "requests per second each caller token may make; more get RESOURCE_EXHAUSTED (HTTP 429) (env IBMAIL_TOKEN_RATE)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -51,6 +51,12 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	var tokens *server.Tokens
+	if cfg.tokensFile != "" {
+		if tokens, err = server.LoadTokensFile(cfg.tokensFile); err != nil {
+			return err
+		}
+	}
 	grpcLis, err := net.Listen("tcp", cfg.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("grpc listener: %w", err)
@@ -61,6 +67,14 @@ func run(ctx context.Context, cfg config) error {
 		return fmt.Errorf("http listener: %w", err)
 	}
 	defer httpLis.Close()
+	if err := checkAuthExposure(tokens, grpcLis.Addr(), httpLis.Addr()); err != nil {
+		return err
+	}
+	if tokens.Len() > 0 {
+		log.Info("caller tokens loaded", slog.String("file", cfg.tokensFile), slog.Int("tokens", tokens.Len()), slog.Float64("token_rate", cfg.tokenRate))
+	} else {
+		log.Warn("no --tokens-file: every API call is served without authentication (loopback listeners only)")
+	}
 	publicURL := cfg.publicURL
 	if publicURL == "" {
 		publicURL = "http://" + httpLis.Addr().String()
@@ -113,13 +127,15 @@ func run(ctx context.Context, cfg config) error {
 		Logger:         log,
 		EventsChanged:  evs.seq.Changed,
 		MaxBodyBytes:   cfg.maxBodyBytes,
+		Tokens:         tokens,
+		TokenRate:      cfg.tokenRate,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	if sb != nil {
-		if err := sb.provision(ctx, srv.ClientConn()); err != nil {
+		if err := sb.provision(srv.InternalContext(ctx), srv.ClientConn()); err != nil {
 			return err
 		}
 	}
@@ -139,6 +155,34 @@ func run(ctx context.Context, cfg config) error {
 	wg.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// checkAuthExposure refuses to serve without caller tokens on a listener
+// other machines can reach. The resolved listener addresses are checked, not
+// the flags, so that "localhost" passes and ":9090" (all interfaces) does
+// not.
+func checkAuthExposure(tokens *server.Tokens, addrs ...net.Addr) error {
+	if tokens.Len() > 0 {
+		return nil
+	}
+	for _, a := range addrs {
+		if !isLoopback(a) {
+			return fmt.Errorf("refusing to serve without caller tokens on %s, which is not a loopback address: give --tokens-file (env IBMAIL_TOKENS_FILE), or listen on 127.0.0.1 or [::1]", a)
+		}
+	}
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.IsLoopback()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func newLogger(level string) (*slog.Logger, error) {
