@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -147,9 +149,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			for _, b := range batches {
 				d.slots <- struct{}{}
+				metrics.BatchesInHand.Inc()
 				wg.Add(1)
 				go func() {
-					defer func() { <-d.slots; wg.Done(); d.Wake() }()
+					defer func() { <-d.slots; metrics.BatchesInHand.Dec(); wg.Done(); d.Wake() }()
 					d.handle(ctx, b)
 				}()
 			}
@@ -213,6 +216,7 @@ func (d *Dispatcher) handle(ctx context.Context, b store.ClaimedBatch) {
 	accepted, err := conn.mailer.Send(reqCtx, req)
 	cancel()
 	<-conn.gate
+	metrics.InfobipRequests.WithLabelValues(statusLabel(err)).Inc()
 	if err == nil {
 		d.complete(ctx, log, b, outcomes(b.Recipients, accepted, "missing from Infobip's answer"))
 		return
@@ -246,6 +250,11 @@ func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, b store.Claime
 		d.complete(ctx, log, b, failAll(b.Recipients, store.RecipientFailed, reason))
 		return
 	}
+	kind := "retryable"
+	if state == store.BatchAmbiguous {
+		kind = "ambiguous"
+	}
+	metrics.DispatchRetries.WithLabelValues(kind).Inc()
 	delay := d.opts.Backoff.Delay(b.Attempts, f.RetryAfter)
 	if state == store.BatchAmbiguous {
 		delay = max(delay, d.opts.AmbiguityDelay)
@@ -259,6 +268,36 @@ func (d *Dispatcher) retry(ctx context.Context, log *slog.Logger, b store.Claime
 func (d *Dispatcher) complete(ctx context.Context, log *slog.Logger, b store.ClaimedBatch, out []store.RecipientOutcome) {
 	err := d.opts.Store.CompleteBatch(context.WithoutCancel(ctx), d.opts.Owner, b.SendID, b.Seq, out)
 	d.noteStoreError(log, err)
+	if err == nil {
+		for _, o := range out {
+			metrics.RecipientsDispatched.WithLabelValues(stateLabel(o.State)).Inc()
+		}
+	}
+}
+
+// statusLabel names the result of an Infobip request in metrics: its HTTP
+// status, or "lost" when no answer came.
+func statusLabel(err error) string {
+	if err == nil {
+		return "200"
+	}
+	if f := classify(err); f.HTTPStatus != 0 {
+		return strconv.Itoa(f.HTTPStatus)
+	}
+	return "lost"
+}
+
+func stateLabel(s store.RecipientState) string {
+	switch s {
+	case store.RecipientAccepted:
+		return "accepted"
+	case store.RecipientRejected:
+		return "rejected"
+	case store.RecipientFailed:
+		return "failed"
+	default:
+		return "other"
+	}
 }
 
 // noteStoreError logs a failed store write. A lost lease is expected after

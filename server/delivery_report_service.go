@@ -15,6 +15,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -91,10 +92,16 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	}
 	resp.Accepted, resp.Duplicates, resp.Events = int32(res.Accepted), int32(res.Duplicates), int32(res.Events)
 	for i, stored := range res.Stored {
-		if stored && reports[i].Outcome == store.OutcomeUnclassified {
+		if !stored {
+			continue
+		}
+		if reports[i].Outcome == store.OutcomeUnclassified {
 			resp.Unclassified++
 		}
+		metrics.ReportsIngested.WithLabelValues(outcomeLabel(reports[i].Outcome), reports[i].EventName).Inc()
 	}
+	metrics.ReportsDuplicate.Add(float64(res.Duplicates))
+	metrics.ReportsRejected.Add(float64(len(rejected)))
 	if resp.Unclassified > 0 || len(resp.Rejected) > 0 {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "delivery reports need attention",
 			slog.Int("unclassified", int(resp.Unclassified)), slog.Int("rejected", len(resp.Rejected)))
@@ -200,4 +207,18 @@ func (s *DeliveryReportService) attribute(ctx context.Context, reports []store.R
 		}
 	}
 	return nil
+}
+
+// outcomeLabel names an outcome in metrics.
+func outcomeLabel(o store.Outcome) string {
+	switch o {
+	case store.OutcomeEvent:
+		return "event"
+	case store.OutcomeNoError:
+		return "no_error"
+	case store.OutcomeUnclassified:
+		return "unclassified"
+	default:
+		return "unspecified"
+	}
 }

@@ -5,11 +5,14 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ibmail/ibmail/metrics"
 )
 
 // logInterceptor logs each call's method, code and duration. It never logs
@@ -19,6 +22,8 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		code := status.Code(err)
+		metrics.RPCs.WithLabelValues(info.FullMethod, code.String()).Inc()
+		metrics.RPCLatency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
 		level := slog.LevelDebug
 		if code != codes.OK {
 			level = slog.LevelInfo
@@ -60,9 +65,28 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
+		elapsed := time.Since(start)
+		route := routeFamily(r.URL.Path)
+		metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		metrics.HTTPLatency.WithLabelValues(route).Observe(elapsed.Seconds())
 		log.LogAttrs(r.Context(), level, "http", slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", rec.status), slog.Duration("duration", elapsed))
 	})
+}
+
+// routeFamily labels a path for metrics without ids in it, which would
+// make a time series per profile.
+func routeFamily(path string) string {
+	switch {
+	case path == WebhookPath:
+		return "webhook"
+	case path == "/healthz":
+		return "healthz"
+	case path == "/metrics":
+		return "metrics"
+	default:
+		return "api"
+	}
 }
 
 type statusRecorder struct {

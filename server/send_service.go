@@ -13,6 +13,7 @@ import (
 
 	"github.com/ibmail/ibmail/dispatch"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -85,6 +86,9 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 	stored, created, err := s.store.CreateSend(ctx, send, recipients, batches)
 	if err != nil {
 		return nil, err
+	}
+	if created {
+		metrics.SuppressionsApplied.Add(float64(stored.Counts[store.RecipientSuppressed]))
 	}
 	if created && len(batches) > 0 && s.wake != nil {
 		s.wake()

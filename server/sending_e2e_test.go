@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ibmail/ibmail/dispatch"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/sandbox"
 )
 
@@ -106,6 +109,7 @@ func TestSendDispatchesInBatchesAndAttributesBounces(t *testing.T) {
 	for email := range bounces {
 		rs = append(rs, &ibmailv1.RecipientInput{ProfileId: "profile-" + email, Email: email})
 	}
+	okBefore := testutil.ToFloat64(metrics.InfobipRequests.WithLabelValues("200"))
 	resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
 		SenderId: "s1", Subject: "Hello {{name}}", Html: "<p>Hi {{name}}</p>", Recipients: rs,
 		DefaultPlaceholders: map[string]string{"name": "there"}, TrackOpens: true, CampaignId: "spring",
@@ -120,6 +124,9 @@ func TestSendDispatchesInBatchesAndAttributesBounces(t *testing.T) {
 	st := sb.Stats()
 	if st.SendRequests != 3 || st.Recipients != 2501 || st.DuplicateRecipients != 0 {
 		t.Errorf("sandbox saw %d send requests, %d recipients, %d duplicates; want 3, 2501, 0", st.SendRequests, st.Recipients, st.DuplicateRecipients)
+	}
+	if got := testutil.ToFloat64(metrics.InfobipRequests.WithLabelValues("200")) - okBefore; got != 3 {
+		t.Errorf("the Infobip 200s metric moved by %v, want 3", got)
 	}
 	for email, event := range bounces {
 		profile := "profile-" + email

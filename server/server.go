@@ -21,6 +21,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -131,6 +132,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.Handle("GET /metrics", metrics.Handler())
 	mux.Handle("/", gw)
 	s.http = accessLog(opts.Logger, mux)
 	return s, nil
