@@ -36,6 +36,7 @@ const testSecret = "s3cret-webhook-value"
 // testEnv is a whole server on a temporary SQLite store: gRPC over bufconn
 // and REST over an httptest server, with its log captured.
 type testEnv struct {
+	store   store.Store
 	rest    *httptest.Server
 	conn    *grpc.ClientConn
 	logs    *syncBuffer
@@ -162,7 +163,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		st.Close()
 	})
 	return &testEnv{
-		rest: rest, conn: conn, logs: logs,
+		store: st, rest: rest, conn: conn, logs: logs,
 		reports: ibmailv1.NewDeliveryReportServiceClient(conn),
 		classes: ibmailv1.NewClassifierServiceClient(conn),
 		people:  ibmailv1.NewProfileServiceClient(conn),

@@ -225,3 +225,16 @@ func countRejected(t *testing.T, env *testEnv) int {
 	list, _ := got["payloads"].([]any)
 	return len(list)
 }
+
+// TestWebhookAnswers503WhenTheStoreIsGone: Infobip retries anything but a
+// 200, so a store that cannot take the reports must never get one.
+func TestWebhookAnswers503WhenTheStoreIsGone(t *testing.T) {
+	env := newTestEnv(t)
+	if err := env.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, got := env.postWebhook(t, body(report("m-503", "a@example.com", 6012, "EC_HARD_BOUNCE", 2, "BOUNCED")))
+	if code != http.StatusServiceUnavailable || !strings.Contains(toJSON(got), "STORE_UNAVAILABLE") {
+		t.Errorf("webhook with the store closed: %d %v, want 503 STORE_UNAVAILABLE", code, got)
+	}
+}
