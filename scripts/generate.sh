@@ -8,3 +8,5 @@ buf() { go tool -modfile=tools/go.mod buf "$@"; }
 buf format -w
 buf lint
 buf generate
+# embed cannot reach into gen/, which buf regenerates from scratch.
+cp gen/openapi/ibmail.swagger.json apidocs/ibmail.swagger.json

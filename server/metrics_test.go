@@ -54,3 +54,19 @@ func TestMetrics(t *testing.T) {
 		t.Error("metrics carry paths or addresses: unbounded label values")
 	}
 }
+
+// TestOpenAPIServed checks the description and its page are served.
+func TestOpenAPIServed(t *testing.T) {
+	env := newTestEnv(t)
+	for path, want := range map[string]string{"/openapi.json": `"/v1/webhooks/infobip/delivery-reports"`, "/docs": "/openapi.json"} {
+		resp, err := http.Get(env.rest.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, body without %s", path, resp.StatusCode, want)
+		}
+	}
+}

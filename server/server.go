@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/ibmail/ibmail/apidocs"
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
@@ -133,6 +134,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.Handle("GET /metrics", metrics.Handler())
+	apidocs.Register(mux)
 	mux.Handle("/", gw)
 	s.http = accessLog(opts.Logger, mux)
 	return s, nil
