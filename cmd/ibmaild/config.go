@@ -31,6 +31,8 @@ type config struct {
 	natsSubjectPrefix string
 	natsURL           string
 	tokensFile        string
+	tlsCert           string
+	tlsKey            string
 	tokenRate         float64
 }
 

@@ -42,6 +42,8 @@ func main() {
 	fs.StringVar(&cfg.natsSubjectPrefix, "nats-subject-prefix", envOr("IBMAIL_NATS_SUBJECT_PREFIX", events.DefaultSubjectPrefix), "events go out on <prefix>.<event name> (env IBMAIL_NATS_SUBJECT_PREFIX)")
 	fs.StringVar(&cfg.tokensFile, "tokens-file", envOr("IBMAIL_TOKENS_FILE", ""), "file of ROLE TOKEN lines (role read, send or admin; token as is or sha256:<hex digest>) that callers must present as \"authorization: Bearer <token>\"; empty: no caller auth, allowed only on loopback listeners (env IBMAIL_TOKENS_FILE)")
 	fs.Float64Var(&cfg.tokenRate, "token-rate", envFloat("IBMAIL_TOKEN_RATE", server.DefaultTokenRate), "requests per second each caller token may make; more get RESOURCE_EXHAUSTED (HTTP 429) (env IBMAIL_TOKEN_RATE)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("IBMAIL_TLS_CERT", ""), "PEM certificate (chain) for TLS on both listeners; with --tls-key (env IBMAIL_TLS_CERT)")
+	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("IBMAIL_TLS_KEY", ""), "PEM private key for --tls-cert (env IBMAIL_TLS_KEY)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -70,6 +71,14 @@ func run(ctx context.Context, cfg config) error {
 	if err := checkAuthExposure(tokens, grpcLis.Addr(), httpLis.Addr()); err != nil {
 		return err
 	}
+	scheme := "http"
+	if cfg.tlsCert != "" || cfg.tlsKey != "" {
+		if grpcLis, httpLis, err = withTLS(cfg, grpcLis, httpLis); err != nil {
+			return err
+		}
+		scheme = "https"
+		log.Info("TLS on both listeners", slog.String("cert", cfg.tlsCert))
+	}
 	if tokens.Len() > 0 {
 		log.Info("caller tokens loaded", slog.String("file", cfg.tokensFile), slog.Int("tokens", tokens.Len()), slog.Float64("token_rate", cfg.tokenRate))
 	} else {
@@ -77,7 +86,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	publicURL := cfg.publicURL
 	if publicURL == "" {
-		publicURL = "http://" + httpLis.Addr().String()
+		publicURL = scheme + "://" + httpLis.Addr().String()
 	}
 
 	var sb *sandboxRun
@@ -277,4 +286,20 @@ func replicaID(cfg config) (string, error) {
 		return "", fmt.Errorf("replica id: %w", err)
 	}
 	return id, nil
+}
+
+// withTLS wraps both listeners in TLS with the configured certificate. gRPC
+// clients require HTTP/2 by ALPN; the REST listener speaks HTTP/1.1.
+func withTLS(cfg config, grpcLis, httpLis net.Listener) (net.Listener, net.Listener, error) {
+	if cfg.tlsCert == "" || cfg.tlsKey == "" {
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.tlsCert, cfg.tlsKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("TLS certificate: %w", err)
+	}
+	base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	g, h := base.Clone(), base.Clone()
+	g.NextProtos, h.NextProtos = []string{"h2"}, []string{"http/1.1"}
+	return tls.NewListener(grpcLis, g), tls.NewListener(httpLis, h), nil
 }
