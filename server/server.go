@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
@@ -94,6 +96,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	authUnary, authStream, internalToken := newTokenAuth(opts.Tokens, opts.TokenRate)
 	s := &Server{
 		grpc: grpc.NewServer(
+			// Tracing follows the global OpenTelemetry provider: a no-op
+			// unless tracing.Setup configured an exporter.
+			grpc.StatsHandler(otelgrpc.NewServerHandler()),
 			grpc.MaxRecvMsgSize(maxMsg),
 			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
 			grpc.ChainStreamInterceptor(authStream),
@@ -119,6 +124,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	conn, err := grpc.NewClient("passthrough:///ibmail-internal",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.internal.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMsg), grpc.MaxCallRecvMsgSize(maxMsg)),
 	)
 	if err != nil {
@@ -136,7 +142,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", metrics.Handler())
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
-	s.http = accessLog(opts.Logger, mux)
+	s.http = otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) }))
 	return s, nil
 }
 

@@ -32,6 +32,7 @@ type config struct {
 	natsURL           string
 	tokensFile        string
 	tlsCert           string
+	otlpEndpoint      string
 	tlsKey            string
 	tokenRate         float64
 }

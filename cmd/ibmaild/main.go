@@ -44,6 +44,7 @@ func main() {
 	fs.Float64Var(&cfg.tokenRate, "token-rate", envFloat("IBMAIL_TOKEN_RATE", server.DefaultTokenRate), "requests per second each caller token may make; more get RESOURCE_EXHAUSTED (HTTP 429) (env IBMAIL_TOKEN_RATE)")
 	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("IBMAIL_TLS_CERT", ""), "PEM certificate (chain) for TLS on both listeners; with --tls-key (env IBMAIL_TLS_CERT)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("IBMAIL_TLS_KEY", ""), "PEM private key for --tls-cert (env IBMAIL_TLS_KEY)")
+	fs.StringVar(&cfg.otlpEndpoint, "otlp-endpoint", envOr("IBMAIL_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")), "OTLP/gRPC collector URL (such as http://127.0.0.1:4317) for OpenTelemetry traces of gRPC, REST and Infobip calls; empty: tracing off (env IBMAIL_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

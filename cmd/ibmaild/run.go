@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
 	"github.com/ibmail/ibmail/classifier"
 	"github.com/ibmail/ibmail/dispatch"
 	"github.com/ibmail/ibmail/secret"
@@ -25,6 +27,7 @@ import (
 	"github.com/ibmail/ibmail/store"
 	"github.com/ibmail/ibmail/store/postgres"
 	"github.com/ibmail/ibmail/store/sqlite"
+	"github.com/ibmail/ibmail/tracing"
 )
 
 // run opens the store, builds the server and the dispatcher, and serves
@@ -34,6 +37,11 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	stopTracing, err := tracing.Setup(ctx, cfg.otlpEndpoint, "ibmaild")
+	if err != nil {
+		return err
+	}
+	defer stopTracing(context.Background()) //nolint:errcheck // best effort at exit
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -109,7 +117,8 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	vault := server.NewVault(box)
-	httpClient := &http.Client{Timeout: time.Minute}
+	// Calls to Infobip join the trace of the send or test that made them.
+	httpClient := &http.Client{Timeout: time.Minute, Transport: otelhttp.NewTransport(http.DefaultTransport)}
 	dispatcher := dispatch.New(dispatch.Options{
 		Store:    st,
 		Mailers:  server.MailerSource(st, vault, publicURL, httpClient),
