@@ -1,0 +1,537 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ibmail/ibmail/classifier"
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/secret"
+	"github.com/ibmail/ibmail/server"
+	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/postgres"
+	"github.com/ibmail/ibmail/store/sqlite"
+)
+
+// Bounds: the tool runs only against its own loopback server, but a typo
+// in a flag should not keep a machine busy for a day.
+const (
+	maxConcurrency = 1024
+	maxDuration    = 10 * time.Minute
+	maxEvents      = 50_000_000
+	maxQueries     = 10_000
+	seedBatch      = 5000
+	reportsPerBody = 100
+	webhookSecret  = "ibmail-load-webhook-secret"
+)
+
+type config struct {
+	phases      map[string]bool
+	concurrency int
+	duration    time.Duration
+	events      int
+	queries     int
+	db          string
+}
+
+var allPhases = []string{"classify", "ingest", "segment"}
+
+func parsePhases(s string) (map[string]bool, error) {
+	m := map[string]bool{}
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, p) {
+			return nil, fmt.Errorf("--phases: unknown phase %q (use %s)", p, strings.Join(allPhases, ", "))
+		}
+		m[p] = true
+	}
+	if len(m) == 0 {
+		return nil, errors.New("--phases: name at least one phase")
+	}
+	return m, nil
+}
+
+func (c config) check() error {
+	switch {
+	case c.concurrency < 1 || c.concurrency > maxConcurrency:
+		return fmt.Errorf("--concurrency: 1 to %d", maxConcurrency)
+	case c.duration <= 0 || c.duration > maxDuration:
+		return fmt.Errorf("--duration: above 0, at most %s", maxDuration)
+	case c.phases["segment"] && (c.events < 20 || c.events > maxEvents):
+		return fmt.Errorf("--events: 20 to %d", maxEvents)
+	case c.phases["segment"] && (c.queries < 1 || c.queries > maxQueries):
+		return fmt.Errorf("--queries: 1 to %d", maxQueries)
+	}
+	if c.db != "" {
+		u, err := url.Parse(c.db)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return errors.New("--db: give a postgres:// URL, or nothing for a temporary SQLite store")
+		}
+	}
+	return nil
+}
+
+// table collects the result rows and prints them aligned.
+type table struct {
+	rows [][4]string
+}
+
+func (t *table) add(phase, measure string, value float64, unit string) {
+	t.rows = append(t.rows, [4]string{phase, measure, formatValue(value), unit})
+}
+
+func formatValue(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+func (t *table) print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "phase\tmeasure\tvalue\tunit")
+	for _, r := range t.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r[0], r[1], r[2], r[3])
+	}
+	return tw.Flush()
+}
+
+// harness is the in-process server on loopback listeners.
+type harness struct {
+	store   store.Store
+	conn    *grpc.ClientConn // over loopback TCP
+	restURL string
+}
+
+// run starts the server, runs the selected phases in order and prints the
+// table to out; progress goes to progress.
+func run(ctx context.Context, cfg config, out, progress io.Writer) error {
+	h, stop, err := start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	logf := func(format string, args ...any) { fmt.Fprintf(progress, "ibmail-load: "+format+"\n", args...) }
+	var t table
+	if cfg.phases["classify"] {
+		logf("classify: %d clients, %s each for ClassifyReport and Health/Check", cfg.concurrency, cfg.duration)
+		if err := classifyPhase(ctx, cfg, h, &t); err != nil {
+			return fmt.Errorf("classify: %w", err)
+		}
+	}
+	if cfg.phases["ingest"] {
+		logf("ingest: %d clients posting %d-report bodies for %s", cfg.concurrency, reportsPerBody, cfg.duration)
+		if err := ingestPhase(ctx, cfg, h, &t); err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+	}
+	if cfg.phases["segment"] {
+		logf("segment: seeding %d events over %d profiles", cfg.events, cfg.events/20)
+		if err := segmentPhase(ctx, cfg, h, &t, logf); err != nil {
+			return fmt.Errorf("segment: %w", err)
+		}
+	}
+	return t.print(out)
+}
+
+// start opens the store and serves gRPC and REST on 127.0.0.1 ports the
+// system picks; stop shuts all down and removes a temporary store.
+func start(ctx context.Context, cfg config) (*harness, func(), error) {
+	var cleanups []func()
+	stop := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	fail := func(err error) (*harness, func(), error) { stop(); return nil, nil, err }
+
+	var st store.Store
+	var err error
+	if cfg.db != "" {
+		st, err = postgres.Open(ctx, cfg.db)
+	} else {
+		dir, derr := os.MkdirTemp("", "ibmail-load-")
+		if derr != nil {
+			return fail(derr)
+		}
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+		st, err = sqlite.Open(ctx, filepath.Join(dir, "ibmail.db"))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("store: %w", err))
+	}
+	cleanups = append(cleanups, func() { st.Close() })
+
+	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
+	if err != nil {
+		return fail(err)
+	}
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		grpcLis.Close()
+		return fail(err)
+	}
+	restURL := "http://" + httpLis.Addr().String()
+	// The server logs as cmd/ibmaild does by default (JSON at info level),
+	// into nothing, so that the cost of logging is in the figures.
+	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srvCtx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(srvCtx, server.Options{
+		Store:         st,
+		Engine:        classifier.Default(),
+		WebhookSecret: webhookSecret,
+		Vault:         server.NewVault(box),
+		PublicURL:     restURL,
+		Tester:        server.InfobipTester{},
+		Logger:        logger,
+	})
+	if err != nil {
+		cancel()
+		grpcLis.Close()
+		httpLis.Close()
+		return fail(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(srvCtx, grpcLis, httpLis, 5*time.Second) //nolint:errcheck // ends with cancel
+	}()
+	cleanups = append(cleanups, func() { cancel(); <-served; srv.Close() })
+
+	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fail(err)
+	}
+	cleanups = append(cleanups, func() { conn.Close() })
+	// Wait until the health service says SERVING (Serve sets it).
+	hc := healthpb.NewHealthClient(conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fail(fmt.Errorf("server not serving: %v", err))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &harness{store: st, conn: conn, restURL: restURL}, stop, nil
+}
+
+// closedLoop runs call from n clients until d has passed, each client
+// calling again as soon as its call returns, and gives the completed calls
+// and the time they took. The first error ends it.
+func closedLoop(ctx context.Context, n int, d time.Duration, call func(ctx context.Context, client, i int) error) (int64, time.Duration, error) {
+	var done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	end := start.Add(d)
+	var wg sync.WaitGroup
+	for c := range n {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
+				if err := call(ctx, c, i); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return done.Load(), elapsed, firstErr
+}
+
+// classifyReport is a typical report to classify: a hard bounce.
+func classifyReport() *ibmailv1.ClassifyReportRequest {
+	return &ibmailv1.ClassifyReportRequest{Report: &ibmailv1.DeliveryReport{
+		BulkId: "bulk-1", MessageId: "msg-1", To: "user1@example.com",
+		SentAt: "2024-05-01T09:59:57.628+0000", DoneAt: "2024-05-01T10:00:01.256+0000",
+		SmsCount: 1, AttemptCount: 1, TimeToFirstAttempt: 123,
+		Price:        &ibmailv1.ReportPrice{Currency: "UNKNOWN"},
+		Status:       &ibmailv1.ReportStatus{Id: 4, GroupId: 2, GroupName: "UNDELIVERABLE", Name: "UNDELIVERABLE_REJECTED_OPERATOR", Description: "Message rejected"},
+		Error:        &ibmailv1.ReportError{Id: 6012, Name: "EC_HARD_BOUNCE", Description: "Hard bounce", GroupId: 2, GroupName: "BOUNCED", Permanent: true},
+		CallbackData: `{"profileId":"p-1"}`, ApplicationId: "marketing-automation-application",
+		EntityId: "promotional-traffic-entity", CampaignReferenceId: "campaign-reference-123",
+		SendingIp: "192.0.2.0", Smtp: &ibmailv1.ReportSmtp{Response: "550 5.1.1 mailbox unavailable"},
+	}}
+}
+
+// classifyPhase measures ClassifyReport, then the empty Health/Check the
+// same way on the same connection.
+func classifyPhase(ctx context.Context, cfg config, h *harness, t *table) error {
+	classes := ibmailv1.NewClassifierServiceClient(h.conn)
+	req := classifyReport()
+	classify := func(ctx context.Context, _, _ int) error {
+		resp, err := classes.ClassifyReport(ctx, req)
+		if err == nil && resp.GetEventName() == "" {
+			err = errors.New("the hard bounce made no event")
+		}
+		return err
+	}
+	hc := healthpb.NewHealthClient(h.conn)
+	empty := func(ctx context.Context, _, _ int) error {
+		_, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	// A short warm-up of both, not counted: connections, buffers, the
+	// scheduler's and the allocator's steady state.
+	warm := min(cfg.duration/10, time.Second)
+	for _, call := range []func(context.Context, int, int) error{classify, empty} {
+		if _, _, err := closedLoop(ctx, cfg.concurrency, warm, call); err != nil {
+			return err
+		}
+	}
+	n, el, err := closedLoop(ctx, cfg.concurrency, cfg.duration, classify)
+	if err != nil {
+		return err
+	}
+	classifyRate := float64(n) / el.Seconds()
+	n, el, err = closedLoop(ctx, cfg.concurrency, cfg.duration, empty)
+	if err != nil {
+		return err
+	}
+	emptyRate := float64(n) / el.Seconds()
+	t.add("classify", "ClassifyReport over loopback gRPC", classifyRate, "calls/s")
+	t.add("classify", "Health/Check (empty RPC), same way", emptyRate, "calls/s")
+	t.add("classify", "ratio classify/empty", classifyRate/emptyRate, "")
+	return nil
+}
+
+// webhookBody is a webhook body of n realistic reports (Infobip's
+// documented fields, a bounce mix: 3 in 4 make an event) with message ids
+// unique to seq, as server/ingest_bench_test.go builds them.
+func webhookBody(seq, n int) []byte {
+	errs := []string{
+		`{"id":6012,"name":"EC_HARD_BOUNCE","description":"Hard bounce","groupId":2,"groupName":"BOUNCED","permanent":true}`,
+		`{"id":0,"name":"NO_ERROR","description":"No Error","groupId":0,"groupName":"OK","permanent":false}`,
+		`{"id":6011,"name":"EC_SOFT_BOUNCE","description":"Soft bounce","groupId":2,"groupName":"BOUNCED","permanent":false}`,
+		`{"id":6034,"name":"EC_SUPPRESSED_BOUNCE","description":"Suppressed","groupId":1,"groupName":"HANDSET_ERRORS","permanent":true}`,
+	}
+	var sb strings.Builder
+	sb.Grow(n * 900)
+	sb.WriteString(`{"results":[`)
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"entityId":"promotional-traffic-entity","applicationId":"marketing-automation-application",`+
+			`"campaignReferenceId":"campaign-reference-123","bulkId":"bulk-%d","price":{"pricePerMessage":0,"currency":"UNKNOWN"},`+
+			`"status":{"id":4,"groupId":2,"groupName":"UNDELIVERABLE","name":"UNDELIVERABLE_REJECTED_OPERATOR","description":"Message rejected"},`+
+			`"error":%s,"messageId":"load-%d-%d","doneAt":"2024-05-01T10:%02d:%02d.256+0000","smsCount":1,`+
+			`"sentAt":"2024-05-01T09:59:57.628+0000","attemptCount":1,"timeToFirstAttempt":123,"sendingIp":"192.0.2.0",`+
+			`"smtp":{"response":"550 5.1.1 mailbox unavailable"},"callbackData":"{\"profileId\":\"p-%d\"}","to":"user%d@example.com"}`,
+			seq, errs[i%len(errs)], seq, i, i%60, seq%60, (seq*n+i)%50000, i)
+	}
+	sb.WriteString(`]}`)
+	return []byte(sb.String())
+}
+
+// ingestPhase posts 100-report bodies over loopback HTTP; each 200 means the
+// body is durable. Bodies are built by the clients, outside the latency
+// timing (a few hundred microseconds each, on the same cores).
+func ingestPhase(ctx context.Context, cfg config, h *harness, t *table) error {
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency}}
+	defer client.CloseIdleConnections()
+	target := h.restURL + server.WebhookPath + "?token=" + webhookSecret
+	var seq atomic.Int64
+	lat := make([][]time.Duration, cfg.concurrency)
+	n, el, err := closedLoop(ctx, cfg.concurrency, cfg.duration, func(ctx context.Context, c, _ int) error {
+		body := webhookBody(int(seq.Add(1)), reportsPerBody)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("webhook: %s: %s", resp.Status, msg)
+		}
+		lat[c] = append(lat[c], time.Since(t0))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	all := slices.Concat(lat...)
+	if len(all) == 0 {
+		return errors.New("no body completed")
+	}
+	slices.Sort(all)
+	t.add("ingest", fmt.Sprintf("webhook %d-report bodies, %d clients", reportsPerBody, cfg.concurrency), float64(n*reportsPerBody)/el.Seconds(), "reports/s")
+	t.add("ingest", "p50 per body", ms(percentile(all, 50)), "ms")
+	t.add("ingest", "p99 per body", ms(percentile(all, 99)), "ms")
+	return nil
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// scramble spreads a sequence over the key space (splitmix64's finalizer).
+func scramble(n uint64) uint64 {
+	n ^= n >> 33
+	n *= 0xff51afd7ed558ccd
+	n ^= n >> 33
+	n *= 0xc4ceb9fe1a85ec53
+	return n ^ n>>33
+}
+
+var seedNames = []string{"newsletter.hardbounce", "newsletter.softbounce", "newsletter.spambounce", "newsletter.dropped"}
+
+const year = 365 * 24 * time.Hour
+
+// seedReports makes reports [from, from+n) of the seeded event log: every
+// one an event of one of 4 names, for one of profiles profiles, at a time
+// spread over the year before now.
+func seedReports(from, n, profiles int, now time.Time) []store.Report {
+	rs := make([]store.Report, n)
+	for k := range rs {
+		i := uint64(from + k)
+		h := scramble(i + 1)
+		profile := fmt.Sprintf("prof-%08d", scramble(h)%uint64(profiles))
+		at := now.Add(-time.Duration(h % uint64(year)))
+		done := at.Format("2006-01-02T15:04:05.000-0700")
+		msg := fmt.Sprintf("seed-%016x-%d", h, i)
+		name := seedNames[h>>60%uint64(len(seedNames))]
+		email := profile + "@example.com"
+		rs[k] = store.Report{
+			Key:          store.ReportKey{MessageID: msg, StatusID: 4, ErrorID: 6012, DoneAt: done},
+			ConnectionID: "conn-load",
+			ProfileID:    profile,
+			Email:        email,
+			Outcome:      store.OutcomeEvent,
+			EventName:    name,
+			Rule:         "seed",
+			EventTime:    at,
+			ReceiveTime:  at,
+			Payload: []byte(`{"bulkId":"bulk-seed","messageId":"` + msg + `","to":"` + email + `","doneAt":"` + done +
+				`","status":{"id":4,"groupId":2,"name":"UNDELIVERABLE_REJECTED_OPERATOR"},"error":{"id":6012,"name":"EC_HARD_BOUNCE","permanent":true}}`),
+			Params: map[string]string{
+				"messageId": msg, "bulkId": "bulk-seed", "errorId": "6012", "errorName": "EC_HARD_BOUNCE",
+				"permanent": "true", "rule": "seed",
+			},
+		}
+	}
+	return rs
+}
+
+// segmentPhase seeds the event log through the store in large batches (one
+// goroutine builds the next batch while the store writes the last), then
+// times typical SearchProfiles queries over gRPC.
+func segmentPhase(ctx context.Context, cfg config, h *harness, t *table, logf func(string, ...any)) error {
+	profiles := max(cfg.events/20, 1)
+	now := time.Now().UTC().Truncate(time.Second)
+	batches := make(chan []store.Report, 2)
+	genCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(batches)
+		for from := 0; from < cfg.events; from += seedBatch {
+			select {
+			case batches <- seedReports(from, min(seedBatch, cfg.events-from), profiles, now):
+			case <-genCtx.Done():
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	lastLog := start
+	seeded := 0
+	for b := range batches {
+		res, err := h.store.IngestReports(ctx, b, nil)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		seeded += res.Events
+		if time.Since(lastLog) > 10*time.Second {
+			lastLog = time.Now()
+			logf("segment: seeded %d of %d events in %s", seeded, cfg.events, time.Since(start).Round(time.Second))
+		}
+	}
+	seedTime := time.Since(start)
+	if seeded == 0 {
+		return errors.New("seed: no event stored (a store already seeded? use a fresh --db)")
+	}
+	t.add("segment", fmt.Sprintf("seed %d events, %d profiles, via IngestReports (%d a batch)", seeded, profiles, seedBatch), seedTime.Seconds(), "s")
+	t.add("segment", "seed rate", float64(seeded)/seedTime.Seconds(), "events/s")
+
+	people := ibmailv1.NewProfileServiceClient(h.conn)
+	queries := []struct {
+		name string
+		req  *ibmailv1.SearchProfilesRequest
+	}{
+		{"week of hard bounces, page 1000", &ibmailv1.SearchProfilesRequest{
+			EventNames: seedNames[:1], Since: timestamppb.New(now.Add(-7 * 24 * time.Hour)), Until: timestamppb.New(now), PageSize: 1000}},
+		{"year of hard+soft bounces, page 1000", &ibmailv1.SearchProfilesRequest{
+			EventNames: seedNames[:2], Since: timestamppb.New(now.Add(-year)), Until: timestamppb.New(now.Add(time.Second)), PageSize: 1000}},
+		{"30 days of any of 4 events, page 100", &ibmailv1.SearchProfilesRequest{
+			EventNames: seedNames, Since: timestamppb.New(now.Add(-30 * 24 * time.Hour)), Until: timestamppb.New(now), PageSize: 100}},
+	}
+	logf("segment: %d SearchProfiles calls per query", cfg.queries)
+	for _, q := range queries {
+		lat := make([]time.Duration, 0, cfg.queries)
+		found := 0
+		for range cfg.queries {
+			t0 := time.Now()
+			resp, err := people.SearchProfiles(ctx, q.req)
+			if err != nil {
+				return fmt.Errorf("%s: %w", q.name, err)
+			}
+			lat = append(lat, time.Since(t0))
+			found = len(resp.GetProfiles())
+		}
+		slices.Sort(lat)
+		t.add("segment", fmt.Sprintf("%s (%d found) p50", q.name, found), ms(percentile(lat, 50)), "ms")
+		t.add("segment", fmt.Sprintf("%s p99", q.name), ms(percentile(lat, 99)), "ms")
+	}
+	return nil
+}
