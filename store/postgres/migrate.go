@@ -4,13 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ibmail/ibmail/store"
 )
 
 // migrationFiles holds the schema as an ordered list of changes, so that an
@@ -18,42 +15,6 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded files named NNNN_description.sql, in
-// version order. Gaps are allowed; duplicate versions are a build mistake.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	ms := make([]migration, 0, len(names))
-	seen := map[int]string{}
-	for _, name := range names {
-		base := path.Base(name)
-		prefix, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(prefix)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version and '_'", base)
-		}
-		if other, dup := seen[v]; dup {
-			return nil, fmt.Errorf("migrations %s and %s share version %d", other, base, v)
-		}
-		seen[v] = base
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	return ms, nil
-}
 
 // migrationLockClass is the first key of the advisory lock that serialises
 // migrations ("ibml" in ASCII); the second is the schema's name, so that
@@ -70,7 +31,7 @@ const migrationLockClass = 0x69626d6c
 // The lock is held on a connection of its own, closed at the end: closing
 // releases the lock even if unlocking failed, and a replica that dies while
 // migrating releases it with its connection.
-func migrate(ctx context.Context, cfg *pgx.ConnConfig, ms []migration) error {
+func migrate(ctx context.Context, cfg *pgx.ConnConfig, ms []store.Migration) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return err
@@ -106,24 +67,24 @@ func migrate(ctx context.Context, cfg *pgx.ConnConfig, ms []migration) error {
 	}
 	// A database written by a newer binary may have tables this one would
 	// misuse; refusing is safer than guessing.
-	if len(ms) > 0 && newest > ms[len(ms)-1].version {
-		return fmt.Errorf("database schema version %d is newer than this program's %d", newest, ms[len(ms)-1].version)
+	if len(ms) > 0 && newest > ms[len(ms)-1].Version {
+		return fmt.Errorf("database schema version %d is newer than this program's %d", newest, ms[len(ms)-1].Version)
 	}
 	for _, m := range ms {
-		if done[m.version] {
+		if done[m.Version] {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			// No arguments: pgx sends it as a simple query, which may
 			// hold several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.version, m.name)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext(coalesce(current_schema(), '')))`,

@@ -95,11 +95,11 @@ func TestSendingQueryPlans(t *testing.T) {
 // with its data, and the new tables work in it.
 func TestMigrateFrom0001(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ibmail.db")
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := store.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) < 2 || ms[0].version != 1 {
+	if len(ms) < 2 || ms[0].Version != 1 {
 		t.Fatalf("migrations = %d, want 0001 and more", len(ms))
 	}
 	db, err := sql.Open("sqlite", path)
@@ -128,7 +128,7 @@ func TestMigrateFrom0001(t *testing.T) {
 	if err := s.readDB.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if want := ms[len(ms)-1].version; version != want {
+	if want := ms[len(ms)-1].Version; version != want {
 		t.Errorf("schema version = %d, want %d", version, want)
 	}
 	if err := s.CreateConnection(context.Background(), store.Connection{ID: "c"}); err != nil {
