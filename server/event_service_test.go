@@ -1,14 +1,9 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,103 +11,34 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ibmail/ibmail/classifier"
-	"github.com/ibmail/ibmail/events"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
-	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
-	"github.com/ibmail/ibmail/store"
-	"github.com/ibmail/ibmail/store/postgres"
-	"github.com/ibmail/ibmail/store/postgres/pgtest"
-	"github.com/ibmail/ibmail/store/sqlite"
 )
 
 // eventEnv is a whole server with an event sequencer beside it, as
-// ibmaild runs them, and the store itself to see where the log stands.
+// ibmaild runs them; the store shows where the log stands.
 type eventEnv struct {
 	*testEnv
-	store   store.Store
 	watcher ibmailv1.EventServiceClient
-	// stop ends the context the server was built with, as SIGTERM does
-	// in ibmaild.
-	stop context.CancelFunc
 }
 
 // eventEngines are the stores the WatchEvents tests run on; PostgreSQL's skips
 // when there is none.
 var eventEngines = []struct {
 	name string
-	open func(t *testing.T) store.Store
+	opts []envOption
 }{
-	{"sqlite", func(t *testing.T) store.Store {
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ibmail.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-	{"postgres", func(t *testing.T) store.Store {
-		st, err := postgres.Open(context.Background(), pgtest.FreshSchema(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
+	{"sqlite", nil},
+	{"postgres", []envOption{withPostgres()}},
 }
 
-func newEventEnv(t *testing.T, open func(t *testing.T) store.Store) *eventEnv {
+func newEventEnv(t *testing.T, opts []envOption) *eventEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	st := open(t)
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	box, err := secret.NewBox(bytes.Repeat([]byte{42}, secret.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seq := events.NewSequencer(events.SequencerOptions{Store: st, Owner: "test", Poll: 10 * time.Millisecond, Logger: logger})
-	srv, err := server.New(ctx, server.Options{
-		Store:         st,
-		Engine:        classifier.Default(),
-		WebhookSecret: testSecret,
-		Vault:         server.NewVault(box),
-		Tester:        server.InfobipTester{},
-		EventsChanged: seq.Changed,
-		Logger:        logger,
-	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	go srv.GRPCServer().Serve(lis) //nolint:errcheck
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	rest := httptest.NewServer(srv.Handler())
-	done := make(chan struct{})
-	go func() { defer close(done); seq.Run(ctx) }() //nolint:errcheck
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		rest.Close()
-		conn.Close()
-		srv.Close()
-		st.Close()
-	})
-	return &eventEnv{
-		testEnv: &testEnv{rest: rest, conn: conn, logs: logs, people: ibmailv1.NewProfileServiceClient(conn)},
-		store:   st,
-		watcher: ibmailv1.NewEventServiceClient(conn),
-		stop:    cancel,
-	}
+	env := newTestEnv(t, append(opts, withSequencer())...)
+	return &eventEnv{testEnv: env, watcher: env.events}
 }
 
 // ingest posts reports to the webhook and waits until the sequencer has
@@ -196,7 +122,7 @@ func watchContext(t *testing.T) context.Context {
 func TestWatchEventsFilterAndPosition(t *testing.T) {
 	for _, engine := range eventEngines {
 		t.Run(engine.name, func(t *testing.T) {
-			env := newEventEnv(t, engine.open)
+			env := newEventEnv(t, engine.opts)
 			env.ingest(t, hardReport("m1", "ann@example.com"), softReport("m2", "bob@example.com"), droppedReport("m3", "ann@example.com"))
 			env.ingest(t, hardReport("m4", "cy@example.com"), softReport("m5", "ann@example.com"))
 
@@ -246,7 +172,7 @@ func TestWatchEventsFilterAndPosition(t *testing.T) {
 func TestWatchEventsResumeAndLive(t *testing.T) {
 	for _, engine := range eventEngines {
 		t.Run(engine.name, func(t *testing.T) {
-			env := newEventEnv(t, engine.open)
+			env := newEventEnv(t, engine.opts)
 			env.ingest(t, hardReport("a1", "ann@example.com"), hardReport("a2", "bob@example.com"), hardReport("a3", "cy@example.com"))
 
 			ctx, cancel := context.WithCancel(watchContext(t))
@@ -271,7 +197,7 @@ func TestWatchEventsResumeAndLive(t *testing.T) {
 
 // from_now skips the log so far and streams only what comes next.
 func TestWatchEventsFromNow(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].open)
+	env := newEventEnv(t, eventEngines[0].opts)
 	env.ingest(t, hardReport("old", "ann@example.com"))
 	stream := env.watch(t, watchContext(t), &ibmailv1.WatchEventsRequest{FromNow: true, EventNames: []string{"newsletter.softbounce"}})
 	env.ingest(t, hardReport("new-hard", "ann@example.com"), softReport("new-soft", "ann@example.com"))
@@ -281,7 +207,7 @@ func TestWatchEventsFromNow(t *testing.T) {
 }
 
 func TestWatchEventsValidated(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].open)
+	env := newEventEnv(t, eventEngines[0].opts)
 	env.ingest(t, hardReport("m1", "ann@example.com"))
 	tests := []struct {
 		name      string
@@ -313,7 +239,7 @@ func TestWatchEventsValidated(t *testing.T) {
 // UNAVAILABLE, so that the client reconnects elsewhere and the server's
 // graceful stop need not wait out its grace.
 func TestWatchEventsEndsWhenServerStops(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].open)
+	env := newEventEnv(t, eventEngines[0].opts)
 	env.ingest(t, hardReport("m1", "ann@example.com"))
 	stream := env.watch(t, watchContext(t), &ibmailv1.WatchEventsRequest{})
 	recvEvents(t, stream, 1)

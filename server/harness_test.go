@@ -17,10 +17,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ibmail/ibmail/classifier"
 	"github.com/ibmail/ibmail/dispatch"
+	"github.com/ibmail/ibmail/events"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
@@ -47,6 +49,12 @@ type testEnv struct {
 	senders ibmailv1.SenderServiceClient
 	sends   ibmailv1.SendServiceClient
 	supps   ibmailv1.SuppressionServiceClient
+	events  ibmailv1.EventServiceClient
+	health  healthpb.HealthClient
+	srv     *server.Server
+	// stop ends the context the server was built with, as SIGTERM does in
+	// ibmaild; the cleanup calls it too.
+	stop context.CancelFunc
 }
 
 // envOption adjusts a test server.
@@ -57,6 +65,20 @@ type envConfig struct {
 	allowBaseURLs []string
 	dispatch      bool
 	dispatchOpts  func(*dispatch.Options)
+	sequencer     bool
+	serverOpts    []func(*server.Options)
+}
+
+// withServerOptions adjusts the server's options after the harness has
+// filled them in.
+func withServerOptions(adjust func(*server.Options)) envOption {
+	return func(c *envConfig) { c.serverOpts = append(c.serverOpts, adjust) }
+}
+
+// withSequencer runs an event sequencer beside the server, as ibmaild
+// does, so that events get their positions for WatchEvents.
+func withSequencer() envOption {
+	return func(c *envConfig) { c.sequencer = true }
 }
 
 // withPostgres puts the server on a fresh PostgreSQL schema instead of
@@ -123,7 +145,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		dispatcher = dispatch.New(do)
 		wake = dispatcher.Wake
 	}
-	srv, err := server.New(ctx, server.Options{
+	so := server.Options{
 		Store:          st,
 		Engine:         classifier.Default(),
 		WebhookSecret:  testSecret,
@@ -134,7 +156,16 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		WakeDispatcher: wake,
 		Logger:         logger,
 		MaxBodyBytes:   1 << 20,
-	})
+	}
+	var seq *events.Sequencer
+	if cfg.sequencer {
+		seq = events.NewSequencer(events.SequencerOptions{Store: st, Owner: "test", Poll: 10 * time.Millisecond, Logger: logger})
+		so.EventsChanged = seq.Changed
+	}
+	for _, adjust := range cfg.serverOpts {
+		adjust(&so)
+	}
+	srv, err := server.New(ctx, so)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -148,22 +179,25 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	}
 	rest.Config.Handler = srv.Handler()
 	rest.Start()
-	done := make(chan struct{})
+	var background sync.WaitGroup
 	if dispatcher != nil {
-		go func() { defer close(done); dispatcher.Run(ctx) }() //nolint:errcheck
-	} else {
-		close(done)
+		background.Go(func() { dispatcher.Run(ctx) }) //nolint:errcheck
+	}
+	if seq != nil {
+		background.Go(func() { seq.Run(ctx) }) //nolint:errcheck
 	}
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		background.Wait()
 		rest.Close()
 		conn.Close()
 		srv.Close()
 		st.Close()
 	})
 	return &testEnv{
-		store: st, rest: rest, conn: conn, logs: logs,
+		store: st, rest: rest, conn: conn, logs: logs, srv: srv, stop: cancel,
+		events:  ibmailv1.NewEventServiceClient(conn),
+		health:  healthpb.NewHealthClient(conn),
 		reports: ibmailv1.NewDeliveryReportServiceClient(conn),
 		classes: ibmailv1.NewClassifierServiceClient(conn),
 		people:  ibmailv1.NewProfileServiceClient(conn),
