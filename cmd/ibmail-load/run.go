@@ -26,6 +26,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/sandbox"
 	"github.com/ibmail/ibmail/secret"
 	"github.com/ibmail/ibmail/server"
 	"github.com/ibmail/ibmail/store"
@@ -338,35 +339,6 @@ func classifyPhase(ctx context.Context, cfg config, h *harness, t *table) error 
 	return nil
 }
 
-// webhookBody is a webhook body of n realistic reports (Infobip's
-// documented fields, a bounce mix: 3 in 4 make an event) with message ids
-// unique to seq, as server/ingest_bench_test.go builds them.
-func webhookBody(seq, n int) []byte {
-	errs := []string{
-		`{"id":6012,"name":"EC_HARD_BOUNCE","description":"Hard bounce","groupId":2,"groupName":"BOUNCED","permanent":true}`,
-		`{"id":0,"name":"NO_ERROR","description":"No Error","groupId":0,"groupName":"OK","permanent":false}`,
-		`{"id":6011,"name":"EC_SOFT_BOUNCE","description":"Soft bounce","groupId":2,"groupName":"BOUNCED","permanent":false}`,
-		`{"id":6034,"name":"EC_SUPPRESSED_BOUNCE","description":"Suppressed","groupId":1,"groupName":"HANDSET_ERRORS","permanent":true}`,
-	}
-	var sb strings.Builder
-	sb.Grow(n * 900)
-	sb.WriteString(`{"results":[`)
-	for i := range n {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		fmt.Fprintf(&sb, `{"entityId":"promotional-traffic-entity","applicationId":"marketing-automation-application",`+
-			`"campaignReferenceId":"campaign-reference-123","bulkId":"bulk-%d","price":{"pricePerMessage":0,"currency":"UNKNOWN"},`+
-			`"status":{"id":4,"groupId":2,"groupName":"UNDELIVERABLE","name":"UNDELIVERABLE_REJECTED_OPERATOR","description":"Message rejected"},`+
-			`"error":%s,"messageId":"load-%d-%d","doneAt":"2024-05-01T10:%02d:%02d.256+0000","smsCount":1,`+
-			`"sentAt":"2024-05-01T09:59:57.628+0000","attemptCount":1,"timeToFirstAttempt":123,"sendingIp":"192.0.2.0",`+
-			`"smtp":{"response":"550 5.1.1 mailbox unavailable"},"callbackData":"{\"profileId\":\"p-%d\"}","to":"user%d@example.com"}`,
-			seq, errs[i%len(errs)], seq, i, i%60, seq%60, (seq*n+i)%50000, i)
-	}
-	sb.WriteString(`]}`)
-	return []byte(sb.String())
-}
-
 // ingestPhase posts 100-report bodies over loopback HTTP; each 200 means the
 // body is durable. Bodies are built by the clients, outside the latency
 // timing (a few hundred microseconds each, on the same cores).
@@ -377,7 +349,7 @@ func ingestPhase(ctx context.Context, cfg config, h *harness, t *table) error {
 	var seq atomic.Int64
 	lat := make([][]time.Duration, cfg.concurrency)
 	n, el, err := closedLoop(ctx, cfg.concurrency, cfg.duration, func(ctx context.Context, c, _ int) error {
-		body := webhookBody(int(seq.Add(1)), reportsPerBody)
+		body := sandbox.ExampleDeliveryReports("load", int(seq.Add(1)), reportsPerBody)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
 			return err
