@@ -81,7 +81,12 @@ func init() {
 	)
 }
 
-// Handler serves the registry in Prometheus' text format.
-func Handler() http.Handler {
-	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry})
+// Handler serves the registry in Prometheus' text format, together with
+// collectors of one server's own, such as the backlog of its store: those
+// cannot go in the process-wide Registry, since one process (a test, the
+// load tool) may run several servers.
+func Handler(own ...prometheus.Collector) http.Handler {
+	local := prometheus.NewRegistry()
+	local.MustRegister(own...)
+	return promhttp.HandlerFor(prometheus.Gatherers{Registry, local}, promhttp.HandlerOpts{Registry: Registry})
 }

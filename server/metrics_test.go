@@ -1,12 +1,18 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 
 	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/server"
@@ -68,5 +74,80 @@ func TestOpenAPIServed(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
 			t.Errorf("GET %s: %d, body without %s", path, resp.StatusCode, want)
 		}
+	}
+}
+
+// TestBacklogMetrics reads the queue gauges of a send no dispatcher takes,
+// and checks that a store gone away shows as ibmail_store_up 0 while the
+// rest of /metrics is still served.
+func TestBacklogMetrics(t *testing.T) {
+	env := newTestEnv(t)
+	provisionSender(t, env, "https://c1.api.infobip.com")
+	var recipients []*ibmailv1.RecipientInput
+	for i := range 2500 {
+		recipients = append(recipients, &ibmailv1.RecipientInput{ProfileId: fmt.Sprintf("p-%d", i), Email: fmt.Sprintf("user%d@example.com", i)})
+	}
+	if _, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
+		SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	scrape := func() map[string]float64 {
+		t.Helper()
+		resp, err := http.Get(env.rest.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /metrics = %d", resp.StatusCode)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for name, f := range families {
+			for _, m := range f.GetMetric() {
+				key := name
+				for _, l := range m.GetLabel() {
+					key += "{" + l.GetName() + "=" + l.GetValue() + "}"
+				}
+				got[key] = m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+
+	got := scrape()
+	for key, want := range map[string]float64{
+		"ibmail_store_up": 1,
+		"ibmail_dispatch_queue_batches{state=pending}":   3, // 2500 recipients, 1000 a batch
+		"ibmail_dispatch_queue_batches{state=in_flight}": 0,
+		"ibmail_dispatch_queue_batches{state=ambiguous}": 0,
+		"ibmail_dispatch_queue_due_batches":              3,
+		"ibmail_events_outbox_depth":                     0,
+	} {
+		if v, ok := got[key]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	if lag, ok := got["ibmail_dispatch_queue_lag_seconds"]; !ok || lag < 0 || lag > 60 {
+		t.Errorf("ibmail_dispatch_queue_lag_seconds = %v (present %v), want the few seconds since the send", lag, ok)
+	}
+
+	if err := env.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got = scrape()
+	if v, ok := got["ibmail_store_up"]; !ok || v != 0 {
+		t.Errorf("with the store closed: ibmail_store_up = %v (present %v), want 0", v, ok)
+	}
+	if _, ok := got["ibmail_dispatch_queue_batches{state=pending}"]; ok {
+		t.Error("with the store closed, queue figures are still served; stale figures would look healthy")
+	}
+	if _, ok := got["go_goroutines"]; !ok {
+		t.Error("with the store closed, the process metrics are gone too")
 	}
 }

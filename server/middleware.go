@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -21,33 +22,59 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		code := status.Code(err)
-		metrics.RPCs.WithLabelValues(info.FullMethod, code.String()).Inc()
-		metrics.RPCLatency.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
-		level := slog.LevelDebug
-		if code != codes.OK {
-			level = slog.LevelInfo
-			if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
-				level = slog.LevelError
-			}
-		}
-		log.LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()),
-			slog.Duration("duration", time.Since(start)))
+		logCall(ctx, log, info.FullMethod, start, err)
 		return resp, err
 	}
+}
+
+// logStreamInterceptor is logInterceptor for streams, logged when they end.
+func logStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		logCall(ss.Context(), log, info.FullMethod, start, err)
+		return err
+	}
+}
+
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
+	elapsed := time.Since(start)
+	code := status.Code(err)
+	metrics.RPCs.WithLabelValues(method, code.String()).Inc()
+	metrics.RPCLatency.WithLabelValues(method).Observe(elapsed.Seconds())
+	level := slog.LevelDebug
+	if code != codes.OK {
+		level = slog.LevelInfo
+		if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
+			level = slog.LevelError
+		}
+	}
+	log.LogAttrs(ctx, level, "rpc", slog.String("method", method), slog.String("code", code.String()),
+		slog.Duration("duration", elapsed))
 }
 
 // recoverInterceptor turns a panic into an Internal error, logging the stack
 // but nothing of the request.
 func recoverInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				log.Error("panic in handler", slog.String("method", info.FullMethod), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-				err = apiError(codes.Internal, ReasonInternal, "internal error")
-			}
-		}()
+		defer recoverPanic(log, info.FullMethod, &err)
 		return handler(ctx, req)
+	}
+}
+
+// recoverStreamInterceptor is recoverInterceptor for streams.
+func recoverStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		defer recoverPanic(log, info.FullMethod, &err)
+		return handler(srv, ss)
+	}
+}
+
+// recoverPanic, deferred, replaces the error of a call that panicked.
+func recoverPanic(log *slog.Logger, method string, err *error) {
+	if p := recover(); p != nil {
+		log.Error("panic in handler", slog.String("method", method), slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		*err = apiError(codes.Internal, ReasonInternal, "internal error")
 	}
 }
 
@@ -80,8 +107,8 @@ func routeFamily(path string) string {
 	switch {
 	case path == WebhookPath:
 		return "webhook"
-	case path == "/healthz":
-		return "healthz"
+	case path == "/healthz", path == "/readyz":
+		return strings.TrimPrefix(path, "/")
 	case path == "/metrics":
 		return "metrics"
 	default:

@@ -75,6 +75,7 @@ type Server struct {
 	conn     *grpc.ClientConn
 	http     http.Handler
 	log      *slog.Logger
+	store    store.Store
 	// internalToken is the admin token of InternalContext.
 	internalToken string
 }
@@ -101,11 +102,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			grpc.StatsHandler(otelgrpc.NewServerHandler()),
 			grpc.MaxRecvMsgSize(maxMsg),
 			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
-			grpc.ChainStreamInterceptor(authStream),
+			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), logStreamInterceptor(opts.Logger), authStream),
 		),
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
 		log:           opts.Logger,
+		store:         opts.Store,
 		internalToken: internalToken,
 	}
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
@@ -139,7 +141,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
-	mux.Handle("GET /metrics", metrics.Handler())
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(opts.Store)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
 	s.http = otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
@@ -203,6 +206,26 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		http.Error(w, "not serving", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyTimeout bounds the store ping of /readyz, well below the timeouts
+// of load balancers' probes.
+const readyTimeout = 2 * time.Second
+
+// serveReadyz answers 200 only while the store answers: a load balancer
+// then sends webhooks to replicas that can keep them, whereas /healthz
+// stays 200 through a store outage so that the process is not restarted
+// for what a restart cannot fix.
+func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("not ready: the store does not answer", "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

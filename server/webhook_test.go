@@ -237,4 +237,17 @@ func TestWebhookAnswers503WhenTheStoreIsGone(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(toJSON(got), "STORE_UNAVAILABLE") {
 		t.Errorf("webhook with the store closed: %d %v, want 503 STORE_UNAVAILABLE", code, got)
 	}
+	// Readiness follows the store, liveness does not: a restart would not
+	// bring the store back.
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/readyz", http.StatusServiceUnavailable},
+		{"/healthz", http.StatusOK},
+	} {
+		if got, _ := env.do(t, http.MethodGet, tc.path, "", nil); got != tc.want {
+			t.Errorf("GET %s with the store closed = %d, want %d", tc.path, got, tc.want)
+		}
+	}
 }

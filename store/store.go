@@ -159,6 +159,7 @@ type Store interface {
 	SendStore
 	SuppressionStore
 	EventLogStore
+	BacklogStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

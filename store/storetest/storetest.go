@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("PublishedPosition", func(t *testing.T) { testPublishedPosition(t, o) })
 	t.Run("SequenceConcurrent", func(t *testing.T) { testSequenceConcurrent(t, o) })
 	t.Run("EventLogClosed", func(t *testing.T) { testEventLogClosed(t, o) })
+	t.Run("Backlog", func(t *testing.T) { testBacklog(t, o) })
 }
 
 type opener = func(t *testing.T) store.Store
