@@ -32,8 +32,11 @@ type Options struct {
 	// dispatcher takes its own batches back at once (as ambiguous).
 	Owner string
 	// Lease is how long a claimed batch stays this dispatcher's; 2 minutes.
+	// It is renewed just before the batch is sent.
 	Lease time.Duration
-	// RequestTimeout bounds one Infobip request; 30 seconds.
+	// RequestTimeout bounds one Infobip request; 30 seconds, and at most
+	// half the lease, so that a request is over before another dispatcher
+	// may take its batch over.
 	RequestTimeout time.Duration
 	// Poll is how often the store is asked for due batches when nothing
 	// wakes the dispatcher; 1 second.
@@ -66,6 +69,16 @@ type Dispatcher struct {
 
 	mu    sync.Mutex
 	conns map[string]*connState
+	// inHand holds the batches this process is handling. A batch that
+	// waited for its connection's rate or concurrency longer than its lease
+	// is due again, and the next claim hands it back to this same owner:
+	// it must not get a second handler.
+	inHand map[batchKey]bool
+}
+
+type batchKey struct {
+	sendID string
+	seq    int
 }
 
 // connState is a connection's mailer with its limiter and concurrency
@@ -87,6 +100,7 @@ func New(opts Options) *Dispatcher {
 	}
 	def(&opts.Lease, 2*time.Minute)
 	def(&opts.RequestTimeout, 30*time.Second)
+	opts.RequestTimeout = min(opts.RequestTimeout, opts.Lease/2)
 	def(&opts.Poll, time.Second)
 	def(&opts.AmbiguityDelay, 30*time.Second)
 	def(&opts.Backoff.Base, time.Second)
@@ -113,8 +127,28 @@ func New(opts Options) *Dispatcher {
 		opts:  opts,
 		wake:  make(chan struct{}, 1),
 		slots: make(chan struct{}, opts.Workers),
-		conns: make(map[string]*connState),
+		conns:  make(map[string]*connState),
+		inHand: make(map[batchKey]bool),
 	}
+}
+
+// take marks a claimed batch as in hand, unless it is already: then its
+// claim only renewed the lease of a batch being handled.
+func (d *Dispatcher) take(b store.ClaimedBatch) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := batchKey{b.SendID, b.Seq}
+	if d.inHand[k] {
+		return false
+	}
+	d.inHand[k] = true
+	return true
+}
+
+func (d *Dispatcher) drop(b store.ClaimedBatch) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.inHand, batchKey{b.SendID, b.Seq})
 }
 
 // Wake tells the dispatcher that new work may be due.
@@ -148,11 +182,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				d.opts.Logger.Error("claiming batches failed", slog.Any("error", err))
 			}
 			for _, b := range batches {
+				if !d.take(b) {
+					continue
+				}
 				d.slots <- struct{}{}
 				metrics.BatchesInHand.Inc()
 				wg.Add(1)
 				go func() {
-					defer func() { <-d.slots; metrics.BatchesInHand.Dec(); wg.Done(); d.Wake() }()
+					defer func() { d.drop(b); <-d.slots; metrics.BatchesInHand.Dec(); wg.Done(); d.Wake() }()
 					d.handle(ctx, b)
 				}()
 			}
@@ -210,6 +247,21 @@ func (d *Dispatcher) handle(ctx context.Context, b store.ClaimedBatch) {
 	case conn.gate <- struct{}{}:
 	case <-ctx.Done():
 		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
+		return
+	}
+	// The wait for the rate and the gate may have outlasted the lease, and
+	// another dispatcher may have taken the batch over (and sent it). Renew
+	// the lease now, or give the batch up unsent: renewing fails once
+	// another owner holds it, and once renewed nobody may take it over
+	// before this request is over (RequestTimeout < Lease).
+	if err := d.opts.Store.ExtendLease(ctx, d.opts.Owner, b.SendID, b.Seq, d.opts.Now().Add(d.opts.Lease)); err != nil {
+		<-conn.gate
+		if errors.Is(err, store.ErrLeaseLost) {
+			log.Warn("the batch's lease ran out while it waited to be sent, and another dispatcher took it over; not sending")
+			return
+		}
+		// Unsent: when its lease runs out, the batch is claimed again.
+		d.noteStoreError(log, err)
 		return
 	}
 	reqCtx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -63,7 +64,7 @@ type envOption func(*envConfig)
 type envConfig struct {
 	postgres      bool
 	allowBaseURLs []string
-	dispatch      bool
+	dispatchers   int
 	dispatchOpts  func(*dispatch.Options)
 	sequencer     bool
 	serverOpts    []func(*server.Options)
@@ -95,7 +96,13 @@ func withAllowedBaseURL(u string) envOption {
 // withDispatcher runs a dispatcher beside the server, tuned for tests
 // (fast polls, short backoff) and then by adjust, if not nil.
 func withDispatcher(adjust func(*dispatch.Options)) envOption {
-	return func(c *envConfig) { c.dispatch, c.dispatchOpts = true, adjust }
+	return withDispatchers(1, adjust)
+}
+
+// withDispatchers runs n dispatchers under their own owner names, as n
+// replicas on one store would.
+func withDispatchers(n int, adjust func(*dispatch.Options)) envOption {
+	return func(c *envConfig) { c.dispatchers, c.dispatchOpts = n, adjust }
 }
 
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
@@ -124,13 +131,12 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	vault := server.NewVault(box)
 	rest := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + rest.Listener.Addr().String()
-	var dispatcher *dispatch.Dispatcher
-	wake := func() {}
-	if cfg.dispatch {
+	var dispatchers []*dispatch.Dispatcher
+	for i := range cfg.dispatchers {
 		do := dispatch.Options{
 			Store:          st,
 			Mailers:        server.MailerSource(st, vault, publicURL, nil),
-			Owner:          "test-dispatcher",
+			Owner:          fmt.Sprintf("test-dispatcher-%d", i),
 			Lease:          time.Minute,
 			Poll:           20 * time.Millisecond,
 			Backoff:        dispatch.Backoff{Base: 10 * time.Millisecond, Max: 200 * time.Millisecond},
@@ -142,8 +148,12 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		if cfg.dispatchOpts != nil {
 			cfg.dispatchOpts(&do)
 		}
-		dispatcher = dispatch.New(do)
-		wake = dispatcher.Wake
+		dispatchers = append(dispatchers, dispatch.New(do))
+	}
+	wake := func() {
+		for _, d := range dispatchers {
+			d.Wake()
+		}
 	}
 	so := server.Options{
 		Store:          st,
@@ -180,8 +190,8 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	rest.Config.Handler = srv.Handler()
 	rest.Start()
 	var background sync.WaitGroup
-	if dispatcher != nil {
-		background.Go(func() { dispatcher.Run(ctx) }) //nolint:errcheck
+	for _, d := range dispatchers {
+		background.Go(func() { d.Run(ctx) }) //nolint:errcheck
 	}
 	if seq != nil {
 		background.Go(func() { seq.Run(ctx) }) //nolint:errcheck

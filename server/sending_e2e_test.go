@@ -36,11 +36,11 @@ func newSandbox(t *testing.T, opts sandbox.Options) (*sandbox.Sandbox, string) {
 }
 
 // sendingEnv is a server with a dispatcher, a sandbox as its Infobip, and
-// connection c1 with sender s1 on it.
-func sendingEnv(t *testing.T, sbOpts sandbox.Options, adjust func(*dispatch.Options)) (*testEnv, *sandbox.Sandbox) {
+// connection c1 with sender s1 on it; extra options come last.
+func sendingEnv(t *testing.T, sbOpts sandbox.Options, adjust func(*dispatch.Options), extra ...envOption) (*testEnv, *sandbox.Sandbox) {
 	t.Helper()
 	sb, url := newSandbox(t, sbOpts)
-	env := newTestEnv(t, withAllowedBaseURL(url), withDispatcher(adjust))
+	env := newTestEnv(t, append([]envOption{withAllowedBaseURL(url), withDispatcher(adjust)}, extra...)...)
 	ctx := context.Background()
 	if _, err := env.conns.CreateConnection(ctx, &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{
 		Id: "c1", ApiKey: sandboxKey, BaseUrl: url,
@@ -264,5 +264,37 @@ func TestConnectionTestExplainsBadKey(t *testing.T) {
 	res, err := env2.conns.TestConnection(context.Background(), &ibmailv1.TestConnectionRequest{ConnectionId: "dead"})
 	if err != nil || res.GetResult() != ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_UNREACHABLE {
 		t.Errorf("unreachable: %v %v", res, err)
+	}
+}
+
+// TestBatchesQueuedPastTheirLeaseAreSentOnce queues more batches on one
+// connection than it sends within a lease. Those still waiting for the
+// connection when their lease runs out are due again: claimed again by the
+// same dispatcher, or taken over by another replica's. Each must still go
+// to Infobip once.
+func TestBatchesQueuedPastTheirLeaseAreSentOnce(t *testing.T) {
+	for _, n := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d dispatchers", n), func(t *testing.T) {
+			adjust := func(o *dispatch.Options) {
+				o.Lease = 400 * time.Millisecond // 8 batches one at a time take 800 ms
+				o.Defaults.Concurrency = 1
+				o.MaxAttempts = 100
+			}
+			env, sb := sendingEnv(t, sandbox.Options{Faults: sandbox.Faults{Latency: 100 * time.Millisecond}}, adjust, withDispatchers(n, adjust))
+			resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
+				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(8000, ""),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := waitSendDone(t, env, resp.GetSend().GetId())
+			st := sb.Stats()
+			if s.GetAcceptedCount() != 8000 {
+				t.Errorf("send = %v, want all 8000 accepted", s)
+			}
+			if st.Recipients != 8000 || st.DuplicateRecipients != 0 {
+				t.Errorf("sandbox received %d recipients with %d duplicates, want 8000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
+			}
+		})
 	}
 }
