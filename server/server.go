@@ -75,7 +75,7 @@ type Server struct {
 	conn     *grpc.ClientConn
 	http     http.Handler
 	log      *slog.Logger
-	store    store.Store
+	probe    *storeProbe
 	// internalToken is the admin token of InternalContext.
 	internalToken string
 }
@@ -107,7 +107,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
 		log:           opts.Logger,
-		store:         opts.Store,
+		probe:         &storeProbe{store: opts.Store},
 		internalToken: internalToken,
 	}
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
@@ -142,7 +142,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
-	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(opts.Store)))
+	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
 	s.http = otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
@@ -223,7 +223,7 @@ const readyTimeout = 2 * time.Second
 func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.probe.Ping(ctx); err != nil {
 		s.log.Warn("not ready: the store does not answer", "err", err)
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return

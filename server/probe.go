@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ibmail/ibmail/store"
+)
+
+// probeInterval is how long a store probe's answer is reused.
+const probeInterval = time.Second
+
+// storeProbe answers /readyz and the backlog gauges from the store at most
+// once per probeInterval each, however often they are asked: both are served
+// without a token on the listener Infobip reaches, so what they cost the
+// store must not follow the request rate. Failures are reused too, so that
+// a struggling store is not asked more often. Callers that arrive while a
+// read is running wait for it and share its answer.
+type storeProbe struct {
+	store store.Store
+
+	pingMu  sync.Mutex
+	pingAt  time.Time
+	pingErr error
+
+	backlogMu  sync.Mutex
+	backlogAt  time.Time
+	backlog    store.Backlog
+	backlogErr error
+}
+
+// Ping is the store's Ping, reused for probeInterval.
+func (p *storeProbe) Ping(ctx context.Context) error {
+	p.pingMu.Lock()
+	defer p.pingMu.Unlock()
+	if time.Since(p.pingAt) >= probeInterval {
+		p.pingErr = p.store.Ping(ctx)
+		p.pingAt = time.Now()
+	}
+	return p.pingErr
+}
+
+// Backlog is the store's Backlog, reused for probeInterval; it implements
+// store.BacklogStore for metrics.NewBacklogCollector.
+func (p *storeProbe) Backlog(ctx context.Context, now time.Time) (store.Backlog, error) {
+	p.backlogMu.Lock()
+	defer p.backlogMu.Unlock()
+	if time.Since(p.backlogAt) >= probeInterval {
+		p.backlog, p.backlogErr = p.store.Backlog(ctx, now)
+		p.backlogAt = time.Now()
+	}
+	return p.backlog, p.backlogErr
+}
