@@ -31,9 +31,13 @@ type Options struct {
 	// sharing a store, and kept across restarts, so that a restarted
 	// dispatcher takes its own batches back at once (as ambiguous).
 	Owner string
-	// Lease is how long a claimed batch stays this dispatcher's; 2 minutes.
-	// It is renewed just before the batch is sent.
+	// Lease is how long a claimed batch stays this dispatcher's unless
+	// renewed; 2 minutes.
 	Lease time.Duration
+	// LeaseRenewal is how often the lease of a batch in hand is renewed;
+	// a third of Lease. Negative: never, which only tests of a store out of
+	// reach want.
+	LeaseRenewal time.Duration
 	// RequestTimeout bounds one Infobip request; 30 seconds, and at most
 	// half the lease, so that a request is over before another dispatcher
 	// may take its batch over.
@@ -69,16 +73,9 @@ type Dispatcher struct {
 
 	mu    sync.Mutex
 	conns map[string]*connState
-	// inHand holds the batches this process is handling. A batch that
-	// waited for its connection's rate or concurrency longer than its lease
-	// is due again, and the next claim hands it back to this same owner:
-	// it must not get a second handler.
-	inHand map[batchKey]bool
-}
 
-type batchKey struct {
-	sendID string
-	seq    int
+	handMu sync.Mutex
+	inHand map[batchKey]*handling // see lease.go
 }
 
 // connState is a connection's mailer with its limiter and concurrency
@@ -99,8 +96,8 @@ func New(opts Options) *Dispatcher {
 		}
 	}
 	def(&opts.Lease, 2*time.Minute)
+	def(&opts.LeaseRenewal, opts.Lease/3)
 	def(&opts.RequestTimeout, 30*time.Second)
-	opts.RequestTimeout = min(opts.RequestTimeout, opts.Lease/2)
 	def(&opts.Poll, time.Second)
 	def(&opts.AmbiguityDelay, 30*time.Second)
 	def(&opts.Backoff.Base, time.Second)
@@ -123,32 +120,20 @@ func New(opts Options) *Dispatcher {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if limit := opts.Lease / 2; opts.RequestTimeout > limit {
+		// A request must be over before the renewal made just before it
+		// runs out; see handle.
+		opts.Logger.Warn("the Infobip request timeout is cut to half the batch lease",
+			slog.Duration("lease", opts.Lease), slog.Duration("requestTimeout", limit))
+		opts.RequestTimeout = limit
+	}
 	return &Dispatcher{
-		opts:  opts,
-		wake:  make(chan struct{}, 1),
-		slots: make(chan struct{}, opts.Workers),
+		opts:   opts,
+		wake:   make(chan struct{}, 1),
+		slots:  make(chan struct{}, opts.Workers),
 		conns:  make(map[string]*connState),
-		inHand: make(map[batchKey]bool),
+		inHand: make(map[batchKey]*handling),
 	}
-}
-
-// take marks a claimed batch as in hand, unless it is already: then its
-// claim only renewed the lease of a batch being handled.
-func (d *Dispatcher) take(b store.ClaimedBatch) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	k := batchKey{b.SendID, b.Seq}
-	if d.inHand[k] {
-		return false
-	}
-	d.inHand[k] = true
-	return true
-}
-
-func (d *Dispatcher) drop(b store.ClaimedBatch) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.inHand, batchKey{b.SendID, b.Seq})
 }
 
 // Wake tells the dispatcher that new work may be due.
@@ -172,6 +157,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// launch handles b in a slot already taken, then a newer claim of b in
+	// the same slot if one came meanwhile.
+	var launch func(b store.ClaimedBatch)
+	launch = func(b store.ClaimedBatch) {
+		wg.Go(func() {
+			log := d.opts.Logger.With(slog.String("send", b.SendID), slog.String("bulkId", b.BulkID), slog.Int("attempt", b.Attempts))
+			stop := d.keepLease(ctx, log, b)
+			d.handle(ctx, log, b)
+			stop()
+			if next, ok := d.release(b); ok && ctx.Err() == nil {
+				launch(next)
+				return
+			}
+			<-d.slots
+			metrics.BatchesInHand.Dec()
+			d.Wake()
+		})
+	}
 	ticker := time.NewTicker(d.opts.Poll)
 	defer ticker.Stop()
 	for {
@@ -187,11 +190,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				}
 				d.slots <- struct{}{}
 				metrics.BatchesInHand.Inc()
-				wg.Add(1)
-				go func() {
-					defer func() { d.drop(b); <-d.slots; metrics.BatchesInHand.Dec(); wg.Done(); d.Wake() }()
-					d.handle(ctx, b)
-				}()
+				launch(b)
 			}
 			if len(batches) == free {
 				continue // there may be more due right now
@@ -207,8 +206,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // handle takes one claimed batch to a final state or a rescheduled one.
-func (d *Dispatcher) handle(ctx context.Context, b store.ClaimedBatch) {
-	log := d.opts.Logger.With(slog.String("send", b.SendID), slog.String("bulkId", b.BulkID), slog.Int("attempt", b.Attempts))
+func (d *Dispatcher) handle(ctx context.Context, log *slog.Logger, b store.ClaimedBatch) {
 	conn, err := d.connection(ctx, b.Send.ConnectionID)
 	if err != nil {
 		state := store.BatchPending
@@ -249,19 +247,27 @@ func (d *Dispatcher) handle(ctx context.Context, b store.ClaimedBatch) {
 		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
 		return
 	}
-	// The wait for the rate and the gate may have outlasted the lease, and
-	// another dispatcher may have taken the batch over (and sent it). Renew
-	// the lease now, or give the batch up unsent: renewing fails once
-	// another owner holds it, and once renewed nobody may take it over
-	// before this request is over (RequestTimeout < Lease).
+	// Last checks before sending, which cannot be undone. The claim must
+	// still be the batch's latest (see lease.go), and the lease is renewed
+	// now, so that nobody may take the batch over before this request is
+	// over (RequestTimeout is at most half the lease).
+	if ctx.Err() != nil {
+		<-conn.gate
+		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
+		return
+	}
+	if d.stale(b) {
+		<-conn.gate
+		log.Warn("the batch was claimed again while it waited to be sent; not sending on the old claim")
+		return
+	}
 	if err := d.opts.Store.ExtendLease(ctx, d.opts.Owner, b.SendID, b.Seq, d.opts.Now().Add(d.opts.Lease)); err != nil {
 		<-conn.gate
 		if errors.Is(err, store.ErrLeaseLost) {
-			log.Warn("the batch's lease ran out while it waited to be sent, and another dispatcher took it over; not sending")
+			log.Warn("the batch's lease went to another dispatcher while it waited to be sent; not sending")
 			return
 		}
-		// Unsent: when its lease runs out, the batch is claimed again.
-		d.noteStoreError(log, err)
+		log.Error("renewing the lease before sending failed; not sending, the batch is retried after its lease", slog.Any("error", err))
 		return
 	}
 	reqCtx, cancel := context.WithTimeout(ctx, d.opts.RequestTimeout)

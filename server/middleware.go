@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,40 +16,29 @@ import (
 )
 
 // logInterceptor logs each call's method, code and duration. It never logs
-// requests or metadata, which carry reports, addresses and secrets.
+// requests or metadata, which carry reports, addresses and secrets. It is
+// the outermost interceptor, so that a call whose panic was recovered is
+// counted and logged as the Internal error it became. Streams log
+// themselves (WatchEvents knows which of its ends matter).
 func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, start, err)
+		elapsed := time.Since(start)
+		code := status.Code(err)
+		metrics.RPCs.WithLabelValues(info.FullMethod, code.String()).Inc()
+		metrics.RPCLatency.WithLabelValues(info.FullMethod).Observe(elapsed.Seconds())
+		level := slog.LevelDebug
+		if code != codes.OK {
+			level = slog.LevelInfo
+			if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
+				level = slog.LevelError
+			}
+		}
+		log.LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()),
+			slog.Duration("duration", elapsed))
 		return resp, err
 	}
-}
-
-// logStreamInterceptor is logInterceptor for streams, logged when they end.
-func logStreamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		start := time.Now()
-		err := handler(srv, ss)
-		logCall(ss.Context(), log, info.FullMethod, start, err)
-		return err
-	}
-}
-
-func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
-	elapsed := time.Since(start)
-	code := status.Code(err)
-	metrics.RPCs.WithLabelValues(method, code.String()).Inc()
-	metrics.RPCLatency.WithLabelValues(method).Observe(elapsed.Seconds())
-	level := slog.LevelDebug
-	if code != codes.OK {
-		level = slog.LevelInfo
-		if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
-			level = slog.LevelError
-		}
-	}
-	log.LogAttrs(ctx, level, "rpc", slog.String("method", method), slog.String("code", code.String()),
-		slog.Duration("duration", elapsed))
 }
 
 // recoverInterceptor turns a panic into an Internal error, logging the stack
@@ -107,8 +95,10 @@ func routeFamily(path string) string {
 	switch {
 	case path == WebhookPath:
 		return "webhook"
-	case path == "/healthz", path == "/readyz":
-		return strings.TrimPrefix(path, "/")
+	case path == "/healthz":
+		return "healthz"
+	case path == "/readyz":
+		return "readyz"
 	case path == "/metrics":
 		return "metrics"
 	default:

@@ -268,32 +268,53 @@ func TestConnectionTestExplainsBadKey(t *testing.T) {
 }
 
 // TestBatchesQueuedPastTheirLeaseAreSentOnce queues more batches on one
-// connection than it sends within a lease. Those still waiting for the
-// connection when their lease runs out are due again: claimed again by the
-// same dispatcher, or taken over by another replica's. Each must still go
-// to Infobip once.
+// connection than it sends within a lease. With leases renewed, waiting
+// batches stay their dispatcher's. With renewal failing (as when the store
+// is out of a replica's reach), they are claimed again by the same
+// dispatcher or taken over by another one. Either way each must go to
+// Infobip once.
 func TestBatchesQueuedPastTheirLeaseAreSentOnce(t *testing.T) {
-	for _, n := range []int{1, 2} {
-		t.Run(fmt.Sprintf("%d dispatchers", n), func(t *testing.T) {
+	tests := []struct {
+		name        string
+		dispatchers int
+		renew       bool
+	}{
+		{"leases renewed", 2, true},
+		{"one dispatcher, no renewal", 1, false},
+		{"two dispatchers, no renewal", 2, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			adjust := func(o *dispatch.Options) {
-				o.Lease = 400 * time.Millisecond // 8 batches one at a time take 800 ms
+				// 12 batches one at a time take 7.2 s; the lease and
+				// the request timeout (half of it) leave room for a slow
+				// machine, and the ambiguity delay for a slow sandbox.
+				o.Lease = 6 * time.Second
+				o.AmbiguityDelay = 3 * time.Second
 				o.Defaults.Concurrency = 1
-				o.MaxAttempts = 100
+				if !tt.renew {
+					o.LeaseRenewal = -1
+					o.MaxAttempts = 100 // claims of a waiting batch count as attempts
+				}
 			}
-			env, sb := sendingEnv(t, sandbox.Options{Faults: sandbox.Faults{Latency: 100 * time.Millisecond}}, adjust, withDispatchers(n, adjust))
+			env, sb := sendingEnv(t, sandbox.Options{Faults: sandbox.Faults{Latency: 600 * time.Millisecond}}, adjust,
+				withDispatchers(tt.dispatchers, adjust))
 			resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
-				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(8000, ""),
+				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(12000, ""),
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := waitSendDone(t, env, resp.GetSend().GetId())
 			st := sb.Stats()
-			if s.GetAcceptedCount() != 8000 {
-				t.Errorf("send = %v, want all 8000 accepted", s)
+			if s.GetAcceptedCount() != 12000 {
+				t.Errorf("send = %v, want all 12000 accepted", s)
 			}
-			if st.Recipients != 8000 || st.DuplicateRecipients != 0 {
-				t.Errorf("sandbox received %d recipients with %d duplicates, want 8000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
+			if st.Recipients != 12000 || st.DuplicateRecipients != 0 {
+				t.Errorf("sandbox received %d recipients with %d duplicates, want 12000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
+			}
+			if st.SendRequests != 12 {
+				t.Errorf("sandbox saw %d send requests, want one per batch: 12 (stats %+v)", st.SendRequests, st)
 			}
 		})
 	}

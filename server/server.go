@@ -101,13 +101,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			// unless tracing.Setup configured an exporter.
 			grpc.StatsHandler(otelgrpc.NewServerHandler()),
 			grpc.MaxRecvMsgSize(maxMsg),
-			grpc.ChainUnaryInterceptor(recoverInterceptor(opts.Logger), logInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
-			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), logStreamInterceptor(opts.Logger), authStream),
+			grpc.ChainUnaryInterceptor(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
+			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), authStream),
 		),
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
 		log:           opts.Logger,
-		probe:         &storeProbe{store: opts.Store},
+		probe:         &storeProbe{store: opts.Store, log: opts.Logger},
 		internalToken: internalToken,
 	}
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
@@ -212,19 +212,12 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// readyTimeout bounds the store ping of /readyz, well below the timeouts
-// of load balancers' probes.
-const readyTimeout = 2 * time.Second
-
 // serveReadyz answers 200 only while the store answers: a load balancer
 // then sends webhooks to replicas that can keep them, whereas /healthz
 // stays 200 through a store outage so that the process is not restarted
 // for what a restart cannot fix.
 func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := s.probe.Ping(ctx); err != nil {
-		s.log.Warn("not ready: the store does not answer", "err", err)
+	if err := s.probe.Ping(r.Context()); err != nil {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
 		return
 	}

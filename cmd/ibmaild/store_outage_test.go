@@ -140,11 +140,12 @@ func TestStoreOutageAndRecovery(t *testing.T) {
 	}
 	// A slow sandbox and one request at a time keep the send's five batches
 	// going out across the cut, so that one is at Infobip when it comes and
-	// its result cannot be recorded, while the others wait for the
-	// connection past their short lease.
+	// its result cannot be recorded. Its lease, short so that the test
+	// need not wait long, then runs out, and it is found in Infobip's logs
+	// rather than sent again.
 	sb := startSandboxProcess(t, key, "--latency", "1s")
 	d := startDaemon(t, daemonBin, t.TempDir(), "--db", u.String(), "--encryption-key-file", keyFile,
-		"--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-lease", "3s", "--webhook-secret", secret)
+		"--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-lease", "6s", "--webhook-secret", secret)
 	if code, got := call(t, http.MethodPost, d.http+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sb}); code != http.StatusOK {
 		t.Fatalf("create connection: %d %v", code, got)
 	}

@@ -20,8 +20,8 @@ WITH queued AS (
 	FROM send_batches WHERE state IN (1, 3)
 ), leased AS (
 	SELECT count(*) AS in_flight,
-	       count(*) FILTER (WHERE lease_expiry <= $1) AS due,
-	       min(lease_expiry) FILTER (WHERE lease_expiry <= $1) AS oldest
+	       count(*) FILTER (WHERE lease_expiry < $1) AS due,
+	       min(lease_expiry) FILTER (WHERE lease_expiry < $1) AS oldest
 	FROM send_batches WHERE state = 2
 )
 SELECT q.pending, q.ambiguous, l.in_flight, q.due + l.due, least(q.oldest, l.oldest),

@@ -20,8 +20,8 @@ const (
 		FROM send_batches WHERE state IN (1, 3)`
 	leasedBatchesSQL = `SELECT
 		COUNT(*),
-		COUNT(*) FILTER (WHERE lease_expiry <= ?1),
-		MIN(lease_expiry) FILTER (WHERE lease_expiry <= ?1)
+		COUNT(*) FILTER (WHERE lease_expiry < ?1),
+		MIN(lease_expiry) FILTER (WHERE lease_expiry < ?1)
 		FROM send_batches WHERE state = 2`
 )
 

@@ -48,8 +48,8 @@ func testBacklog(t *testing.T, open opener) {
 	check("once they are due", backlog(at(time.Minute)),
 		store.Backlog{Batches: batches(4, 0, 0), DueBatches: 4, OldestDue: at(0), Published: map[string]int64{}})
 
-	// Claim two under a one-minute lease: one completes, one is lost
-	// track of. The other two: one rescheduled as ambiguous, one left due.
+	// Claim three under a one-minute lease: one completes, one stays
+	// leased, one is rescheduled as ambiguous. The fourth is left due.
 	claimed := claim(t, s, "d1", at(time.Second), time.Minute, 3)
 	if len(claimed) != 3 {
 		t.Fatalf("claimed %d batches, want 3", len(claimed))
