@@ -95,6 +95,30 @@ func recipients(n int, prefix string) []*ibmailv1.RecipientInput {
 	return out
 }
 
+// sendEachOnce sends to recipients(n, "") from s1, waits for the send to
+// finish, and checks what a send must achieve whatever the sandbox or the
+// dispatchers did along the way: every recipient accepted, and each at the
+// sandbox exactly once. It returns the sandbox's stats for the caller's
+// checks that its faults did happen.
+func sendEachOnce(t *testing.T, env *testEnv, sb *sandbox.Sandbox, n int) sandbox.Stats {
+	t.Helper()
+	resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
+		SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(n, ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := waitSendDone(t, env, resp.GetSend().GetId())
+	st := sb.Stats()
+	if int(s.GetAcceptedCount()) != n {
+		t.Errorf("send = %v, want all %d accepted", s, n)
+	}
+	if st.Recipients != int64(n) || st.DuplicateRecipients != 0 {
+		t.Errorf("sandbox received %d recipients with %d duplicates, want %d and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, n, st)
+	}
+	return st
+}
+
 func TestSendDispatchesInBatchesAndAttributesBounces(t *testing.T) {
 	env, sb := sendingEnv(t, sandbox.Options{}, nil)
 	rs := recipients(2495, "")
@@ -193,20 +217,7 @@ func TestRetriesUnderFaultsLoseAndDuplicateNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env, sb := sendingEnv(t, sandbox.Options{Faults: tt.faults}, func(o *dispatch.Options) { o.MaxAttempts = 100 })
-			resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
-				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(12000, ""),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := waitSendDone(t, env, resp.GetSend().GetId())
-			st := sb.Stats()
-			if s.GetAcceptedCount() != 12000 {
-				t.Errorf("send = %v, want all 12000 accepted", s)
-			}
-			if st.Recipients != 12000 || st.DuplicateRecipients != 0 {
-				t.Errorf("sandbox received %d recipients with %d duplicates, want 12000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
-			}
+			st := sendEachOnce(t, env, sb, 12000)
 			if tt.injected(st) == 0 {
 				t.Errorf("no fault was injected (stats %+v): the test proves nothing", st)
 			}
@@ -299,20 +310,7 @@ func TestBatchesQueuedPastTheirLeaseAreSentOnce(t *testing.T) {
 			}
 			env, sb := sendingEnv(t, sandbox.Options{Faults: sandbox.Faults{Latency: 600 * time.Millisecond}}, adjust,
 				withDispatchers(tt.dispatchers, adjust))
-			resp, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
-				SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(12000, ""),
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := waitSendDone(t, env, resp.GetSend().GetId())
-			st := sb.Stats()
-			if s.GetAcceptedCount() != 12000 {
-				t.Errorf("send = %v, want all 12000 accepted", s)
-			}
-			if st.Recipients != 12000 || st.DuplicateRecipients != 0 {
-				t.Errorf("sandbox received %d recipients with %d duplicates, want 12000 and 0 (stats %+v)", st.Recipients, st.DuplicateRecipients, st)
-			}
+			st := sendEachOnce(t, env, sb, 12000)
 			if st.SendRequests != 12 {
 				t.Errorf("sandbox saw %d send requests, want one per batch: 12 (stats %+v)", st.SendRequests, st)
 			}

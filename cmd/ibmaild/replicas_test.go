@@ -87,42 +87,17 @@ func TestSendCompletesWhenAReplicaDies(t *testing.T) {
 	const key = "replicas-sandbox-key-0123456789"
 	sb := startSandboxProcess(t, key, "--latency", "100ms")
 	ds := startReplicas(t, 2, "--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-workers", "2", "--dispatch-lease", "3s")
-	if code, got := call(t, http.MethodPost, ds[0].http+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sb}); code != http.StatusOK {
-		t.Fatalf("create connection: %d %v", code, got)
-	}
-	if code, got := call(t, http.MethodPost, ds[1].http+"/v1/senders", map[string]any{"id": "s1", "connectionId": "c1", "fromAddress": "news@example.com"}); code != http.StatusOK {
-		t.Fatalf("create sender on the other replica: %d %v", code, got)
-	}
-	var rs []map[string]any
-	for i := range 12000 {
-		rs = append(rs, map[string]any{"profileId": fmt.Sprintf("p%d", i), "email": fmt.Sprintf("u%d@example.com", i)})
-	}
-	code, got := call(t, http.MethodPost, ds[1].http+"/v1/sends", map[string]any{"senderId": "s1", "subject": "s", "text": "t", "recipients": rs})
-	if code != http.StatusOK {
-		t.Fatalf("create send: %d %v", code, got)
-	}
-	sendURL := "/v1/sends/" + got["send"].(map[string]any)["id"].(string)
-	waitUntil(t, "part of the send to go out", func() bool {
-		_, got := call(t, http.MethodGet, ds[1].http+sendURL, nil)
-		s, _ := got["send"].(map[string]any)
-		accepted, _ := s["acceptedCount"].(float64)
-		return accepted >= 3000
-	})
+	// The sender is created on the other replica than its connection.
+	provisionSender(t, ds[0].http, ds[1].http, sb, key)
+	sendURL := ds[1].http + createSend(t, ds[1].http, 12000, nil)
+	waitPartSent(t, sendURL, 3000)
 	if err := ds[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	ds[0].cmd.Wait() //nolint:errcheck
-	var final map[string]any
-	waitUntil(t, "the surviving replica to finish the send", func() bool {
-		_, got := call(t, http.MethodGet, ds[1].http+sendURL, nil)
-		final, _ = got["send"].(map[string]any)
-		return final["state"] == "SEND_STATE_DONE"
-	})
+	final := waitSendDone(t, "the surviving replica to finish the send", sendURL)
 	if final["acceptedCount"] != 12000.0 {
 		t.Errorf("send = %v, want 12000 accepted", final)
 	}
-	_, stats := call(t, http.MethodGet, sb+"/sandbox/stats", nil)
-	if stats["recipients"] != 12000.0 || stats["duplicateRecipients"] != 0.0 {
-		t.Errorf("sandbox stats %v; want 12000 recipients, 0 duplicates", stats)
-	}
+	checkSandboxGotEachOnce(t, sb, 12000)
 }

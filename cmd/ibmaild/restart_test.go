@@ -64,6 +64,79 @@ func call(t *testing.T, method, url string, in any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// provisionSender creates connection c1 to the sandbox at sandboxURL, with
+// key, and sender s1 on it: what every test that sends needs first. The
+// connection is created through connURL and the sender through senderURL,
+// so that a test with replicas can create them on different ones, as a
+// load balancer would spread the calls.
+func provisionSender(t *testing.T, connURL, senderURL, sandboxURL, key string) {
+	t.Helper()
+	if code, got := call(t, http.MethodPost, connURL+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sandboxURL}); code != http.StatusOK {
+		t.Fatalf("create connection on %s: %d %v", connURL, code, got)
+	}
+	if code, got := call(t, http.MethodPost, senderURL+"/v1/senders", map[string]any{"id": "s1", "connectionId": "c1", "fromAddress": "news@example.com"}); code != http.StatusOK {
+		t.Fatalf("create sender on %s: %d %v", senderURL, code, got)
+	}
+}
+
+// createSend posts a send from s1 to n recipients p<i> / u<i>@example.com
+// through baseURL, with extra fields (such as "idempotencyKey") added to
+// the request, and returns the send's path, /v1/sends/<id>: a path rather
+// than a URL, because the tests read it from another replica or from a
+// restarted process on another port.
+func createSend(t *testing.T, baseURL string, n int, extra map[string]any) (sendPath string) {
+	t.Helper()
+	rs := make([]map[string]any, n)
+	for i := range rs {
+		rs[i] = map[string]any{"profileId": fmt.Sprintf("p%d", i), "email": fmt.Sprintf("u%d@example.com", i)}
+	}
+	req := map[string]any{"senderId": "s1", "subject": "s", "text": "t", "recipients": rs}
+	for k, v := range extra {
+		req[k] = v
+	}
+	code, got := call(t, http.MethodPost, baseURL+"/v1/sends", req)
+	if code != http.StatusOK {
+		t.Fatalf("create send: %d %v", code, got)
+	}
+	return "/v1/sends/" + got["send"].(map[string]any)["id"].(string)
+}
+
+// waitPartSent waits until at least accepted recipients of the send at
+// sendURL are accepted, so that a test can break something mid-send.
+func waitPartSent(t *testing.T, sendURL string, accepted float64) {
+	t.Helper()
+	waitUntil(t, "part of the send to go out", func() bool {
+		_, got := call(t, http.MethodGet, sendURL, nil)
+		s, _ := got["send"].(map[string]any)
+		n, _ := s["acceptedCount"].(float64)
+		return n >= accepted
+	})
+}
+
+// waitSendDone waits, as what, until the send at sendURL is done, and
+// returns it for the caller's checks of its counts.
+func waitSendDone(t *testing.T, what, sendURL string) map[string]any {
+	t.Helper()
+	var final map[string]any
+	waitUntil(t, what, func() bool {
+		_, got := call(t, http.MethodGet, sendURL, nil)
+		final, _ = got["send"].(map[string]any)
+		return final["state"] == "SEND_STATE_DONE"
+	})
+	return final
+}
+
+// checkSandboxGotEachOnce checks that the sandbox at sandboxURL received n
+// recipients and no duplicate: each recipient of a send exactly once, what
+// a send must achieve whatever broke along the way.
+func checkSandboxGotEachOnce(t *testing.T, sandboxURL string, n int) {
+	t.Helper()
+	code, stats := call(t, http.MethodGet, sandboxURL+"/sandbox/stats", nil)
+	if stats["recipients"] != float64(n) || stats["duplicateRecipients"] != 0.0 {
+		t.Errorf("sandbox stats %v (status %d); want %d recipients, 0 duplicates", stats, code, n)
+	}
+}
+
 // TestSendSurvivesKill9MidWay kills ibmaild while a send is half
 // dispatched, restarts it, and expects every recipient at the sandbox
 // exactly once.
@@ -75,29 +148,10 @@ func TestSendSurvivesKill9MidWay(t *testing.T) {
 	// in-flight batch back at once, not wait for the lease.
 	args := []string{"--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-workers", "1"}
 	d := startDaemon(t, daemonBin, dataDir, args...)
-	if code, got := call(t, http.MethodPost, d.http+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sb}); code != http.StatusOK {
-		t.Fatalf("create connection: %d %v", code, got)
-	}
-	if code, got := call(t, http.MethodPost, d.http+"/v1/senders", map[string]any{"id": "s1", "connectionId": "c1", "fromAddress": "news@example.com"}); code != http.StatusOK {
-		t.Fatalf("create sender: %d %v", code, got)
-	}
-	var rs []map[string]any
-	for i := range 8000 {
-		rs = append(rs, map[string]any{"profileId": fmt.Sprintf("p%d", i), "email": fmt.Sprintf("u%d@example.com", i)})
-	}
-	code, got := call(t, http.MethodPost, d.http+"/v1/sends", map[string]any{"senderId": "s1", "subject": "s", "text": "t", "recipients": rs, "idempotencyKey": "k1"})
-	if code != http.StatusOK {
-		t.Fatalf("create send: %d %v", code, got)
-	}
-	sendID := got["send"].(map[string]any)["id"].(string)
-	sendURL := func(base string) string { return base + "/v1/sends/" + sendID }
+	provisionSender(t, d.http, d.http, sb, key)
+	sendPath := createSend(t, d.http, 8000, map[string]any{"idempotencyKey": "k1"})
 
-	waitUntil(t, "part of the send to go out", func() bool {
-		_, got := call(t, http.MethodGet, sendURL(d.http), nil)
-		s, _ := got["send"].(map[string]any)
-		accepted, _ := s["acceptedCount"].(float64)
-		return accepted >= 2000
-	})
+	waitPartSent(t, d.http+sendPath, 2000)
 	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -105,19 +159,11 @@ func TestSendSurvivesKill9MidWay(t *testing.T) {
 	_, mid := call(t, http.MethodGet, sb+"/sandbox/stats", nil)
 
 	d = startDaemon(t, daemonBin, dataDir, args...)
-	var final map[string]any
-	waitUntil(t, "the send to finish after the restart", func() bool {
-		_, got := call(t, http.MethodGet, sendURL(d.http), nil)
-		final, _ = got["send"].(map[string]any)
-		return final["state"] == "SEND_STATE_DONE"
-	})
+	final := waitSendDone(t, "the send to finish after the restart", d.http+sendPath)
 	if final["acceptedCount"] != 8000.0 {
 		t.Errorf("send after restart = %v, want 8000 accepted", final)
 	}
-	_, stats := call(t, http.MethodGet, sb+"/sandbox/stats", nil)
-	if stats["recipients"] != 8000.0 || stats["duplicateRecipients"] != 0.0 {
-		t.Errorf("sandbox stats %v; want 8000 recipients, 0 duplicates", stats)
-	}
+	checkSandboxGotEachOnce(t, sb, 8000)
 	if mid["recipients"] == 8000.0 {
 		t.Errorf("the whole send went out before the kill (%v): the test proves nothing", mid)
 	}

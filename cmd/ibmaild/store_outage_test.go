@@ -146,27 +146,9 @@ func TestStoreOutageAndRecovery(t *testing.T) {
 	sb := startSandboxProcess(t, key, "--latency", "1s")
 	d := startDaemon(t, daemonBin, t.TempDir(), "--db", u.String(), "--encryption-key-file", keyFile,
 		"--allow-base-url", sb, "--send-concurrency", "1", "--dispatch-lease", "6s", "--webhook-secret", secret)
-	if code, got := call(t, http.MethodPost, d.http+"/v1/connections", map[string]any{"id": "c1", "apiKey": key, "baseUrl": sb}); code != http.StatusOK {
-		t.Fatalf("create connection: %d %v", code, got)
-	}
-	if code, got := call(t, http.MethodPost, d.http+"/v1/senders", map[string]any{"id": "s1", "connectionId": "c1", "fromAddress": "news@example.com"}); code != http.StatusOK {
-		t.Fatalf("create sender: %d %v", code, got)
-	}
-	var rs []map[string]any
-	for i := range 5000 {
-		rs = append(rs, map[string]any{"profileId": fmt.Sprintf("p%d", i), "email": fmt.Sprintf("u%d@example.com", i)})
-	}
-	code, got := call(t, http.MethodPost, d.http+"/v1/sends", map[string]any{"senderId": "s1", "subject": "s", "text": "t", "recipients": rs})
-	if code != http.StatusOK {
-		t.Fatalf("create send: %d %v", code, got)
-	}
-	sendURL := d.http + "/v1/sends/" + got["send"].(map[string]any)["id"].(string)
-	waitUntil(t, "part of the send to go out", func() bool {
-		_, got := call(t, http.MethodGet, sendURL, nil)
-		s, _ := got["send"].(map[string]any)
-		accepted, _ := s["acceptedCount"].(float64)
-		return accepted >= 1000
-	})
+	provisionSender(t, d.http, d.http, sb, key)
+	sendURL := d.http + createSend(t, d.http, 5000, nil)
+	waitPartSent(t, sendURL, 1000)
 
 	var unavailable, acked atomic.Int64
 	webhook := d.http + "/v1/webhooks/infobip/delivery-reports?token=" + secret
@@ -235,19 +217,11 @@ func TestStoreOutageAndRecovery(t *testing.T) {
 		t.Errorf("%d profiles with a hardbounce, want %d", len(seen), bodies*perBody)
 	}
 
-	var final map[string]any
-	waitUntil(t, "the send to finish after the outage", func() bool {
-		_, got := call(t, http.MethodGet, sendURL, nil)
-		final, _ = got["send"].(map[string]any)
-		return final["state"] == "SEND_STATE_DONE"
-	})
+	final := waitSendDone(t, "the send to finish after the outage", sendURL)
 	if final["acceptedCount"] != 5000.0 {
 		t.Errorf("send = %v, want 5000 accepted", final)
 	}
-	_, stats := call(t, http.MethodGet, sb+"/sandbox/stats", nil)
-	if stats["recipients"] != 5000.0 || stats["duplicateRecipients"] != 0.0 {
-		t.Errorf("sandbox stats %v; want 5000 recipients, 0 duplicates", stats)
-	}
+	checkSandboxGotEachOnce(t, sb, 5000)
 	// Only this process listens on its port: an answer now means it rode
 	// the outage out.
 	if code, _ := call(t, http.MethodGet, d.http+"/healthz", nil); code != http.StatusOK {
