@@ -4,7 +4,14 @@
 // beside an empty RPC, webhook ingest throughput and latency, and
 // segmentation (SearchProfiles) latency over a seeded event log.
 //
+// The event log is seeded through the store's IngestReports (--seed store,
+// the default: the path webhooks take, but past a million events it slows
+// to hours for ten million on SQLite) or by INSERT ... SELECT statements
+// run inside the engine (--seed sql: minutes for ten million, the way to
+// the target), writing the same kind of rows; see seed.go.
+//
 //	go run ./cmd/ibmail-load --duration 10s --events 1000000
+//	go run ./cmd/ibmail-load --phases segment --seed sql --events 10000000
 package main
 
 import (
@@ -25,6 +32,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each throughput measurement runs")
 	flag.IntVar(&cfg.events, "events", 1_000_000, "events to seed for the segment phase (the issue's target is 10,000,000)")
 	flag.IntVar(&cfg.queries, "queries", 50, "repetitions of each SearchProfiles query")
+	flag.StringVar(&cfg.seed, "seed", seedStore, "how the segment phase seeds its events: store (through IngestReports, as webhooks do; slow past 1,000,000) or sql (INSERT ... SELECT inside the engine; use it for 10,000,000)")
 	flag.StringVar(&cfg.db, "db", "", "postgres:// URL to measure PostgreSQL (its tables get the seeded data); empty: a temporary SQLite store")
 	flag.Parse()
 	var err error

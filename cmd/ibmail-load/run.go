@@ -53,6 +53,8 @@ type config struct {
 	events      int
 	queries     int
 	db          string
+	seed        string // seedStore or seedSQL
+	sqlChunk    int    // rows per transaction of --seed sql; 0: sqlSeedChunk
 }
 
 var allPhases = []string{"classify", "ingest", "segment"}
@@ -85,6 +87,8 @@ func (c config) check() error {
 		return fmt.Errorf("--events: 20 to %d", maxEvents)
 	case c.phases["segment"] && (c.queries < 1 || c.queries > maxQueries):
 		return fmt.Errorf("--queries: 1 to %d", maxQueries)
+	case c.phases["segment"] && c.seed != seedStore && c.seed != seedSQL:
+		return fmt.Errorf("--seed: %s or %s", seedStore, seedSQL)
 	}
 	if c.db != "" {
 		u, err := url.Parse(c.db)
@@ -126,9 +130,12 @@ func (t *table) print(w io.Writer) error {
 
 // harness is the in-process server on loopback listeners.
 type harness struct {
-	store   store.Store
-	conn    *grpc.ClientConn // over loopback TCP
-	restURL string
+	store store.Store
+	// sqlitePath is the temporary SQLite store's file, which --seed sql
+	// opens beside the store; "" with PostgreSQL.
+	sqlitePath string
+	conn       *grpc.ClientConn // over loopback TCP
+	restURL    string
 }
 
 // run starts the server, runs the selected phases in order and prints the
@@ -154,7 +161,7 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 		}
 	}
 	if cfg.phases["segment"] {
-		logf("segment: seeding %d events over %d profiles", cfg.events, cfg.events/20)
+		logf("segment: seeding %d events over %d profiles (--seed %s)", cfg.events, cfg.events/20, cfg.seed)
 		if err := segmentPhase(ctx, cfg, h, &t, logf); err != nil {
 			return fmt.Errorf("segment: %w", err)
 		}
@@ -174,6 +181,7 @@ func start(ctx context.Context, cfg config) (*harness, func(), error) {
 	fail := func(err error) (*harness, func(), error) { stop(); return nil, nil, err }
 
 	var st store.Store
+	var sqlitePath string
 	var err error
 	if cfg.db != "" {
 		st, err = postgres.Open(ctx, cfg.db)
@@ -183,7 +191,8 @@ func start(ctx context.Context, cfg config) (*harness, func(), error) {
 			return fail(derr)
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
-		st, err = sqlite.Open(ctx, filepath.Join(dir, "ibmail.db"))
+		sqlitePath = filepath.Join(dir, "ibmail.db")
+		st, err = sqlite.Open(ctx, sqlitePath)
 	}
 	if err != nil {
 		return fail(fmt.Errorf("store: %w", err))
@@ -249,7 +258,7 @@ func start(ctx context.Context, cfg config) (*harness, func(), error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &harness{store: st, conn: conn, restURL: restURL}, stop, nil
+	return &harness{store: st, sqlitePath: sqlitePath, conn: conn, restURL: restURL}, stop, nil
 }
 
 // closedLoop runs call from n clients until d has passed, each client
@@ -388,92 +397,23 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// scramble spreads a sequence over the key space (splitmix64's finalizer).
-func scramble(n uint64) uint64 {
-	n ^= n >> 33
-	n *= 0xff51afd7ed558ccd
-	n ^= n >> 33
-	n *= 0xc4ceb9fe1a85ec53
-	return n ^ n>>33
-}
-
 var seedNames = []string{"newsletter.hardbounce", "newsletter.softbounce", "newsletter.spambounce", "newsletter.dropped"}
 
 const year = 365 * 24 * time.Hour
 
-// seedReports makes reports [from, from+n) of the seeded event log: every
-// one an event of one of 4 names, for one of profiles profiles, at a time
-// spread over the year before now.
-func seedReports(from, n, profiles int, now time.Time) []store.Report {
-	rs := make([]store.Report, n)
-	for k := range rs {
-		i := uint64(from + k)
-		h := scramble(i + 1)
-		profile := fmt.Sprintf("prof-%08d", scramble(h)%uint64(profiles))
-		at := now.Add(-time.Duration(h % uint64(year)))
-		done := at.Format("2006-01-02T15:04:05.000-0700")
-		msg := fmt.Sprintf("seed-%016x-%d", h, i)
-		name := seedNames[h>>60%uint64(len(seedNames))]
-		email := profile + "@example.com"
-		rs[k] = store.Report{
-			Key:          store.ReportKey{MessageID: msg, StatusID: 4, ErrorID: 6012, DoneAt: done},
-			ConnectionID: "conn-load",
-			ProfileID:    profile,
-			Email:        email,
-			Outcome:      store.OutcomeEvent,
-			EventName:    name,
-			Rule:         "seed",
-			EventTime:    at,
-			ReceiveTime:  at,
-			Payload: []byte(`{"bulkId":"bulk-seed","messageId":"` + msg + `","to":"` + email + `","doneAt":"` + done +
-				`","status":{"id":4,"groupId":2,"name":"UNDELIVERABLE_REJECTED_OPERATOR"},"error":{"id":6012,"name":"EC_HARD_BOUNCE","permanent":true}}`),
-			Params: map[string]string{
-				"messageId": msg, "bulkId": "bulk-seed", "errorId": "6012", "errorName": "EC_HARD_BOUNCE",
-				"permanent": "true", "rule": "seed",
-			},
-		}
-	}
-	return rs
-}
-
-// segmentPhase seeds the event log through the store in large batches (one
-// goroutine builds the next batch while the store writes the last), then
+// segmentPhase seeds the event log as cfg.seed says (see seed.go), then
 // times typical SearchProfiles queries over gRPC.
 func segmentPhase(ctx context.Context, cfg config, h *harness, t *table, logf func(string, ...any)) error {
 	profiles := max(cfg.events/20, 1)
 	now := time.Now().UTC().Truncate(time.Second)
-	batches := make(chan []store.Report, 2)
-	genCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer close(batches)
-		for from := 0; from < cfg.events; from += seedBatch {
-			select {
-			case batches <- seedReports(from, min(seedBatch, cfg.events-from), profiles, now):
-			case <-genCtx.Done():
-				return
-			}
-		}
-	}()
 	start := time.Now()
-	lastLog := start
-	seeded := 0
-	for b := range batches {
-		res, err := h.store.IngestReports(ctx, b, nil)
-		if err != nil {
-			return fmt.Errorf("seed: %w", err)
-		}
-		seeded += res.Events
-		if time.Since(lastLog) > 10*time.Second {
-			lastLog = time.Now()
-			logf("segment: seeded %d of %d events in %s", seeded, cfg.events, time.Since(start).Round(time.Second))
-		}
+	seeded, how, err := seed(ctx, cfg, h, cfg.events, profiles, now, logf)
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
 	}
 	seedTime := time.Since(start)
-	if seeded == 0 {
-		return errors.New("seed: no event stored (a store already seeded? use a fresh --db)")
-	}
-	t.add("segment", fmt.Sprintf("seed %d events, %d profiles, via IngestReports (%d a batch)", seeded, profiles, seedBatch), seedTime.Seconds(), "s")
+	logf("segment: seeded %d events in %s", seeded, seedTime.Round(time.Millisecond))
+	t.add("segment", fmt.Sprintf("seed %d events, %d profiles, %s", seeded, profiles, how), seedTime.Seconds(), "s")
 	t.add("segment", "seed rate", float64(seeded)/seedTime.Seconds(), "events/s")
 
 	people := ibmailv1.NewProfileServiceClient(h.conn)
