@@ -84,12 +84,8 @@ func TestOpenAPIServed(t *testing.T) {
 func TestBacklogMetrics(t *testing.T) {
 	env := newTestEnv(t)
 	provisionSender(t, env, "https://c1.api.infobip.com")
-	var recipients []*ibmailv1.RecipientInput
-	for i := range 2500 {
-		recipients = append(recipients, &ibmailv1.RecipientInput{ProfileId: fmt.Sprintf("p-%d", i), Email: fmt.Sprintf("user%d@example.com", i)})
-	}
 	if _, err := env.sends.CreateSend(context.Background(), &ibmailv1.CreateSendRequest{
-		SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients,
+		SenderId: "s1", Subject: "s", Text: "t", Recipients: recipients(2500, ""),
 	}); err != nil {
 		t.Fatal(err)
 	}
