@@ -206,40 +206,26 @@ func seedSQLite(ctx context.Context, path string, n, profiles, chunk int, now ti
 		sql.Named("ph", seedPayloadHead), sql.Named("pto", seedPayloadTo), sql.Named("pdone", seedPayloadDone), sql.Named("ptail", seedPayloadTail),
 	}
 	start := time.Now()
-	seeded := 0
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		t0 := time.Now()
-		var tReports, tEvents time.Duration
-		err := sqliteTx(ctx, db, func(tx *sql.Tx) error {
+	seeded, err := inChunks(n, chunk, start, logf, func(lo, hi int, t *chunkTimes) error {
+		return sqliteTx(ctx, db, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, sqliteSeedReportsSQL,
 				append([]any{sql.Named("lo", int64(lo)), sql.Named("hi", int64(hi))}, args...)...)
-			if err != nil {
-				return fmt.Errorf("reports: %w", err)
+			if err := insertedAll("reports", res, err, hi-lo); err != nil {
+				return err
 			}
-			if k, err := res.RowsAffected(); err != nil || k != int64(hi-lo) {
-				return fmt.Errorf("reports: %d rows inserted, want %d (%v)", k, hi-lo, err)
-			}
-			tReports = time.Since(t0)
+			t.reportsDone()
 			res, err = tx.ExecContext(ctx, sqliteSeedEventsSQL,
 				sql.Named("lo", base+int64(lo)), sql.Named("hi", base+int64(hi)),
 				sql.Named("qh", seedParamsHead), sql.Named("qt", seedParamsTail))
-			if err != nil {
-				return fmt.Errorf("events: %w", err)
+			if err := insertedAll("events", res, err, hi-lo); err != nil {
+				return err
 			}
-			if k, err := res.RowsAffected(); err != nil || k != int64(hi-lo) {
-				return fmt.Errorf("events: %d rows inserted, want %d (%v)", k, hi-lo, err)
-			}
-			tEvents = time.Since(t0) - tReports
+			t.eventsDone()
 			return nil
 		})
-		if err != nil {
-			return seeded, err
-		}
-		seeded = hi
-		logf("segment: seeded %d of %d events by SQL in %s (this chunk: reports %s, events %s, commit %s)", seeded, n,
-			time.Since(start).Round(time.Second), tReports.Round(time.Millisecond), tEvents.Round(time.Millisecond),
-			(time.Since(t0) - tReports - tEvents).Round(time.Millisecond))
+	})
+	if err != nil {
+		return seeded, err
 	}
 	// Copy the WAL into the database file and truncate it, as the store's
 	// checkpointer would have along the way: readers then do not search a
@@ -337,39 +323,25 @@ func seedPostgres(ctx context.Context, dsn string, n, profiles, chunk int, now t
 	base := last - int64(n) + 1
 
 	start := time.Now()
-	seeded := 0
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		t0 := time.Now()
-		var tReports, tEvents time.Duration
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	seeded, err := inChunks(n, chunk, start, logf, func(lo, hi int, t *chunkTimes) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, postgresSeedReportsSQL, int64(lo), int64(hi), base, int64(profiles),
 				now.Add(-time.Duration(int64(n)*seedStep(n))*time.Microsecond), int16(store.OutcomeEvent), seedNames,
 				seedPayloadHead, seedPayloadTo, seedPayloadDone, seedPayloadTail, seedStep(n))
-			if err != nil {
-				return fmt.Errorf("reports: %w", err)
+			if err := insertedAll("reports", tag, err, hi-lo); err != nil {
+				return err
 			}
-			if tag.RowsAffected() != int64(hi-lo) {
-				return fmt.Errorf("reports: %d rows inserted, want %d", tag.RowsAffected(), hi-lo)
-			}
-			tReports = time.Since(t0)
+			t.reportsDone()
 			tag, err = tx.Exec(ctx, postgresSeedEventsSQL, base+int64(lo), base+int64(hi), seedParamsHead, seedParamsTail)
-			if err != nil {
-				return fmt.Errorf("events: %w", err)
+			if err := insertedAll("events", tag, err, hi-lo); err != nil {
+				return err
 			}
-			if tag.RowsAffected() != int64(hi-lo) {
-				return fmt.Errorf("events: %d rows inserted, want %d", tag.RowsAffected(), hi-lo)
-			}
-			tEvents = time.Since(t0) - tReports
+			t.eventsDone()
 			return nil
 		})
-		if err != nil {
-			return seeded, err
-		}
-		seeded = hi
-		logf("segment: seeded %d of %d events by SQL in %s (this chunk: reports %s, events %s, commit %s)", seeded, n,
-			time.Since(start).Round(time.Second), tReports.Round(time.Millisecond), tEvents.Round(time.Millisecond),
-			(time.Since(t0) - tReports - tEvents).Round(time.Millisecond))
+	})
+	if err != nil {
+		return seeded, err
 	}
 	t0 := time.Now()
 	if _, err := conn.Exec(ctx, `VACUUM (ANALYZE) delivery_reports, profile_events`); err != nil {
@@ -377,4 +349,55 @@ func seedPostgres(ctx context.Context, dsn string, n, profiles, chunk int, now t
 	}
 	logf("segment: VACUUM (ANALYZE) took %s", time.Since(t0).Round(time.Second))
 	return seeded, nil
+}
+
+// chunkTimes times the two statements of a chunk and its commit.
+type chunkTimes struct {
+	start, reports, events time.Time
+}
+
+func (t *chunkTimes) reportsDone() { t.reports = time.Now() }
+func (t *chunkTimes) eventsDone()  { t.events = time.Now() }
+
+// inChunks runs insert for each chunk [lo, hi) of the n seed indexes in
+// order, logging the progress and where each chunk's time went, and says
+// how many were seeded.
+func inChunks(n, chunk int, start time.Time, logf func(string, ...any), insert func(lo, hi int, t *chunkTimes) error) (int, error) {
+	seeded := 0
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		t := chunkTimes{start: time.Now()}
+		if err := insert(lo, hi, &t); err != nil {
+			return seeded, err
+		}
+		seeded = hi
+		logf("segment: seeded %d of %d events by SQL in %s (this chunk: reports %s, events %s, commit %s)", seeded, n,
+			time.Since(start).Round(time.Second), t.reports.Sub(t.start).Round(time.Millisecond),
+			t.events.Sub(t.reports).Round(time.Millisecond), time.Since(t.events).Round(time.Millisecond))
+	}
+	return seeded, nil
+}
+
+// insertedAll checks that an INSERT of a chunk wrote all its want rows;
+// res is what the engine's driver says of it: a database/sql Result
+// (SQLite) or a pgconn.CommandTag (PostgreSQL).
+func insertedAll(what string, res any, err error, want int) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	var got int64
+	switch r := res.(type) {
+	case sql.Result:
+		if got, err = r.RowsAffected(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	case interface{ RowsAffected() int64 }:
+		got = r.RowsAffected()
+	default:
+		return fmt.Errorf("%s: no row count from %T", what, res)
+	}
+	if got != int64(want) {
+		return fmt.Errorf("%s: %d rows inserted, want %d", what, got, want)
+	}
+	return nil
 }
