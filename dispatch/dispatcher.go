@@ -78,11 +78,14 @@ type Dispatcher struct {
 	inHand map[batchKey]*handling // see lease.go
 }
 
-// connState is a connection's mailer with its limiter and concurrency
-// gate, cached for a while.
+// connState is a connection's mailer with its limits and concurrency
+// gate, cached for a while. The rate is shared with the other replicas
+// through the store; limiter is this replica's own, for when the store
+// cannot say.
 type connState struct {
 	mailer    Mailer
 	notifyURL string
+	limits    Limits
 	limiter   *rate.Limiter
 	gate      chan struct{}
 	loaded    time.Time
@@ -237,7 +240,7 @@ func (d *Dispatcher) handle(ctx context.Context, log *slog.Logger, b store.Claim
 	for _, r := range b.Recipients {
 		req.Messages = append(req.Messages, Message{Email: r.Email, Placeholders: r.Placeholders})
 	}
-	if err := conn.limiter.Wait(ctx); err != nil {
+	if err := d.waitForSlot(ctx, log, b.Send.ConnectionID, conn); err != nil {
 		d.retry(ctx, log, b, store.BatchPending, &Failure{Kind: Retryable, Reason: "stopped before sending"})
 		return
 	}
@@ -292,6 +295,33 @@ func (d *Dispatcher) handle(ctx context.Context, log *slog.Logger, b store.Claim
 		d.retry(ctx, log, b, store.BatchPending, f)
 	default:
 		d.retry(ctx, log, b, store.BatchAmbiguous, f)
+	}
+}
+
+// waitForSlot waits until the connection's rate, which every replica
+// shares through the store, allows one more request. When the store cannot
+// say, this replica's own limiter decides: a store hiccup then slows
+// dispatch to this replica's share rather than stopping it.
+func (d *Dispatcher) waitForSlot(ctx context.Context, log *slog.Logger, connectionID string, conn *connState) error {
+	for {
+		wait, err := d.opts.Store.TakeSendSlot(ctx, connectionID, float64(conn.limits.RequestsPerSecond), conn.limits.Concurrency, d.opts.Now())
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			log.Warn("the shared send rate could not be read; this replica's own rate applies", slog.Any("error", err))
+			return conn.limiter.Wait(ctx)
+		}
+		if wait == 0 {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
 	}
 }
 
@@ -395,7 +425,7 @@ func (d *Dispatcher) connection(ctx context.Context, id string) (*connState, err
 		d.conns[id] = c
 	}
 	c.limiter.SetLimit(rate.Limit(lim.RequestsPerSecond))
-	c.mailer, c.notifyURL, c.loaded = m, notifyURL, d.opts.Now()
+	c.mailer, c.notifyURL, c.limits, c.loaded = m, notifyURL, lim, d.opts.Now()
 	return c, nil
 }
 

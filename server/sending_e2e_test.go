@@ -317,3 +317,40 @@ func TestBatchesQueuedPastTheirLeaseAreSentOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicasShareTheConnectionRate runs two dispatchers on one store
+// against a connection allowed 2 requests a second, one at a time. Had
+// each replica its own rate, the six batches would go out in about one
+// second; shared, they cannot take less than two and a half.
+func TestReplicasShareTheConnectionRate(t *testing.T) {
+	adjust := func(o *dispatch.Options) {
+		o.Defaults = dispatch.Limits{RequestsPerSecond: 2, Concurrency: 1}
+		o.Workers = 3 // neither dispatcher takes all six batches
+	}
+	env, sb := sendingEnv(t, sandbox.Options{}, adjust, withDispatchers(2, adjust))
+	var first, sixth time.Time
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			n := sb.Stats().SendRequests
+			if n >= 1 && first.IsZero() {
+				first = time.Now()
+			}
+			if n >= 6 {
+				sixth = time.Now()
+				return
+			}
+		}
+	}()
+	st := sendEachOnce(t, env, sb, 6000)
+	<-watched
+	if st.SendRequests != 6 {
+		t.Errorf("sandbox saw %d send requests, want 6", st.SendRequests)
+	}
+	// 5 intervals of 500 ms from the first request to the sixth, less the
+	// watcher's 5 ms of lateness on the first.
+	if span := sixth.Sub(first); first.IsZero() || span < 2400*time.Millisecond {
+		t.Errorf("six requests went out within %v of each other; two replicas sharing 2 a second need at least 2.5 s", span)
+	}
+}

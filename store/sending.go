@@ -244,6 +244,8 @@ type SendStore interface {
 	RecipientsByMessageID(ctx context.Context, messageIDs []string) (map[string]Recipient, error)
 	// RecipientByEmail finds a send's recipient by address, or ErrNotFound.
 	RecipientByEmail(ctx context.Context, sendID, email string) (Recipient, error)
+
+	SendRateStore
 }
 
 // SuppressionStore keeps suppressed addresses. Suppressions are added by

@@ -31,7 +31,7 @@ func main() {
 	fs.Var(&cfg.allowBaseURLs, "allow-base-url", "admit this origin (scheme://host:port) as a connection base URL besides https://*.api.infobip.com, e.g. a standalone sandbox; repeatable (env IBMAIL_ALLOW_BASE_URLS, comma-separated)")
 	fs.BoolVar(&cfg.sandbox, "sandbox", envBool("IBMAIL_SANDBOX"), "run an in-process Infobip sandbox with a ready connection and sender account, both with id sandbox (env IBMAIL_SANDBOX)")
 	fs.StringVar(&cfg.encryptionKeyFile, "encryption-key-file", envOr("IBMAIL_ENCRYPTION_KEY_FILE", ""), "file holding the AES-256 key that seals stored API keys (64 hex digits or base64); empty: IBMAIL_ENCRYPTION_KEY, else <data-dir>/encryption-key, created on first start (env IBMAIL_ENCRYPTION_KEY_FILE)")
-	fs.IntVar(&cfg.sendRate, "send-rate", int(envInt("IBMAIL_SEND_RATE", 100)), "requests per second to Infobip per connection that sets no rate of its own; Infobip allows 2000 (env IBMAIL_SEND_RATE)")
+	fs.IntVar(&cfg.sendRate, "send-rate", int(envInt("IBMAIL_SEND_RATE", 100)), "requests per second to Infobip per connection that sets no rate of its own, shared by all replicas; Infobip allows 2000 (env IBMAIL_SEND_RATE)")
 	fs.IntVar(&cfg.sendConcurrency, "send-concurrency", int(envInt("IBMAIL_SEND_CONCURRENCY", 4)), "Infobip requests in flight at once per connection (env IBMAIL_SEND_CONCURRENCY)")
 	fs.IntVar(&cfg.dispatchWorkers, "dispatch-workers", int(envInt("IBMAIL_DISPATCH_WORKERS", 16)), "batches this server dispatches at once, over all connections (env IBMAIL_DISPATCH_WORKERS)")
 	fs.DurationVar(&cfg.dispatchLease, "dispatch-lease", envDuration("IBMAIL_DISPATCH_LEASE", 2*time.Minute), "how long a claimed batch stays this server's before another may take it over (env IBMAIL_DISPATCH_LEASE)")

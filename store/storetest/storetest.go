@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SequenceConcurrent", func(t *testing.T) { testSequenceConcurrent(t, o) })
 	t.Run("EventLogClosed", func(t *testing.T) { testEventLogClosed(t, o) })
 	t.Run("Backlog", func(t *testing.T) { testBacklog(t, o) })
+	t.Run("SendSlots", func(t *testing.T) { testSendSlots(t, o) })
 }
 
 type opener = func(t *testing.T) store.Store
