@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/readcheck"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -34,17 +36,27 @@ func MessageID(e store.Event) string { return strconv.FormatInt(e.ID, 10) }
 //	 "params":{"errorName":"EC_HARD_BOUNCE",...},"id":"17"}
 //
 // Every field is present, empty ones too ("params":{}), as in REST answers.
+//
+// A stored event that cannot be shown (see readcheck) gives an error
+// wrapping readcheck.ErrUnreadable: it never will be, however often tried.
 func Payload(e store.Event) ([]byte, error) {
-	b, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(&ibmailv1.ProfileEvent{
+	if e.Unreadable != "" {
+		return nil, readcheck.Unreadable(errors.New(e.Unreadable))
+	}
+	ev := &ibmailv1.ProfileEvent{
 		Id:        MessageID(e),
 		Action:    e.Name,
 		Time:      timestamppb.New(e.Time),
 		ProfileId: e.ProfileID,
 		Email:     e.Email,
 		Params:    e.Params,
-	})
+	}
+	if err := readcheck.Message(ev); err != nil {
+		return nil, readcheck.Unreadable(err)
+	}
+	b, err := protojson.MarshalOptions{EmitDefaultValues: true}.Marshal(ev)
 	if err != nil {
-		return nil, err
+		return nil, readcheck.Unreadable(err)
 	}
 	// protojson varies its whitespace on purpose; a message body is better
 	// stable, so that the same event always makes the same bytes.

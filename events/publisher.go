@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ibmail/ibmail/readcheck"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -73,6 +74,10 @@ type Publisher struct {
 	name  string
 
 	streamReady bool
+	// unreadable accounts for the events skipped because they cannot be
+	// shown: published, they would be refused again and again, and every
+	// later event would wait behind them.
+	unreadable *readcheck.Skipper
 
 	// afterPublish, set by tests, runs once a batch is published and before
 	// its position is recorded; an error ends the step right there, leaving
@@ -113,7 +118,8 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		return nil, fmt.Errorf("events: %w", err)
 	}
 	name := PublisherName(opts.Stream)
-	return &Publisher{opts: opts, js: js, lease: newLease(opts.Store, name, opts.Owner, opts.Lease), name: name}, nil
+	return &Publisher{opts: opts, js: js, lease: newLease(opts.Store, name, opts.Owner, opts.Lease), name: name,
+		unreadable: readcheck.NewSkipper("event", opts.Logger.With(slog.String("stream", opts.Stream)))}, nil
 }
 
 // PublisherName is the name of the lease, and of the position in the store,
@@ -246,13 +252,21 @@ func windowLen(evs []store.LoggedEvent) int {
 }
 
 // publishWindow publishes evs asynchronously, waits for every answer, and
-// returns how many of them, from the first, JetStream has stored (as new
-// messages or as duplicates of ones it had).
+// returns how many of them, from the first, are done with: stored by
+// JetStream (as new messages or as duplicates of ones it had) or skipped
+// because they cannot be shown, so that the position moves past them.
 func (p *Publisher) publishWindow(ctx context.Context, evs []store.LoggedEvent) (int, error) {
+	// futures[i] is nil for an event skipped; only the first sent ones
+	// have an entry.
 	futures := make([]jetstream.PubAckFuture, 0, len(evs))
 	var sendErr error
 	for _, e := range evs {
 		msg, err := p.message(e)
+		if errors.Is(err, readcheck.ErrUnreadable) {
+			p.unreadable.Skip(ctx, MessageID(e.Event), err)
+			futures = append(futures, nil)
+			continue
+		}
 		if err == nil {
 			var f jetstream.PubAckFuture
 			if f, err = p.js.PublishMsgAsync(msg); err == nil {
@@ -266,6 +280,12 @@ func (p *Publisher) publishWindow(ctx context.Context, evs []store.LoggedEvent) 
 	acked, contiguous := 0, true
 	var ackErr error
 	for i, f := range futures {
+		if f == nil {
+			if contiguous {
+				acked++
+			}
+			continue
+		}
 		select {
 		case <-f.Ok():
 			if contiguous {
@@ -288,6 +308,10 @@ func (p *Publisher) message(e store.LoggedEvent) (*nats.Msg, error) {
 	data, err := Payload(e.Event)
 	if err != nil {
 		return nil, err
+	}
+	// The server would refuse a message above its limit on every try.
+	if max := p.opts.Conn.MaxPayload(); max > 0 && int64(len(data)) > max {
+		return nil, readcheck.Unreadable(fmt.Errorf("the message takes %d bytes; the NATS server takes at most %d", len(data), max))
 	}
 	msg := nats.NewMsg(Subject(p.opts.SubjectPrefix, e.Name))
 	msg.Data = data

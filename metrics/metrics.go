@@ -65,6 +65,15 @@ var (
 	SuppressionsApplied = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "ibmail_suppressions_applied_total", Help: "Send recipients skipped because their address is suppressed.",
 	})
+	// UnreadableRows counts stored rows skipped by a read or a stream
+	// because they cannot be shown (a time outside what a protobuf
+	// Timestamp holds, invalid UTF-8, params that do not decode, absurd
+	// sizes), by what the row is: event, profile_match, report,
+	// rejected_payload, send, recipient, suppression, connection, sender.
+	// It counts every skip; the log names each row once.
+	UnreadableRows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ibmail_unreadable_rows_total", Help: "Stored rows skipped by a read or a stream because they cannot be shown, by kind of row.",
+	}, []string{"what"})
 	// BatchesInHand is how many batches this replica's dispatcher holds.
 	BatchesInHand = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ibmail_dispatch_batches_in_hand", Help: "Batches this replica's dispatcher is sending now.",
@@ -78,6 +87,7 @@ func init() {
 		RPCs, RPCLatency, HTTPRequests, HTTPLatency,
 		ReportsIngested, ReportsDuplicate, ReportsRejected,
 		InfobipRequests, DispatchRetries, RecipientsDispatched, SuppressionsApplied, BatchesInHand,
+		UnreadableRows,
 	)
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -27,12 +28,14 @@ type ConnectionService struct {
 	webhookURL string
 	tester     ConnectionTester
 	now        func() time.Time
+	rows       *rowSkippers
 }
 
 // NewConnectionService returns a ConnectionService. webhookURL is the public
 // URL of the delivery-report webhook, shown on each connection.
-func NewConnectionService(st store.Store, vault *Vault, baseURLs BaseURLPolicy, webhookURL string, tester ConnectionTester) *ConnectionService {
-	return &ConnectionService{store: st, vault: vault, baseURLs: baseURLs, webhookURL: webhookURL, tester: tester, now: time.Now}
+// Rows it cannot show are logged to log.
+func NewConnectionService(st store.Store, vault *Vault, baseURLs BaseURLPolicy, webhookURL string, tester ConnectionTester, log *slog.Logger) *ConnectionService {
+	return &ConnectionService{store: st, vault: vault, baseURLs: baseURLs, webhookURL: webhookURL, tester: tester, now: time.Now, rows: newRowSkippers(log)}
 }
 
 // CreateConnection validates and stores a connection with a new webhook
@@ -77,7 +80,11 @@ func (s *ConnectionService) GetConnection(ctx context.Context, req *ibmailv1.Get
 	if err != nil {
 		return nil, err
 	}
-	return &ibmailv1.GetConnectionResponse{Connection: s.toProto(c)}, nil
+	shown, err := showOne(ctx, s.rows.connections, "connection", c.ID, s.toProto(c))
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.GetConnectionResponse{Connection: shown}, nil
 }
 
 // ListConnections lists connections by id.
@@ -96,9 +103,8 @@ func (s *ConnectionService) ListConnections(ctx context.Context, req *ibmailv1.L
 	}
 	resp := &ibmailv1.ListConnectionsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(c store.Connection) pageToken { return pageToken{AfterKey: c.ID} })
-	for _, c := range rows {
-		resp.Connections = append(resp.Connections, s.toProto(c))
-	}
+	resp.Connections = showable(ctx, s.rows.connections, rows, func(c store.Connection) string { return c.ID },
+		func(c store.Connection) (*ibmailv1.Connection, error) { return s.toProto(c), nil })
 	return resp, nil
 }
 

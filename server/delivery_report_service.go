@@ -32,11 +32,12 @@ type DeliveryReportService struct {
 	auth   WebhookAuthenticator
 	log    *slog.Logger
 	now    func() time.Time
+	rows   *rowSkippers
 }
 
 // NewDeliveryReportService returns a DeliveryReportService.
 func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth WebhookAuthenticator, log *slog.Logger) *DeliveryReportService {
-	return &DeliveryReportService{engine: engine, store: st, auth: auth, log: log, now: time.Now}
+	return &DeliveryReportService{engine: engine, store: st, auth: auth, log: log, now: time.Now, rows: newRowSkippers(log)}
 }
 
 // IngestDeliveryReports authenticates the caller, then stores every valid
@@ -127,20 +128,21 @@ func (s *DeliveryReportService) ListDeliveryReports(ctx context.Context, req *ib
 	}
 	resp := &ibmailv1.ListDeliveryReportsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(r store.StoredReport) pageToken { return pageToken{ID: r.ID} })
-	for _, row := range rows {
-		report := &ibmailv1.DeliveryReport{}
-		if err := proto.Unmarshal(row.Payload, report); err != nil {
-			return nil, fmt.Errorf("stored report %d: %w", row.ID, err)
-		}
-		resp.Reports = append(resp.Reports, &ibmailv1.StoredDeliveryReport{
-			Id:             fmt.Sprint(row.ID),
-			Report:         report,
-			Classification: &ibmailv1.Classification{Outcome: ibmailv1.ReportOutcome(row.Outcome), EventName: row.EventName, Classified: row.Outcome == store.OutcomeEvent, Rule: row.Rule},
-			ProfileId:      row.ProfileID,
-			ReceiveTime:    timestamppb.New(row.ReceiveTime),
-			ConnectionId:   row.ConnectionID,
+	resp.Reports = showable(ctx, s.rows.reports, rows, func(r store.StoredReport) string { return fmt.Sprint(r.ID) },
+		func(row store.StoredReport) (*ibmailv1.StoredDeliveryReport, error) {
+			report := &ibmailv1.DeliveryReport{}
+			if err := proto.Unmarshal(row.Payload, report); err != nil {
+				return nil, fmt.Errorf("payload does not decode: %w", err)
+			}
+			return &ibmailv1.StoredDeliveryReport{
+				Id:             fmt.Sprint(row.ID),
+				Report:         report,
+				Classification: &ibmailv1.Classification{Outcome: ibmailv1.ReportOutcome(row.Outcome), EventName: row.EventName, Classified: row.Outcome == store.OutcomeEvent, Rule: row.Rule},
+				ProfileId:      row.ProfileID,
+				ReceiveTime:    timestamppb.New(row.ReceiveTime),
+				ConnectionId:   row.ConnectionID,
+			}, nil
 		})
-	}
 	return resp, nil
 }
 
@@ -160,15 +162,16 @@ func (s *DeliveryReportService) ListRejectedPayloads(ctx context.Context, req *i
 	}
 	resp := &ibmailv1.ListRejectedPayloadsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(p store.RejectedPayload) pageToken { return pageToken{ID: p.ID} })
-	for _, row := range rows {
-		resp.Payloads = append(resp.Payloads, &ibmailv1.RejectedPayload{
-			Id:          fmt.Sprint(row.ID),
-			ReceiveTime: timestamppb.New(row.ReceiveTime),
-			ContentType: row.ContentType,
-			Reason:      row.Reason,
-			Body:        row.Body,
+	resp.Payloads = showable(ctx, s.rows.rejected, rows, func(p store.RejectedPayload) string { return fmt.Sprint(p.ID) },
+		func(row store.RejectedPayload) (*ibmailv1.RejectedPayload, error) {
+			return &ibmailv1.RejectedPayload{
+				Id:          fmt.Sprint(row.ID),
+				ReceiveTime: timestamppb.New(row.ReceiveTime),
+				ContentType: row.ContentType,
+				Reason:      row.Reason,
+				Body:        row.Body,
+			}, nil
 		})
-	}
 	return resp, nil
 }
 

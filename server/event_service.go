@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/readcheck"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -32,6 +34,7 @@ type EventService struct {
 	changed  func() <-chan struct{}
 	stopping <-chan struct{}
 	log      *slog.Logger
+	rows     *rowSkippers
 }
 
 // NewEventService returns an EventService reading st. changed, if not nil,
@@ -43,7 +46,7 @@ func NewEventService(st store.Store, changed func() <-chan struct{}, stopping <-
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &EventService{store: st, changed: changed, stopping: stopping, log: log}
+	return &EventService{store: st, changed: changed, stopping: stopping, log: log, rows: newRowSkippers(log)}
 }
 
 // WatchEvents streams the log after a position, then new events as they
@@ -109,7 +112,12 @@ func (s *EventService) watch(req *ibmailv1.WatchEventsRequest, stream grpc.Serve
 			return err
 		}
 		for _, e := range evs {
-			if err := stream.Send(&ibmailv1.WatchEventsResponse{Position: e.Position, Event: profileEventPB(e.Event)}); err != nil {
+			// A stored event that cannot be shown is skipped, not sent
+			// again and again to a client that would fail on it: the
+			// stream goes on past it.
+			if ev, err := showEvent(e.Event); err != nil {
+				s.rows.events.Skip(ctx, eventRowID(e.Event), err)
+			} else if err := stream.Send(&ibmailv1.WatchEventsResponse{Position: e.Position, Event: ev}); err != nil {
 				return err
 			}
 			after = e.Position
@@ -129,9 +137,12 @@ func (s *EventService) watch(req *ibmailv1.WatchEventsRequest, stream grpc.Serve
 	}
 }
 
-// profileEventPB is an event as the API shows it.
-func profileEventPB(e store.Event) *ibmailv1.ProfileEvent {
-	return &ibmailv1.ProfileEvent{
+// showEvent is an event as the API shows it, or why it cannot be shown.
+func showEvent(e store.Event) (*ibmailv1.ProfileEvent, error) {
+	if e.Unreadable != "" {
+		return nil, errors.New(e.Unreadable)
+	}
+	ev := &ibmailv1.ProfileEvent{
 		Id:        fmt.Sprint(e.ID),
 		Action:    e.Name,
 		Time:      timestamppb.New(e.Time),
@@ -139,4 +150,7 @@ func profileEventPB(e store.Event) *ibmailv1.ProfileEvent {
 		Email:     e.Email,
 		Params:    e.Params,
 	}
+	return ev, readcheck.Message(ev)
 }
+
+func eventRowID(e store.Event) string { return fmt.Sprint(e.ID) }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -24,18 +25,20 @@ const maxEventNames = 50
 type ProfileService struct {
 	ibmailv1.UnimplementedProfileServiceServer
 	store store.Store
+	rows  *rowSkippers
 }
 
-// NewProfileService returns a ProfileService reading st.
-func NewProfileService(st store.Store) *ProfileService {
-	return &ProfileService{store: st}
+// NewProfileService returns a ProfileService reading st; rows it cannot
+// show are logged to log.
+func NewProfileService(st store.Store, log *slog.Logger) *ProfileService {
+	return &ProfileService{store: st, rows: newRowSkippers(log)}
 }
 
 // ListProfileEvents lists one profile's events, newest first.
 func (s *ProfileService) ListProfileEvents(ctx context.Context, req *ibmailv1.ListProfileEventsRequest) (*ibmailv1.ListProfileEventsResponse, error) {
-	profileID := strings.TrimSpace(req.GetProfileId())
-	if profileID == "" {
-		return nil, invalidField("profile_id", "is required")
+	profileID, err := checkProfileID("profile_id", req.GetProfileId())
+	if err != nil {
+		return nil, err
 	}
 	names, err := eventNames("event_names", req.GetEventNames(), false)
 	if err != nil {
@@ -59,17 +62,7 @@ func (s *ProfileService) ListProfileEvents(ctx context.Context, req *ibmailv1.Li
 	}
 	resp := &ibmailv1.ListProfileEventsResponse{}
 	events, resp.NextPageToken = cutPage(events, size, tok.Query, func(e store.Event) pageToken { return pageToken{TimeUS: e.Time.UnixMicro(), ID: e.ID} })
-	resp.Events = make([]*ibmailv1.ProfileEvent, len(events))
-	for i, e := range events {
-		resp.Events[i] = &ibmailv1.ProfileEvent{
-			Id:        fmt.Sprint(e.ID),
-			Action:    e.Name,
-			Time:      timestamppb.New(e.Time),
-			ProfileId: e.ProfileID,
-			Email:     e.Email,
-			Params:    e.Params,
-		}
-	}
+	resp.Events = showable(ctx, s.rows.events, events, eventRowID, showEvent)
 	return resp, nil
 }
 
@@ -111,15 +104,15 @@ func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.Searc
 	}
 	resp := &ibmailv1.SearchProfilesResponse{}
 	matches, resp.NextPageToken = cutPage(matches, size, digest, func(m store.ProfileMatch) pageToken { return pageToken{AfterKey: m.ProfileID} })
-	resp.Profiles = make([]*ibmailv1.ProfileMatch, len(matches))
-	for i, m := range matches {
-		resp.Profiles[i] = &ibmailv1.ProfileMatch{
-			ProfileId:     m.ProfileID,
-			Email:         m.Email,
-			EventCount:    int32(m.EventCount),
-			LastEventTime: timestamppb.New(m.LastEventTime),
-		}
-	}
+	resp.Profiles = showable(ctx, s.rows.matches, matches, func(m store.ProfileMatch) string { return m.ProfileID },
+		func(m store.ProfileMatch) (*ibmailv1.ProfileMatch, error) {
+			return &ibmailv1.ProfileMatch{
+				ProfileId:     m.ProfileID,
+				Email:         m.Email,
+				EventCount:    int32(m.EventCount),
+				LastEventTime: timestamppb.New(m.LastEventTime),
+			}, nil
+		})
 	return resp, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ibmail/ibmail/classifier"
@@ -65,12 +66,26 @@ func parseCallback(r *ibmailv1.DeliveryReport) callbackFields {
 
 // profileOf finds the profile a report belongs to when it is not about a
 // recipient of this server's sends: the profileId in a JSON callbackData,
-// else the lower-cased recipient address.
-func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) string {
-	if p := strings.TrimSpace(cb.ProfileID); p != "" {
-		return p
+// else the lower-cased recipient address. Either is held to the rule of
+// every profile id (checkProfileID): a report naming one that breaks it is
+// refused, named and kept as a rejected payload, as one without messageId.
+func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) (string, error) {
+	if strings.TrimSpace(cb.ProfileID) != "" {
+		p, err := checkProfileID("callbackData.profileId", cb.ProfileID)
+		if err != nil {
+			return "", errors.New(status.Convert(err).Message())
+		}
+		return p, nil
 	}
-	return normalizeEmail(r.GetTo())
+	to := normalizeEmail(r.GetTo())
+	if to == "" {
+		return "", errNoProfile
+	}
+	p, err := checkProfileIDUpTo("to", to, 254)
+	if err != nil {
+		return "", errors.New(status.Convert(err).Message())
+	}
+	return p, nil
 }
 
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -157,9 +172,9 @@ func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb cal
 		}
 		eventTime = t
 	}
-	profileID := profileOf(r, cb)
-	if profileID == "" {
-		return store.Report{}, errNoProfile
+	profileID, err := profileOf(r, cb)
+	if err != nil {
+		return store.Report{}, err
 	}
 	res := classify(engine, r)
 	rep := store.Report{

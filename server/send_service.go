@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -31,12 +32,13 @@ type SendService struct {
 	store store.Store
 	wake  func() // tells the dispatcher new work is due; may be nil
 	now   func() time.Time
+	rows  *rowSkippers
 }
 
 // NewSendService returns a SendService; wake, if not nil, is called after a
-// send is stored.
-func NewSendService(st store.Store, wake func()) *SendService {
-	return &SendService{store: st, wake: wake, now: time.Now}
+// send is stored. Rows it cannot show are logged to log.
+func NewSendService(st store.Store, wake func(), log *slog.Logger) *SendService {
+	return &SendService{store: st, wake: wake, now: time.Now, rows: newRowSkippers(log)}
 }
 
 // CreateSend validates a send, marks suppressed recipients, splits the rest
@@ -46,7 +48,7 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 	if err != nil {
 		return nil, err
 	}
-	recipients, err := checkRecipients(req.GetRecipients())
+	recipients, err := checkRecipients(req.GetRecipients(), content.Subject)
 	if err != nil {
 		return nil, err
 	}
@@ -121,13 +123,18 @@ func sendContent(req *ibmailv1.CreateSendRequest) (dispatch.Content, error) {
 	if n := utf8.RuneCountInString(c.Subject); n > 1000 {
 		return c, invalidField("subject", fmt.Sprintf("has %d characters; Infobip takes at most 1000", n))
 	}
+	// The subject is a mail header: a line break in it would start headers
+	// of the caller's choosing.
+	if err := checkText("subject", c.Subject, 1000); err != nil {
+		return c, err
+	}
 	if len(c.HTML) > maxBodyChars || len(c.Text) > maxBodyChars {
 		return c, invalidField("html", "html and text are each limited to 10 MiB")
 	}
 	if err := checkText("campaign_id", c.CampaignID, 200); err != nil {
 		return c, err
 	}
-	if err := checkPlaceholders("default_placeholders", req.GetDefaultPlaceholders()); err != nil {
+	if err := checkPlaceholders("default_placeholders", req.GetDefaultPlaceholders(), c.Subject); err != nil {
 		return c, err
 	}
 	c.DefaultPlaceholders = req.GetDefaultPlaceholders()
@@ -136,7 +143,7 @@ func sendContent(req *ibmailv1.CreateSendRequest) (dispatch.Content, error) {
 
 // checkRecipients validates the recipients and gives each its profile and
 // position; an address may appear only once per send.
-func checkRecipients(in []*ibmailv1.RecipientInput) ([]store.Recipient, error) {
+func checkRecipients(in []*ibmailv1.RecipientInput, subject string) ([]store.Recipient, error) {
 	if len(in) == 0 {
 		return nil, invalidField("recipients", "name at least one recipient")
 	}
@@ -156,14 +163,14 @@ func checkRecipients(in []*ibmailv1.RecipientInput) ([]store.Recipient, error) {
 			return nil, invalidField(field+".email", fmt.Sprintf("%q is also recipients[%d]; each address goes once per send", email, j))
 		}
 		seen[key] = i
-		profile := strings.TrimSpace(r.GetProfileId())
-		if profile == "" {
+		profile := r.GetProfileId()
+		if strings.TrimSpace(profile) == "" {
 			profile = key
 		}
-		if err := checkText(field+".profile_id", profile, 200); err != nil {
+		if profile, err = checkProfileID(field+".profile_id", profile); err != nil {
 			return nil, err
 		}
-		if err := checkPlaceholders(field+".placeholders", r.GetPlaceholders()); err != nil {
+		if err := checkPlaceholders(field+".placeholders", r.GetPlaceholders(), subject); err != nil {
 			return nil, err
 		}
 		out[i] = store.Recipient{Seq: i, ProfileID: profile, Email: email, Placeholders: r.GetPlaceholders(), State: store.RecipientPending}
@@ -171,7 +178,11 @@ func checkRecipients(in []*ibmailv1.RecipientInput) ([]store.Recipient, error) {
 	return out, nil
 }
 
-func checkPlaceholders(field string, p map[string]string) error {
+// checkPlaceholders bounds a send's placeholders. Those the subject names
+// ({{name}}) end up in the Subject header once Infobip fills them in, so
+// they are held to the subject's rule: no control characters or line
+// breaks.
+func checkPlaceholders(field string, p map[string]string, subject string) error {
 	if len(p) > maxPlaceholders {
 		return invalidField(field, fmt.Sprintf("has %d placeholders; at most %d", len(p), maxPlaceholders))
 	}
@@ -185,8 +196,31 @@ func checkPlaceholders(field string, p map[string]string) error {
 		if strings.ContainsRune(k+v, 0) || !utf8.ValidString(k+v) {
 			return invalidField(field, fmt.Sprintf("placeholder %q must be UTF-8 text without NUL characters", k))
 		}
+		if strings.IndexFunc(v, isControlOrLineBreak) >= 0 && subjectNames(subject, k) {
+			return invalidField(field, fmt.Sprintf("placeholder %q goes into the subject, a mail header: it must not contain control characters or line breaks (CR, LF)", k))
+		}
 	}
 	return nil
+}
+
+// subjectNames reports whether subject refers to the placeholder name, as
+// {{name}} (with any spaces inside the braces).
+func subjectNames(subject, name string) bool {
+	for rest := subject; ; {
+		open := strings.Index(rest, "{{")
+		if open < 0 {
+			return false
+		}
+		rest = rest[open+2:]
+		end := strings.Index(rest, "}}")
+		if end < 0 {
+			return false
+		}
+		if strings.TrimSpace(rest[:end]) == name {
+			return true
+		}
+		rest = rest[end+2:]
+	}
 }
 
 // applySuppressions marks the recipients whose address is suppressed, with
@@ -241,11 +275,18 @@ func formatFrom(s store.Sender) string {
 
 // GetSend returns a send with its progress.
 func (s *SendService) GetSend(ctx context.Context, req *ibmailv1.GetSendRequest) (*ibmailv1.GetSendResponse, error) {
+	if err := checkResourceID("send_id", req.GetSendId()); err != nil {
+		return nil, err
+	}
 	send, err := s.store.GetSend(ctx, req.GetSendId())
 	if err != nil {
 		return nil, notFoundAs(err, "send", req.GetSendId())
 	}
-	return &ibmailv1.GetSendResponse{Send: sendProto(send)}, nil
+	shown, err := showOne(ctx, s.rows.sends, "send", send.ID, sendProto(send))
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.GetSendResponse{Send: shown}, nil
 }
 
 // ListSends lists sends, newest first.
@@ -264,9 +305,8 @@ func (s *SendService) ListSends(ctx context.Context, req *ibmailv1.ListSendsRequ
 	}
 	resp := &ibmailv1.ListSendsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Send) pageToken { return pageToken{AfterKey: s.ID} })
-	for _, send := range rows {
-		resp.Sends = append(resp.Sends, sendProto(send))
-	}
+	resp.Sends = showable(ctx, s.rows.sends, rows, func(s store.Send) string { return s.ID },
+		func(s store.Send) (*ibmailv1.Send, error) { return sendProto(s), nil })
 	return resp, nil
 }
 
@@ -278,6 +318,9 @@ func (s *SendService) ListSendRecipients(ctx context.Context, req *ibmailv1.List
 	}
 	tok, err := decodePageToken(req.GetPageToken(), queryDigest("recipients", req.GetSendId(), req.GetState().String()))
 	if err != nil {
+		return nil, err
+	}
+	if err := checkResourceID("send_id", req.GetSendId()); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.GetSend(ctx, req.GetSendId()); err != nil {
@@ -295,21 +338,22 @@ func (s *SendService) ListSendRecipients(ctx context.Context, req *ibmailv1.List
 	}
 	resp := &ibmailv1.ListSendRecipientsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(r store.Recipient) pageToken { return pageToken{ID: int64(r.Seq)} })
-	for _, r := range rows {
-		pr := &ibmailv1.SendRecipient{
-			ProfileId: r.ProfileID,
-			Email:     r.Email,
-			State:     ibmailv1.RecipientState(r.State),
-			MessageId: r.MessageID,
-			Reason:    r.Reason,
-			BulkId:    r.BulkID,
-			LastEvent: r.LastEvent,
-		}
-		if !r.LastEventTime.IsZero() {
-			pr.LastEventTime = timestamppb.New(r.LastEventTime)
-		}
-		resp.Recipients = append(resp.Recipients, pr)
-	}
+	resp.Recipients = showable(ctx, s.rows.recipients, rows, func(r store.Recipient) string { return fmt.Sprintf("%s/%d", r.SendID, r.Seq) },
+		func(r store.Recipient) (*ibmailv1.SendRecipient, error) {
+			pr := &ibmailv1.SendRecipient{
+				ProfileId: r.ProfileID,
+				Email:     r.Email,
+				State:     ibmailv1.RecipientState(r.State),
+				MessageId: r.MessageID,
+				Reason:    r.Reason,
+				BulkId:    r.BulkID,
+				LastEvent: r.LastEvent,
+			}
+			if !r.LastEventTime.IsZero() {
+				pr.LastEventTime = timestamppb.New(r.LastEventTime)
+			}
+			return pr, nil
+		})
 	return resp, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -19,11 +20,13 @@ type SenderService struct {
 	ibmailv1.UnimplementedSenderServiceServer
 	store store.Store
 	now   func() time.Time
+	rows  *rowSkippers
 }
 
-// NewSenderService returns a SenderService.
-func NewSenderService(st store.Store) *SenderService {
-	return &SenderService{store: st, now: time.Now}
+// NewSenderService returns a SenderService; rows it cannot show are logged
+// to log.
+func NewSenderService(st store.Store, log *slog.Logger) *SenderService {
+	return &SenderService{store: st, now: time.Now, rows: newRowSkippers(log)}
 }
 
 // CreateSender validates and stores a sender account.
@@ -82,7 +85,11 @@ func (s *SenderService) GetSender(ctx context.Context, req *ibmailv1.GetSenderRe
 	if err != nil {
 		return nil, notFoundAs(err, "sender", req.GetSenderId())
 	}
-	return &ibmailv1.GetSenderResponse{Sender: senderProto(snd)}, nil
+	shown, err := showOne(ctx, s.rows.senders, "sender", snd.ID, senderProto(snd))
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.GetSenderResponse{Sender: shown}, nil
 }
 
 // ListSenders lists sender accounts by id.
@@ -90,6 +97,11 @@ func (s *SenderService) ListSenders(ctx context.Context, req *ibmailv1.ListSende
 	size, err := pageSize(req.GetPageSize(), 50, 1000)
 	if err != nil {
 		return nil, err
+	}
+	if req.GetConnectionId() != "" {
+		if err := checkResourceID("connection_id", req.GetConnectionId()); err != nil {
+			return nil, err
+		}
 	}
 	tok, err := decodePageToken(req.GetPageToken(), queryDigest("senders", req.GetConnectionId()))
 	if err != nil {
@@ -101,9 +113,8 @@ func (s *SenderService) ListSenders(ctx context.Context, req *ibmailv1.ListSende
 	}
 	resp := &ibmailv1.ListSendersResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Sender) pageToken { return pageToken{AfterKey: s.ID} })
-	for _, snd := range rows {
-		resp.Senders = append(resp.Senders, senderProto(snd))
-	}
+	resp.Senders = showable(ctx, s.rows.senders, rows, func(s store.Sender) string { return s.ID },
+		func(s store.Sender) (*ibmailv1.Sender, error) { return senderProto(s), nil })
 	return resp, nil
 }
 

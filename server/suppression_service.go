@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -22,11 +23,13 @@ var suppressingEvents = map[string]bool{
 type SuppressionService struct {
 	ibmailv1.UnimplementedSuppressionServiceServer
 	store store.Store
+	rows  *rowSkippers
 }
 
-// NewSuppressionService returns a SuppressionService.
-func NewSuppressionService(st store.Store) *SuppressionService {
-	return &SuppressionService{store: st}
+// NewSuppressionService returns a SuppressionService; rows it cannot show
+// are logged to log.
+func NewSuppressionService(st store.Store, log *slog.Logger) *SuppressionService {
+	return &SuppressionService{store: st, rows: newRowSkippers(log)}
 }
 
 // ListSuppressions lists suppressed addresses in order.
@@ -45,16 +48,17 @@ func (s *SuppressionService) ListSuppressions(ctx context.Context, req *ibmailv1
 	}
 	resp := &ibmailv1.ListSuppressionsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Suppression) pageToken { return pageToken{AfterKey: s.Email} })
-	for _, r := range rows {
-		resp.Suppressions = append(resp.Suppressions, &ibmailv1.Suppression{
-			Email:      r.Email,
-			ProfileId:  r.ProfileID,
-			EventName:  r.EventName,
-			EventId:    fmt.Sprint(r.EventID),
-			Reason:     r.Reason,
-			CreateTime: timestamppb.New(r.CreateTime),
+	resp.Suppressions = showable(ctx, s.rows.suppressions, rows, func(r store.Suppression) string { return r.Email },
+		func(r store.Suppression) (*ibmailv1.Suppression, error) {
+			return &ibmailv1.Suppression{
+				Email:      r.Email,
+				ProfileId:  r.ProfileID,
+				EventName:  r.EventName,
+				EventId:    fmt.Sprint(r.EventID),
+				Reason:     r.Reason,
+				CreateTime: timestamppb.New(r.CreateTime),
+			}, nil
 		})
-	}
 	return resp, nil
 }
 
@@ -64,6 +68,11 @@ func (s *SuppressionService) DeleteSuppression(ctx context.Context, req *ibmailv
 	email := normalizeEmail(req.GetEmail())
 	if email == "" {
 		return nil, invalidField("email", "is required")
+	}
+	// Not parsed as an address: a suppression keeps the address a report
+	// named, whatever its form, and must stay liftable.
+	if err := checkText("email", email, 254); err != nil {
+		return nil, err
 	}
 	if err := s.store.DeleteSuppression(ctx, email); err != nil {
 		return nil, notFoundAs(err, "suppression of", email)

@@ -81,6 +81,10 @@ type Event struct {
 	ProfileID string
 	Email     string
 	Params    map[string]string
+	// Unreadable, when not empty, says why part of the stored row could not
+	// be read back (params that do not decode): the engines return such a
+	// row rather than fail the whole read, and readers skip it.
+	Unreadable string
 }
 
 // EventCursor is the position after which a page of events goes on: events

@@ -136,7 +136,7 @@ func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]stor
 			e.Time = utc(e.Time)
 			m, err := decodeParams(params)
 			if err != nil {
-				return e, fmt.Errorf("params of event %d: %w", e.ID, err)
+				e.Unreadable = "params do not decode: " + err.Error()
 			}
 			e.Params = m
 			return e, nil

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +60,7 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 			e.ReportID = e.ID // an event's id is its report's, see the schema
 			e.Time = utc(e.Time)
 			if e.Params, err = decodeParams(params); err != nil {
-				return e, fmt.Errorf("params of event %d: %w", e.ID, err)
+				e.Params, e.Unreadable = nil, "params do not decode: "+err.Error()
 			}
 			return e, nil
 		})

@@ -143,7 +143,7 @@ func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]stor
 		e.Time = fromMicros(t)
 		if params.Valid {
 			if err := json.Unmarshal([]byte(params.String), &e.Params); err != nil {
-				return nil, fmt.Errorf("sqlite: read event log: params of event %d: %w", e.ID, err)
+				e.Params, e.Unreadable = nil, "params do not decode: "+err.Error()
 			}
 		}
 		out = append(out, e)

@@ -84,7 +84,7 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 		e.Time = fromMicros(t)
 		if params.Valid {
 			if err := json.Unmarshal([]byte(params.String), &e.Params); err != nil {
-				return nil, fmt.Errorf("sqlite: list events: params of event %d: %w", e.ID, err)
+				e.Params, e.Unreadable = nil, "params do not decode: "+err.Error()
 			}
 		}
 		out = append(out, e)
