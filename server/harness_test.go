@@ -56,6 +56,9 @@ type testEnv struct {
 	// stop ends the context the server was built with, as SIGTERM does in
 	// ibmaild; the cleanup calls it too.
 	stop context.CancelFunc
+	// sqlitePath or postgresDSN is where the store keeps its tables, for
+	// tests that write them behind its back (as an older version could).
+	sqlitePath, postgresDSN string
 }
 
 // envOption adjusts a test server.
@@ -114,10 +117,13 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	var st store.Store
 	var err error
+	var sqlitePath, postgresDSN string
 	if cfg.postgres {
-		st, err = postgres.Open(ctx, pgtest.FreshSchema(t))
+		postgresDSN = pgtest.FreshSchema(t)
+		st, err = postgres.Open(ctx, postgresDSN)
 	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
+		sqlitePath = filepath.Join(t.TempDir(), "ibmail.db")
+		st, err = sqlite.Open(ctx, sqlitePath)
 	}
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -205,7 +211,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		st.Close()
 	})
 	return &testEnv{
-		store: st, rest: rest, conn: conn, logs: logs, srv: srv, stop: cancel,
+		store: st, rest: rest, conn: conn, logs: logs, srv: srv, stop: cancel, sqlitePath: sqlitePath, postgresDSN: postgresDSN,
 		events:  ibmailv1.NewEventServiceClient(conn),
 		health:  healthpb.NewHealthClient(conn),
 		reports: ibmailv1.NewDeliveryReportServiceClient(conn),
