@@ -120,7 +120,11 @@ func (x *ProfileEvent) GetId() string {
 // ListProfileEventsRequest selects a page of one profile's events.
 type ListProfileEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The profile's id.
+	// The profile's id: 1 to 200 characters of UTF-8, without control
+	// characters, line separators or bidirectional controls, surrounding
+	// spaces ignored, and no empty, "." or ".." part between slashes. The
+	// same rule holds wherever a profile id enters (sends, callbackData). Over
+	// REST, escape it as one path segment: a '/' as %2F, '%' as %25.
 	ProfileId string `protobuf:"bytes,1,opt,name=profile_id,json=profileId,proto3" json:"profile_id,omitempty"`
 	// At most this many events are returned; 0 means 50, and more than 1000 is
 	// taken as 1000.

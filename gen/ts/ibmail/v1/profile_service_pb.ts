@@ -81,7 +81,11 @@ export const ProfileEventSchema: GenMessage<ProfileEvent> = /*@__PURE__*/
  */
 export type ListProfileEventsRequest = Message<"ibmail.v1.ListProfileEventsRequest"> & {
   /**
-   * The profile's id.
+   * The profile's id: 1 to 200 characters of UTF-8, without control
+   * characters, line separators or bidirectional controls, surrounding
+   * spaces ignored, and no empty, "." or ".." part between slashes. The
+   * same rule holds wherever a profile id enters (sends, callbackData). Over
+   * REST, escape it as one path segment: a '/' as %2F, '%' as %25.
    *
    * @generated from field: string profile_id = 1;
    */
