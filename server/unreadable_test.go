@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
@@ -221,6 +223,98 @@ func TestUnreadableRowsAreSkippedByEveryRead(t *testing.T) {
 				t.Errorf("WatchEvents streamed %v, want %v", streamed, want)
 			}
 
+			for _, k := range kinds {
+				if d := unreadable(k) - before[k]; d < 1 {
+					t.Errorf("ibmail_unreadable_rows_total{what=%q} did not grow", k)
+				}
+			}
+		})
+	}
+}
+
+// Sends, their recipients, senders and connections stored with what
+// cannot be shown are skipped by their listings (over gRPC and REST) and
+// counted; a Get of one answers DATA_LOSS with the reason UNREADABLE_ROW
+// instead of an opaque Internal. On the old code, each answered Internal.
+func TestUnreadableResourceRowsAreSkipped(t *testing.T) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) {
+			var opts []envOption
+			if engine == "postgres" {
+				opts = append(opts, withPostgres())
+			}
+			env := newTestEnv(t, opts...)
+			ctx := context.Background()
+			provisionSender(t, env, "https://c1.api.infobip.com")
+			if _, err := env.conns.CreateConnection(ctx, &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{
+				Id: "c2", ApiKey: testAPIKey, BaseUrl: "https://c2.api.infobip.com"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := env.senders.CreateSender(ctx, &ibmailv1.CreateSenderRequest{Sender: &ibmailv1.Sender{
+				Id: "s2", ConnectionId: "c1", FromAddress: "other@example.com"}}); err != nil {
+				t.Fatal(err)
+			}
+			var sendIDs []string
+			for _, key := range []string{"bad", "good"} {
+				resp, err := env.sends.CreateSend(ctx, &ibmailv1.CreateSendRequest{SenderId: "s1", Subject: "s", Text: "t", IdempotencyKey: key,
+					Recipients: []*ibmailv1.RecipientInput{{Email: "a@example.com"}, {Email: "b@example.com"}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sendIDs = append(sendIDs, resp.GetSend().GetId())
+			}
+			bad, good := sendIDs[0], sendIDs[1]
+			// Not UTF-8 in SQLite; absurdly long in PostgreSQL, which keeps
+			// only UTF-8 text.
+			const liteBad, pgBad = `CAST(X'61ff62' AS TEXT)`, `repeat('x', 70000)`
+			env.corrupt(t, `UPDATE sends SET subject = `+liteBad+` WHERE id = ?`, `UPDATE sends SET subject = `+pgBad+` WHERE id = $1`, bad)
+			env.corrupt(t, `UPDATE send_recipients SET reason = `+liteBad+` WHERE send_id = ? AND seq = 0`,
+				`UPDATE send_recipients SET reason = `+pgBad+` WHERE send_id = $1 AND seq = 0`, good)
+			env.corrupt(t, `UPDATE senders SET from_name = `+liteBad+` WHERE id = 's2'`, `UPDATE senders SET from_name = `+pgBad+` WHERE id = 's2'`)
+			env.corrupt(t, `UPDATE connections SET display_name = `+liteBad+` WHERE id = 'c2'`, `UPDATE connections SET display_name = `+pgBad+` WHERE id = 'c2'`)
+
+			kinds := []string{"send", "recipient", "sender", "connection"}
+			before := map[string]float64{}
+			for _, k := range kinds {
+				before[k] = unreadable(k)
+			}
+			list, err := env.sends.ListSends(ctx, &ibmailv1.ListSendsRequest{})
+			if err != nil || len(list.GetSends()) != 1 || list.GetSends()[0].GetId() != good {
+				t.Errorf("ListSends = %v, %v; want only %s", list, err, good)
+			}
+			recipients, err := env.sends.ListSendRecipients(ctx, &ibmailv1.ListSendRecipientsRequest{SendId: good})
+			if err != nil || len(recipients.GetRecipients()) != 1 || recipients.GetRecipients()[0].GetEmail() != "b@example.com" {
+				t.Errorf("ListSendRecipients = %v, %v; want only b@example.com", recipients, err)
+			}
+			senders, err := env.senders.ListSenders(ctx, &ibmailv1.ListSendersRequest{})
+			if err != nil || len(senders.GetSenders()) != 1 || senders.GetSenders()[0].GetId() != "s1" {
+				t.Errorf("ListSenders = %v, %v; want only s1", senders, err)
+			}
+			conns, err := env.conns.ListConnections(ctx, &ibmailv1.ListConnectionsRequest{})
+			if err != nil || len(conns.GetConnections()) != 1 || conns.GetConnections()[0].GetId() != "c1" {
+				t.Errorf("ListConnections = %v, %v; want only c1", conns, err)
+			}
+			for name, get := range map[string]func() error{
+				"GetSend": func() error { _, err := env.sends.GetSend(ctx, &ibmailv1.GetSendRequest{SendId: bad}); return err },
+				"GetSender": func() error {
+					_, err := env.senders.GetSender(ctx, &ibmailv1.GetSenderRequest{SenderId: "s2"})
+					return err
+				},
+				"GetConnection": func() error {
+					_, err := env.conns.GetConnection(ctx, &ibmailv1.GetConnectionRequest{ConnectionId: "c2"})
+					return err
+				},
+			} {
+				err := get()
+				if status.Code(err) != codes.DataLoss || !strings.Contains(status.Convert(err).Message(), "cannot be shown") {
+					t.Errorf("%s = %v, want DataLoss saying the row cannot be shown", name, err)
+				}
+			}
+			for _, path := range []string{"/v1/sends", "/v1/sends/" + good + "/recipients", "/v1/senders", "/v1/connections"} {
+				if code, got := env.do(t, http.MethodGet, path, "", nil); code != http.StatusOK {
+					t.Errorf("GET %s = %d %v, want 200", path, code, got)
+				}
+			}
 			for _, k := range kinds {
 				if d := unreadable(k) - before[k]; d < 1 {
 					t.Errorf("ibmail_unreadable_rows_total{what=%q} did not grow", k)
