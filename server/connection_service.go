@@ -62,6 +62,7 @@ func (s *ConnectionService) CreateConnection(ctx context.Context, req *ibmailv1.
 	c.WebhookSecretDigest = webhookDigest(webhookSecret)
 	c.CreateTime = s.now().UTC()
 	c.UpdateTime = c.CreateTime
+	c.SealedUnder = s.vault.sealedUnder()
 	if err := s.store.CreateConnection(ctx, c); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return nil, apiError(codes.AlreadyExists, ReasonAlreadyExists, fmt.Sprintf("connection %q already exists", id))
@@ -125,6 +126,7 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 			return nil, invalidField("update_mask", fmt.Sprintf("%q cannot be changed; name one or more of %s", p, strings.Join(allConnectionFields, ", ")))
 		}
 	}
+	read := c.APIKeyCiphertext
 	if err := s.apply(&c, req.GetConnection(), paths); err != nil {
 		return nil, err
 	}
@@ -133,7 +135,7 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 		if err := checkAPIKey(key); err != nil {
 			return nil, err
 		}
-		cr, err := s.vault.open(c)
+		cr, err := s.vault.open(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +144,10 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 		c.APIKeyHint = keyHint(key)
 	}
 	c.UpdateTime = s.now().UTC()
-	if err := s.store.UpdateConnection(ctx, c); err != nil {
+	c.SealedUnder = s.vault.sealedUnder()
+	// Conditional on the ciphertext read, so that a rotation of the webhook
+	// secret or of the encryption key meanwhile is not undone.
+	if err := s.store.UpdateConnectionIf(ctx, c, read); err != nil {
 		return nil, notFoundAs(err, "connection", c.ID)
 	}
 	return &ibmailv1.UpdateConnectionResponse{Connection: s.toProto(c)}, nil
@@ -170,7 +175,7 @@ func (s *ConnectionService) TestConnection(ctx context.Context, req *ibmailv1.Te
 	if err != nil {
 		return nil, err
 	}
-	cr, err := s.vault.open(c)
+	cr, err := s.vault.open(ctx, c)
 	if err != nil {
 		return nil, err
 	}
