@@ -120,7 +120,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
 	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(s.grpc, NewProfileService(opts.Store))
-	ibmailv1.RegisterConnectionServiceServer(s.grpc, NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester))
+	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester)
+	if opts.WebhookSecret == "" {
+		connections.withServerSecret(serverSecret)
+	}
+	ibmailv1.RegisterConnectionServiceServer(s.grpc, connections)
 	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store))
 	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher))
 	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store))

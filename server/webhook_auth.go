@@ -138,6 +138,74 @@ func (s *ServerWebhookSecret) load(ctx context.Context, force bool) (serverDiges
 	return d, nil
 }
 
+// rotate replaces the stored secret by next, keeping the current one as
+// the previous for grace (none when grace is 0), and returns until when
+// the previous is accepted. It creates the secret when there is none.
+func (s *ServerWebhookSecret) rotate(ctx context.Context, next string, grace time.Duration) (time.Time, error) {
+	defer s.invalidate()
+	for attempt := 1; ; attempt++ {
+		now := s.now().UTC()
+		cur, err := s.store.ServerSecret(ctx, ServerWebhookSecretName)
+		if errors.Is(err, store.ErrNotFound) {
+			_, created, err := s.store.CreateServerSecret(ctx, store.ServerSecret{Name: ServerWebhookSecretName,
+				Sealed: s.vault.sealServer(ServerWebhookSecretName, next), UpdateTime: now, SealedUnder: s.vault.sealedUnder()})
+			if err != nil {
+				return time.Time{}, err
+			}
+			if created {
+				return time.Time{}, nil
+			}
+			continue // another replica created it meanwhile: rotate that one
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		upd := store.ServerSecret{Name: ServerWebhookSecretName, Sealed: s.vault.sealServer(ServerWebhookSecretName, next),
+			UpdateTime: now, SealedUnder: s.vault.sealedUnder()}
+		if grace > 0 {
+			// Re-sealed rather than copied, so that the previous value is
+			// under this server's key, which the store has just checked.
+			prev, err := s.vault.openServer(ctx, ServerWebhookSecretName, cur.Sealed)
+			if err != nil {
+				return time.Time{}, err
+			}
+			upd.PreviousSealed = s.vault.sealServer(ServerWebhookSecretName, prev)
+			upd.PreviousExpireTime = now.Add(grace)
+		}
+		err = s.store.UpdateServerSecret(ctx, upd, cur.Sealed)
+		if errors.Is(err, store.ErrChanged) && attempt < maxChangeAttempts {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		return upd.PreviousExpireTime, nil
+	}
+}
+
+// retirePrevious stops accepting the previous secret.
+func (s *ServerWebhookSecret) retirePrevious(ctx context.Context) error {
+	defer s.invalidate()
+	for attempt := 1; ; attempt++ {
+		cur, err := s.store.ServerSecret(ctx, ServerWebhookSecretName)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.PreviousSealed == nil {
+			return nil
+		}
+		upd := store.ServerSecret{Name: ServerWebhookSecretName, Sealed: cur.Sealed, UpdateTime: s.now().UTC(), SealedUnder: s.vault.sealedUnder()}
+		err = s.store.UpdateServerSecret(ctx, upd, cur.Sealed)
+		if errors.Is(err, store.ErrChanged) && attempt < maxChangeAttempts {
+			continue
+		}
+		return err
+	}
+}
+
 // matches compares a credential's digest with the current and, while its
 // grace lasts, the previous secret, both in constant time and always both.
 func (d serverDigests) matches(digest [sha256.Size]byte, now time.Time) bool {
