@@ -48,16 +48,16 @@ func (s *StaticWebhookSecret) AuthenticateWebhook(_ context.Context, credential 
 // among the store's server secrets.
 const ServerWebhookSecretName = "webhook"
 
-// serverSecretReload bounds how often a credential that matches nothing
-// makes the server re-read the stored server-wide secret (rotated on
-// another replica, say): wrong credentials cannot drive the store's load.
+// serverSecretReload is how long the stored server-wide secret's digests
+// are reused: a rotation or retirement on another replica is seen within
+// it, and neither webhook traffic nor wrong credentials drive the store's
+// load beyond one read per interval.
 const serverSecretReload = time.Second
 
 // ServerWebhookSecret is the server-wide webhook secret kept in the store,
 // sealed, and shared by every replica of it; the previous one is accepted
-// too while a rotation's grace lasts. Its digests are cached, and read
-// again when a credential matches nothing, at most once per
-// serverSecretReload.
+// too while a rotation's grace lasts. Its digests are cached for
+// serverSecretReload; a rotation through this replica drops the cache.
 type ServerWebhookSecret struct {
 	store store.SecretStore
 	vault *Vault
@@ -108,10 +108,10 @@ func (s *ServerWebhookSecret) invalidate() {
 }
 
 // load reads the stored secret's digests, or reuses them when fresh.
-func (s *ServerWebhookSecret) load(ctx context.Context, force bool) (serverDigests, error) {
+func (s *ServerWebhookSecret) load(ctx context.Context) (serverDigests, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.loadedAt.IsZero() && (!force || time.Since(s.loadedAt) < serverSecretReload) {
+	if !s.loadedAt.IsZero() && time.Since(s.loadedAt) < serverSecretReload {
 		return s.digests, nil
 	}
 	sc, err := s.store.ServerSecret(ctx, ServerWebhookSecretName)
@@ -218,17 +218,11 @@ func (d serverDigests) matches(digest [sha256.Size]byte, now time.Time) bool {
 // AuthenticateWebhook implements WebhookAuthenticator for the server-wide
 // secret alone.
 func (s *ServerWebhookSecret) AuthenticateWebhook(ctx context.Context, credential string) (string, bool, error) {
-	digest := sha256.Sum256([]byte(credential))
-	for _, force := range []bool{false, true} {
-		d, err := s.load(ctx, force)
-		if err != nil {
-			return "", false, err
-		}
-		if d.matches(digest, s.now()) {
-			return "", true, nil
-		}
+	d, err := s.load(ctx)
+	if err != nil {
+		return "", false, err
 	}
-	return "", false, nil
+	return "", d.matches(sha256.Sum256([]byte(credential)), s.now()), nil
 }
 
 // WebhookSecrets accepts the server-wide secret (the configured one, or
