@@ -45,7 +45,15 @@ func (s *Store) EncryptionKeyCheck(ctx context.Context) ([]byte, error) {
 
 // ResealSecrets implements store.SecretStore.
 func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(store.SealedValue) ([]byte, error)) error {
-	return s.inTx(ctx, "reseal secrets", func(tx pgx.Tx) error {
+	// reseal's own error is the caller's, passed on as it is rather than as
+	// a failure of the engine.
+	var resealErr error
+	keep := func(err error) error {
+		resealErr = err
+		return err
+	}
+	err := s.inTx(ctx, "reseal secrets", func(tx pgx.Tx) error {
+		resealErr = nil
 		var stored []byte
 		if err := tx.QueryRow(ctx, `SELECT check_value FROM encryption_key_check WHERE id = 1 FOR UPDATE`).Scan(&stored); err != nil {
 			return err
@@ -78,7 +86,7 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 			}
 			next, err := reseal(store.SealedValue{Kind: "connection", Owner: c.owner, Sealed: c.sealed})
 			if err != nil {
-				return err
+				return keep(err)
 			}
 			if _, err := tx.Exec(ctx, `UPDATE connections SET api_key_ciphertext = $1 WHERE id = $2`, next, c.owner); err != nil {
 				return err
@@ -91,12 +99,12 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 		for _, sc := range secrets {
 			next, err := reseal(store.SealedValue{Kind: "server", Owner: sc.owner, Sealed: sc.sealed})
 			if err != nil {
-				return err
+				return keep(err)
 			}
 			var previous []byte
 			if sc.previous != nil {
 				if previous, err = reseal(store.SealedValue{Kind: "server", Owner: sc.owner, Sealed: sc.previous}); err != nil {
-					return err
+					return keep(err)
 				}
 			}
 			if _, err := tx.Exec(ctx, `UPDATE server_secrets SET sealed = $1, previous_sealed = $2 WHERE name = $3`, next, previous, sc.owner); err != nil {
@@ -106,6 +114,10 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 		_, err = tx.Exec(ctx, `UPDATE encryption_key_check SET check_value = $1, update_time = now() WHERE id = 1`, to)
 		return err
 	})
+	if resealErr != nil {
+		return resealErr
+	}
+	return err
 }
 
 const serverSecretColumns = `name, sealed, previous_sealed, previous_expire_time, update_time`

@@ -40,7 +40,14 @@ func (s *Store) EncryptionKeyCheck(ctx context.Context) ([]byte, error) {
 
 // ResealSecrets implements store.SecretStore.
 func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(store.SealedValue) ([]byte, error)) error {
-	return s.writeTx(ctx, "reseal secrets", func(tx *sql.Tx) error {
+	// reseal's own error is the caller's, passed on as it is rather than as
+	// a failure of the engine.
+	var resealErr error
+	keep := func(err error) error {
+		resealErr = err
+		return err
+	}
+	err := s.writeTx(ctx, "reseal secrets", func(tx *sql.Tx) error {
 		var stored []byte
 		if err := tx.QueryRowContext(ctx, `SELECT check_value FROM encryption_key_check WHERE id = 1`).Scan(&stored); err != nil {
 			return err
@@ -78,7 +85,7 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 			}
 			next, err := reseal(store.SealedValue{Kind: "connection", Owner: c.owner, Sealed: c.sealed})
 			if err != nil {
-				return err
+				return keep(err)
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE connections SET api_key_ciphertext = ? WHERE id = ?`, next, c.owner); err != nil {
 				return err
@@ -91,12 +98,12 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 		for _, sc := range secrets {
 			next, err := reseal(store.SealedValue{Kind: "server", Owner: sc.owner, Sealed: sc.sealed})
 			if err != nil {
-				return err
+				return keep(err)
 			}
 			var previous []byte
 			if sc.previous != nil {
 				if previous, err = reseal(store.SealedValue{Kind: "server", Owner: sc.owner, Sealed: sc.previous}); err != nil {
-					return err
+					return keep(err)
 				}
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE server_secrets SET sealed = ?, previous_sealed = ? WHERE name = ?`, next, previous, sc.owner); err != nil {
@@ -106,6 +113,10 @@ func (s *Store) ResealSecrets(ctx context.Context, from, to []byte, reseal func(
 		_, err = tx.ExecContext(ctx, `UPDATE encryption_key_check SET check_value = ?, update_time = ? WHERE id = 1`, to, micros(time.Now()))
 		return err
 	})
+	if resealErr != nil {
+		return resealErr
+	}
+	return err
 }
 
 const serverSecretColumns = `name, sealed, previous_sealed, previous_expire_time, update_time`
