@@ -6,7 +6,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -21,8 +23,14 @@ const KeySize = 32
 
 // Box seals and opens small secrets with one AES-256-GCM key.
 type Box struct {
-	aead cipher.AEAD
+	aead  cipher.AEAD
+	check []byte
 }
+
+// checkLabel is what a key's check value is the HMAC of: a fixed text, so
+// that the store can tell keys apart without holding anything that helps
+// recover one.
+const checkLabel = "ibmail encryption key check v1"
 
 // NewBox returns a Box for a 32-byte key.
 func NewBox(key []byte) (*Box, error) {
@@ -37,7 +45,26 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(checkLabel))
+	return &Box{aead: aead, check: mac.Sum(nil)}, nil
+}
+
+// Check is the key's check value: HMAC-SHA256 of a fixed label under the
+// key. Stored beside the sealed values, it says whether a key is the one
+// they were sealed under, and reveals nothing of the key.
+func (b *Box) Check() []byte { return append([]byte(nil), b.check...) }
+
+// KeyID is a short name of the key for messages and logs: the first bytes
+// of its check value, in hex.
+func (b *Box) KeyID() string { return CheckID(b.check) }
+
+// CheckID is the key id of a check value, as KeyID gives it.
+func CheckID(check []byte) string {
+	if len(check) < 6 {
+		return "none"
+	}
+	return hex.EncodeToString(check[:6])
 }
 
 // Seal encrypts plaintext; the result carries its own random nonce, and

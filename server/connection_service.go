@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
@@ -29,6 +30,9 @@ type ConnectionService struct {
 	tester     ConnectionTester
 	now        func() time.Time
 	rows       *rowSkippers
+	// serverSecret is the stored server-wide webhook secret; nil when
+	// --webhook-secret overrides it.
+	serverSecret *ServerWebhookSecret
 }
 
 // NewConnectionService returns a ConnectionService. webhookURL is the public
@@ -36,6 +40,146 @@ type ConnectionService struct {
 // Rows it cannot show are logged to log.
 func NewConnectionService(st store.Store, vault *Vault, baseURLs BaseURLPolicy, webhookURL string, tester ConnectionTester, log *slog.Logger) *ConnectionService {
 	return &ConnectionService{store: st, vault: vault, baseURLs: baseURLs, webhookURL: webhookURL, tester: tester, now: time.Now, rows: newRowSkippers(log)}
+}
+
+// withServerSecret lets the service rotate the stored server-wide secret.
+func (s *ConnectionService) withServerSecret(sw *ServerWebhookSecret) *ConnectionService {
+	s.serverSecret = sw
+	return s
+}
+
+// The bounds of a rotation's grace period.
+const (
+	defaultWebhookGrace = 72 * time.Hour
+	maxWebhookGrace     = 30 * 24 * time.Hour
+)
+
+// gracePeriod checks a rotation's grace period.
+func gracePeriod(field string, d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return defaultWebhookGrace, nil
+	}
+	if err := d.CheckValid(); err != nil {
+		return 0, invalidField(field, "is not a valid duration")
+	}
+	g := d.AsDuration()
+	if g < 0 || g > maxWebhookGrace {
+		return 0, invalidField(field, fmt.Sprintf("%s is out of range: 0s (retire the previous secret at once) to %s", g, maxWebhookGrace))
+	}
+	return g, nil
+}
+
+// maxChangeAttempts bounds the retries of a change that lost a race with
+// another change of the same secrets.
+const maxChangeAttempts = 5
+
+// changeConnectionSecrets reads a connection, lets change modify it and
+// writes it back on condition that its sealed credentials did not change
+// meanwhile, reading again when they did.
+func (s *ConnectionService) changeConnectionSecrets(ctx context.Context, id string, change func(c *store.Connection) error) (store.Connection, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := s.load(ctx, id)
+		if err != nil {
+			return store.Connection{}, err
+		}
+		read := c.APIKeyCiphertext
+		if err := change(&c); err != nil {
+			return store.Connection{}, err
+		}
+		c.UpdateTime = s.now().UTC()
+		c.SealedUnder = s.vault.sealedUnder()
+		err = s.store.UpdateConnectionIf(ctx, c, read)
+		if errors.Is(err, store.ErrChanged) && attempt < maxChangeAttempts {
+			continue
+		}
+		if err != nil {
+			return store.Connection{}, notFoundAs(err, "connection", id)
+		}
+		return c, nil
+	}
+}
+
+// RotateWebhookSecret gives a connection a new webhook secret; the previous
+// one stays accepted for the grace period. The new secret is in the answer
+// only, never logged.
+func (s *ConnectionService) RotateWebhookSecret(ctx context.Context, req *ibmailv1.RotateWebhookSecretRequest) (*ibmailv1.RotateWebhookSecretResponse, error) {
+	grace, err := gracePeriod("grace_period", req.GetGracePeriod())
+	if err != nil {
+		return nil, err
+	}
+	webhookSecret := secret.Token(24)
+	c, err := s.changeConnectionSecrets(ctx, req.GetConnectionId(), func(c *store.Connection) error {
+		cr, err := s.vault.open(ctx, *c)
+		if err != nil {
+			return err
+		}
+		c.PreviousWebhookSecretDigest, c.PreviousWebhookSecretExpireTime = nil, time.Time{}
+		if grace > 0 && len(c.WebhookSecretDigest) > 0 {
+			c.PreviousWebhookSecretDigest = c.WebhookSecretDigest
+			c.PreviousWebhookSecretExpireTime = s.now().UTC().Add(grace)
+		}
+		cr.WebhookSecret = webhookSecret
+		c.APIKeyCiphertext = s.vault.seal(c.ID, cr)
+		c.WebhookSecretDigest = webhookDigest(webhookSecret)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.RotateWebhookSecretResponse{Connection: s.toProto(c), WebhookSecret: webhookSecret}, nil
+}
+
+// RetirePreviousWebhookSecret stops accepting a connection's previous
+// webhook secret.
+func (s *ConnectionService) RetirePreviousWebhookSecret(ctx context.Context, req *ibmailv1.RetirePreviousWebhookSecretRequest) (*ibmailv1.RetirePreviousWebhookSecretResponse, error) {
+	c, err := s.changeConnectionSecrets(ctx, req.GetConnectionId(), func(c *store.Connection) error {
+		c.PreviousWebhookSecretDigest, c.PreviousWebhookSecretExpireTime = nil, time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.RetirePreviousWebhookSecretResponse{Connection: s.toProto(c)}, nil
+}
+
+// errServerSecretConfigured refuses to rotate a secret the configuration
+// sets.
+var errServerSecretConfigured = apiError(codes.FailedPrecondition, ReasonWebhookSecretConfigured,
+	"the server-wide webhook secret is set by --webhook-secret (IBMAIL_WEBHOOK_SECRET): change it there, or start without it to use the stored one")
+
+// RotateServerWebhookSecret replaces the stored server-wide webhook secret,
+// shared by every replica; the previous one stays accepted for the grace
+// period.
+func (s *ConnectionService) RotateServerWebhookSecret(ctx context.Context, req *ibmailv1.RotateServerWebhookSecretRequest) (*ibmailv1.RotateServerWebhookSecretResponse, error) {
+	if s.serverSecret == nil {
+		return nil, errServerSecretConfigured
+	}
+	grace, err := gracePeriod("grace_period", req.GetGracePeriod())
+	if err != nil {
+		return nil, err
+	}
+	next := secret.Token(24)
+	expire, err := s.serverSecret.rotate(ctx, next, grace)
+	if err != nil {
+		return nil, err
+	}
+	resp := &ibmailv1.RotateServerWebhookSecretResponse{WebhookSecret: next}
+	if !expire.IsZero() {
+		resp.PreviousExpireTime = timestamppb.New(expire)
+	}
+	return resp, nil
+}
+
+// RetirePreviousServerWebhookSecret stops accepting the previous
+// server-wide webhook secret.
+func (s *ConnectionService) RetirePreviousServerWebhookSecret(ctx context.Context, _ *ibmailv1.RetirePreviousServerWebhookSecretRequest) (*ibmailv1.RetirePreviousServerWebhookSecretResponse, error) {
+	if s.serverSecret == nil {
+		return nil, errServerSecretConfigured
+	}
+	if err := s.serverSecret.retirePrevious(ctx); err != nil {
+		return nil, err
+	}
+	return &ibmailv1.RetirePreviousServerWebhookSecretResponse{}, nil
 }
 
 // CreateConnection validates and stores a connection with a new webhook
@@ -65,6 +209,7 @@ func (s *ConnectionService) CreateConnection(ctx context.Context, req *ibmailv1.
 	c.WebhookSecretDigest = webhookDigest(webhookSecret)
 	c.CreateTime = s.now().UTC()
 	c.UpdateTime = c.CreateTime
+	c.SealedUnder = s.vault.sealedUnder()
 	if err := s.store.CreateConnection(ctx, c); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {
 			return nil, apiError(codes.AlreadyExists, ReasonAlreadyExists, fmt.Sprintf("connection %q already exists", id))
@@ -131,6 +276,7 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 			return nil, invalidField("update_mask", fmt.Sprintf("%q cannot be changed; name one or more of %s", p, strings.Join(allConnectionFields, ", ")))
 		}
 	}
+	read := c.APIKeyCiphertext
 	if err := s.apply(&c, req.GetConnection(), paths); err != nil {
 		return nil, err
 	}
@@ -139,7 +285,7 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 		if err := checkAPIKey(key); err != nil {
 			return nil, err
 		}
-		cr, err := s.vault.open(c)
+		cr, err := s.vault.open(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -148,7 +294,10 @@ func (s *ConnectionService) UpdateConnection(ctx context.Context, req *ibmailv1.
 		c.APIKeyHint = keyHint(key)
 	}
 	c.UpdateTime = s.now().UTC()
-	if err := s.store.UpdateConnection(ctx, c); err != nil {
+	c.SealedUnder = s.vault.sealedUnder()
+	// Conditional on the ciphertext read, so that a rotation of the webhook
+	// secret or of the encryption key meanwhile is not undone.
+	if err := s.store.UpdateConnectionIf(ctx, c, read); err != nil {
 		return nil, notFoundAs(err, "connection", c.ID)
 	}
 	return &ibmailv1.UpdateConnectionResponse{Connection: s.toProto(c)}, nil
@@ -176,7 +325,7 @@ func (s *ConnectionService) TestConnection(ctx context.Context, req *ibmailv1.Te
 	if err != nil {
 		return nil, err
 	}
-	cr, err := s.vault.open(c)
+	cr, err := s.vault.open(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +381,7 @@ func (s *ConnectionService) load(ctx context.Context, id string) (store.Connecti
 
 // toProto shows a connection; the API key and webhook secret never leave.
 func (s *ConnectionService) toProto(c store.Connection) *ibmailv1.Connection {
-	return &ibmailv1.Connection{
+	p := &ibmailv1.Connection{
 		Id:            c.ID,
 		DisplayName:   c.DisplayName,
 		ApiKeyHint:    c.APIKeyHint,
@@ -244,6 +393,10 @@ func (s *ConnectionService) toProto(c store.Connection) *ibmailv1.Connection {
 		UpdateTime:    timestamppb.New(c.UpdateTime),
 		WebhookUrl:    s.webhookURL,
 	}
+	if !c.PreviousWebhookSecretExpireTime.IsZero() && s.now().Before(c.PreviousWebhookSecretExpireTime) {
+		p.PreviousWebhookSecretExpireTime = timestamppb.New(c.PreviousWebhookSecretExpireTime)
+	}
+	return p
 }
 
 // notFoundAs turns the store's ErrNotFound into a NotFound naming the

@@ -47,6 +47,16 @@ const (
 	// ReasonRateLimited: the token made more requests than --token-rate
 	// allows; a RetryInfo says when to try again.
 	ReasonRateLimited Reason = "RATE_LIMITED"
+	// ReasonEncryptionKeyRetired: this replica's encryption key is no
+	// longer the one the store's secrets are sealed under (a key rotation);
+	// another replica can serve.
+	ReasonEncryptionKeyRetired Reason = "ENCRYPTION_KEY_RETIRED"
+	// ReasonWebhookSecretConfigured: the server-wide webhook secret is set
+	// by --webhook-secret, so it cannot be rotated through the API.
+	ReasonWebhookSecretConfigured Reason = "WEBHOOK_SECRET_CONFIGURED"
+	// ReasonConcurrentChange: the resource changed while the call changed
+	// it; retry.
+	ReasonConcurrentChange Reason = "CONCURRENT_CHANGE"
 )
 
 // httpStatusByReason holds the HTTP statuses that no gRPC code expresses;
@@ -99,6 +109,10 @@ func toStatus(err error) error {
 		return apiError(codes.NotFound, ReasonNotFound, "not found")
 	case errors.Is(err, store.ErrAlreadyExists):
 		return apiError(codes.AlreadyExists, ReasonAlreadyExists, "already exists")
+	case errors.Is(err, store.ErrKeyMismatch):
+		return errKeyRetired
+	case errors.Is(err, store.ErrChanged):
+		return apiError(codes.Aborted, ReasonConcurrentChange, "changed by another call meanwhile; retry")
 	case errors.Is(err, store.ErrInUse):
 		return apiError(codes.FailedPrecondition, ReasonInUse, "in use")
 	default:

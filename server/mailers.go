@@ -20,7 +20,7 @@ func MailerSource(st store.ConnectionStore, vault *Vault, publicURL string, http
 		if err != nil {
 			return nil, dispatch.Limits{}, "", fmt.Errorf("connection %s: %w", connectionID, err)
 		}
-		cr, err := vault.open(c)
+		cr, err := vault.open(ctx, c)
 		if err != nil {
 			return nil, dispatch.Limits{}, "", err
 		}

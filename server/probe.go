@@ -28,6 +28,9 @@ const (
 type storeProbe struct {
 	store store.Store
 	log   *slog.Logger
+	// verifyKey, when set, is part of readiness: a replica whose encryption
+	// key a rotation retired must not take traffic it cannot serve.
+	verifyKey func(context.Context) error
 
 	pingMu  sync.Mutex
 	pingAt  time.Time
@@ -47,6 +50,12 @@ func (p *storeProbe) Ping(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
 		defer cancel()
 		err := p.store.Ping(ctx)
+		if err == nil && p.verifyKey != nil {
+			if err = p.verifyKey(ctx); err != nil {
+				p.pingErr, p.pingAt = err, time.Now()
+				return err // Verify has said why, once
+			}
+		}
 		if err != nil && p.pingErr == nil {
 			p.log.Warn("not ready: the store does not answer", slog.Any("error", err))
 		} else if err == nil && p.pingErr != nil {

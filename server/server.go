@@ -107,14 +107,24 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
 		log:           opts.Logger,
-		probe:         &storeProbe{store: opts.Store, log: opts.Logger},
+		probe:         &storeProbe{store: opts.Store, log: opts.Logger, verifyKey: opts.Vault.Verify},
 		internalToken: internalToken,
 	}
-	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, opts.Store)
+	if opts.Vault.boundStore() == nil {
+		if err := opts.Vault.Bind(ctx, opts.Store, "the server's options", nil, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	serverSecret := NewServerWebhookSecret(opts.Store, opts.Vault)
+	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, serverSecret, opts.Store)
 	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
 	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(s.grpc, NewProfileService(opts.Store, opts.Logger))
-	ibmailv1.RegisterConnectionServiceServer(s.grpc, NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger))
+	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger)
+	if opts.WebhookSecret == "" {
+		connections.withServerSecret(serverSecret)
+	}
+	ibmailv1.RegisterConnectionServiceServer(s.grpc, connections)
 	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store, opts.Logger))
 	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher, opts.Logger))
 	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store, opts.Logger))
@@ -218,7 +228,11 @@ func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
 // for what a restart cannot fix.
 func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.probe.Ping(r.Context()); err != nil {
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		msg := "store unavailable"
+		if errors.Is(err, errKeyRetired) {
+			msg = "encryption key retired: the store's secrets are sealed under another key; restart with the current key"
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -30,9 +30,20 @@ type Connection struct {
 	// WebhookSecretDigest is the SHA-256 of the connection's webhook secret:
 	// enough to authenticate, useless to an attacker who reads the store.
 	WebhookSecretDigest []byte
-	RateLimit           int
-	CreateTime          time.Time
-	UpdateTime          time.Time
+	// PreviousWebhookSecretDigest is the digest of the secret before the
+	// last rotation, accepted until PreviousWebhookSecretExpireTime; nil
+	// when there is none.
+	PreviousWebhookSecretDigest     []byte
+	PreviousWebhookSecretExpireTime time.Time
+	RateLimit                       int
+	CreateTime                      time.Time
+	UpdateTime                      time.Time
+	// SealedUnder, on a write, is the check value of the encryption key
+	// that sealed APIKeyCiphertext: the write is refused with ErrKeyMismatch
+	// unless it is the store's (see SecretStore), so that a replica left
+	// behind by a key rotation cannot seal with the retired key. Empty: not
+	// checked. Never read back.
+	SealedUnder []byte
 }
 
 // Sender is a sender account.
@@ -177,7 +188,8 @@ type ConnectionStore interface {
 	CreateConnection(ctx context.Context, c Connection) error
 	// GetConnection returns a connection or ErrNotFound.
 	GetConnection(ctx context.Context, id string) (Connection, error)
-	// ConnectionByWebhookDigest finds the connection whose webhook secret
+	// ConnectionByWebhookDigest finds the connection whose webhook secret,
+	// or previous webhook secret (whatever its expiry: the caller decides),
 	// has this digest, or ErrNotFound.
 	ConnectionByWebhookDigest(ctx context.Context, digest []byte) (Connection, error)
 	// ListConnections returns up to limit connections with ids after
@@ -186,6 +198,11 @@ type ConnectionStore interface {
 	// UpdateConnection replaces every field but the id and create time;
 	// ErrNotFound when there is no such connection.
 	UpdateConnection(ctx context.Context, c Connection) error
+	// UpdateConnectionIf is UpdateConnection done only while the stored
+	// APIKeyCiphertext is still ifCiphertext (each sealing makes a new one):
+	// ErrChanged otherwise, so that two changes made from one reading (an
+	// API key and a webhook secret rotation) cannot undo one another.
+	UpdateConnectionIf(ctx context.Context, c Connection, ifCiphertext []byte) error
 	// DeleteConnection removes a connection: ErrNotFound, or ErrInUse while
 	// sender accounts use it.
 	DeleteConnection(ctx context.Context, id string) error

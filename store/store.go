@@ -164,6 +164,7 @@ type Store interface {
 	SuppressionStore
 	EventLogStore
 	BacklogStore
+	SecretStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

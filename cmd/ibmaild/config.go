@@ -21,20 +21,22 @@ type config struct {
 	allowBaseURLs     listFlag
 	sandbox           bool
 	encryptionKeyFile string
-	sendRate          int
-	sendConcurrency   int
-	dispatchWorkers   int
-	dispatchLease     time.Duration
-	replicaID         string
-	db                string
-	natsStream        string
-	natsSubjectPrefix string
-	natsURL           string
-	tokensFile        string
-	tlsCert           string
-	otlpEndpoint      string
-	tlsKey            string
-	tokenRate         float64
+	// previousEncryptionKeyFile holds the key a rotation replaces.
+	previousEncryptionKeyFile string
+	sendRate                  int
+	sendConcurrency           int
+	dispatchWorkers           int
+	dispatchLease             time.Duration
+	replicaID                 string
+	db                        string
+	natsStream                string
+	natsSubjectPrefix         string
+	natsURL                   string
+	tokensFile                string
+	tlsCert                   string
+	otlpEndpoint              string
+	tlsKey                    string
+	tokenRate                 float64
 }
 
 // listFlag is a repeatable flag whose environment variable holds a

@@ -21,7 +21,7 @@ func main() {
 	fs.StringVar(&cfg.grpcAddr, "grpc-addr", envOr("IBMAIL_GRPC_ADDR", "127.0.0.1:9090"), "gRPC listen address (env IBMAIL_GRPC_ADDR)")
 	fs.StringVar(&cfg.httpAddr, "http-addr", envOr("IBMAIL_HTTP_ADDR", "127.0.0.1:8080"), "REST and webhook listen address (env IBMAIL_HTTP_ADDR)")
 	fs.StringVar(&cfg.dataDir, "data-dir", envOr("IBMAIL_DATA_DIR", "data"), "directory of the embedded SQLite store and generated secrets (env IBMAIL_DATA_DIR)")
-	fs.StringVar(&cfg.webhookSecret, "webhook-secret", envOr("IBMAIL_WEBHOOK_SECRET", ""), "secret the delivery-report webhook requires; empty: generated once into <data-dir>/webhook-secret (env IBMAIL_WEBHOOK_SECRET)")
+	fs.StringVar(&cfg.webhookSecret, "webhook-secret", envOr("IBMAIL_WEBHOOK_SECRET", ""), "server-wide secret the delivery-report webhook accepts, overriding the stored one; empty: the one kept in the store for every replica, imported from <data-dir>/webhook-secret or generated there on the store's first start (env IBMAIL_WEBHOOK_SECRET)")
 	fs.StringVar(&cfg.rulesFile, "rules-file", envOr("IBMAIL_RULES_FILE", ""), "YAML rules file replacing the built-in bounce mapping (env IBMAIL_RULES_FILE)")
 	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", envInt("IBMAIL_MAX_BODY_BYTES", 16<<20), "largest REST request body accepted (env IBMAIL_MAX_BODY_BYTES)")
 	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", envDuration("IBMAIL_SHUTDOWN_GRACE", 15*time.Second), "how long requests in flight may take to finish on SIGTERM (env IBMAIL_SHUTDOWN_GRACE)")
@@ -31,6 +31,8 @@ func main() {
 	fs.Var(&cfg.allowBaseURLs, "allow-base-url", "admit this origin (scheme://host:port) as a connection base URL besides https://*.api.infobip.com, e.g. a standalone sandbox; repeatable (env IBMAIL_ALLOW_BASE_URLS, comma-separated)")
 	fs.BoolVar(&cfg.sandbox, "sandbox", envBool("IBMAIL_SANDBOX"), "run an in-process Infobip sandbox with a ready connection and sender account, both with id sandbox (env IBMAIL_SANDBOX)")
 	fs.StringVar(&cfg.encryptionKeyFile, "encryption-key-file", envOr("IBMAIL_ENCRYPTION_KEY_FILE", ""), "file holding the AES-256 key that seals stored API keys (64 hex digits or base64); empty: IBMAIL_ENCRYPTION_KEY, else <data-dir>/encryption-key, created on first start (env IBMAIL_ENCRYPTION_KEY_FILE)")
+	// Key rotation and the shared webhook secret (see run.go).
+	fs.StringVar(&cfg.previousEncryptionKeyFile, "previous-encryption-key-file", envOr("IBMAIL_PREVIOUS_ENCRYPTION_KEY_FILE", ""), "file holding the encryption key being rotated out: the stored secrets sealed under it are re-sealed under the current key at start, after which it is no longer needed; also IBMAIL_PREVIOUS_ENCRYPTION_KEY (env IBMAIL_PREVIOUS_ENCRYPTION_KEY_FILE)")
 	fs.IntVar(&cfg.sendRate, "send-rate", int(envInt("IBMAIL_SEND_RATE", 100)), "requests per second to Infobip per connection that sets no rate of its own, shared by all replicas; Infobip allows 2000 (env IBMAIL_SEND_RATE)")
 	fs.IntVar(&cfg.sendConcurrency, "send-concurrency", int(envInt("IBMAIL_SEND_CONCURRENCY", 4)), "Infobip requests in flight at once per connection (env IBMAIL_SEND_CONCURRENCY)")
 	fs.IntVar(&cfg.dispatchWorkers, "dispatch-workers", int(envInt("IBMAIL_DISPATCH_WORKERS", 16)), "batches this server dispatches at once, over all connections (env IBMAIL_DISPATCH_WORKERS)")

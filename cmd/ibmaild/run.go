@@ -14,8 +14,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -45,6 +47,11 @@ func run(ctx context.Context, cfg config) error {
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	unlock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	engine := classifier.Default()
 	if cfg.rulesFile != "" {
 		if engine, err = classifier.LoadFile(cfg.rulesFile); err != nil {
@@ -52,11 +59,11 @@ func run(ctx context.Context, cfg config) error {
 		}
 		log.Info("bounce mapping rules loaded", slog.String("file", cfg.rulesFile), slog.Int("rules", len(engine.Rules())))
 	}
-	webhookSecret, err := serverWebhookSecret(cfg, log)
+	box, keySource, err := encryptionBox(cfg, log)
 	if err != nil {
 		return err
 	}
-	box, err := encryptionBox(cfg, log)
+	previousKey, err := previousEncryptionBox(cfg)
 	if err != nil {
 		return err
 	}
@@ -117,6 +124,12 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	vault := server.NewVault(box)
+	if err := vault.Bind(ctx, st, keySource, previousKey, log); err != nil {
+		return fmt.Errorf("encryption key: %w", err)
+	}
+	if err := serverWebhookSecret(ctx, cfg, st, vault, log); err != nil {
+		return err
+	}
 	// Calls to Infobip join the trace of the send or test that made them.
 	httpClient := &http.Client{Timeout: time.Minute, Transport: otelhttp.NewTransport(http.DefaultTransport)}
 	dispatcher := dispatch.New(dispatch.Options{
@@ -136,7 +149,7 @@ func run(ctx context.Context, cfg config) error {
 	srv, err := server.New(ctx, server.Options{
 		Store:          st,
 		Engine:         engine,
-		WebhookSecret:  webhookSecret,
+		WebhookSecret:  cfg.webhookSecret,
 		Vault:          vault,
 		BaseURLs:       server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},
 		PublicURL:      publicURL,
@@ -228,39 +241,57 @@ func openStore(ctx context.Context, cfg config) (store.Store, string, error) {
 	return st, u.String(), err
 }
 
-// serverWebhookSecret returns the configured server-wide secret or, when
-// none is given, the one generated into the data dir on the first start
-// (mode 0600). The secret itself is never logged: only where to read it.
-func serverWebhookSecret(cfg config, log *slog.Logger) (string, error) {
+// serverWebhookSecret makes sure the store holds the server-wide webhook
+// secret, shared by every replica of the store, unless --webhook-secret
+// overrides it. On the store's first start it imports
+// <data-dir>/webhook-secret, so that Infobip configurations made with it
+// keep working, or else generates one and writes it there (mode 0600) for
+// the operator to read. The secret itself is never logged: only where to
+// read it.
+func serverWebhookSecret(ctx context.Context, cfg config, st store.Store, vault *server.Vault, log *slog.Logger) error {
 	if cfg.webhookSecret != "" {
-		return cfg.webhookSecret, nil
+		return nil
 	}
 	path := filepath.Join(cfg.dataDir, "webhook-secret")
 	b, err := os.ReadFile(path)
-	if err == nil && strings.TrimSpace(string(b)) != "" {
-		return strings.TrimSpace(string(b)), nil
-	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("webhook secret: %w", err)
+		return fmt.Errorf("webhook secret: %w", err)
 	}
-	s := secret.Token(24)
-	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("webhook secret: %w", err)
+	fromFile := strings.TrimSpace(string(b))
+	candidate := fromFile
+	if candidate == "" {
+		candidate = secret.Token(24)
 	}
-	log.Info("generated a webhook secret", slog.String("file", path))
-	return s, nil
+	stored, created, err := server.NewServerWebhookSecret(st, vault).Ensure(ctx, candidate)
+	if err != nil {
+		return fmt.Errorf("webhook secret: %w", err)
+	}
+	switch {
+	case created && fromFile == "":
+		if err := os.WriteFile(path, []byte(stored+"\n"), 0o600); err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		log.Info("generated the server-wide webhook secret, kept in the store for every replica", slog.String("file", path))
+	case created:
+		log.Info("imported the server-wide webhook secret into the store, for every replica", slog.String("file", path))
+	case fromFile != "" && fromFile != stored:
+		log.Warn("this file holds another webhook secret than the store's server-wide one, which every replica uses: the file's is not accepted", slog.String("file", path))
+	}
+	return nil
 }
 
 // encryptionBox loads the key that seals stored API keys: from
 // IBMAIL_ENCRYPTION_KEY, from --encryption-key-file, or from the data dir,
-// where it is created on the first start.
-func encryptionBox(cfg config, log *slog.Logger) (*secret.Box, error) {
+// where it is created on the first start. source names where it came from,
+// for messages.
+func encryptionBox(cfg config, log *slog.Logger) (box *secret.Box, source string, err error) {
 	if v := os.Getenv("IBMAIL_ENCRYPTION_KEY"); v != "" && cfg.encryptionKeyFile == "" {
 		key, err := secret.ParseKey(v)
 		if err != nil {
-			return nil, fmt.Errorf("IBMAIL_ENCRYPTION_KEY: %w", err)
+			return nil, "", fmt.Errorf("IBMAIL_ENCRYPTION_KEY: %w", err)
 		}
-		return secret.NewBox(key)
+		box, err := secret.NewBox(key)
+		return box, "IBMAIL_ENCRYPTION_KEY", err
 	}
 	path := cfg.encryptionKeyFile
 	if path == "" {
@@ -268,12 +299,71 @@ func encryptionBox(cfg config, log *slog.Logger) (*secret.Box, error) {
 	}
 	key, created, err := secret.LoadOrCreateKeyFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("encryption key: %w", err)
+		return nil, "", fmt.Errorf("encryption key: %w", err)
 	}
 	if created {
 		log.Info("generated the encryption key for stored API keys; back it up with the database", slog.String("file", path))
 	}
-	return secret.NewBox(key)
+	box, err = secret.NewBox(key)
+	return box, "file " + path, err
+}
+
+// previousEncryptionBox loads the key a rotation replaces, if one is given:
+// from IBMAIL_PREVIOUS_ENCRYPTION_KEY or --previous-encryption-key-file.
+func previousEncryptionBox(cfg config) (*server.KeySource, error) {
+	raw, source := os.Getenv("IBMAIL_PREVIOUS_ENCRYPTION_KEY"), "IBMAIL_PREVIOUS_ENCRYPTION_KEY"
+	if cfg.previousEncryptionKeyFile != "" {
+		b, err := os.ReadFile(cfg.previousEncryptionKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--previous-encryption-key-file: %w", err)
+		}
+		raw, source = string(b), "file "+cfg.previousEncryptionKeyFile
+	}
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
+	}
+	key, err := secret.ParseKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("previous encryption key (%s): %w", source, err)
+	}
+	box, err := secret.NewBox(key)
+	if err != nil {
+		return nil, err
+	}
+	return &server.KeySource{Box: box, Source: source}, nil
+}
+
+// lockDataDir takes an exclusive lock on <data-dir>/ibmaild.lock and
+// writes this process's PID in it, so that a second ibmaild on the same
+// data dir (which would fight this one over the SQLite file, the sequencer
+// lease and the replica id) exits naming this one. The kernel drops the
+// lock when the process ends, however it ends: a file left by a killed
+// process does not block.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "ibmaild.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			holder := "another ibmaild"
+			if pid := strings.TrimSpace(string(b)); pid != "" {
+				holder = "another ibmaild (pid " + pid + ")"
+			}
+			return nil, fmt.Errorf("data dir %s is in use by %s: stop it, or give this server its own --data-dir", dir, holder)
+		}
+		return nil, fmt.Errorf("data dir lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0) //nolint:errcheck // the PID only makes the message better
+	}
+	return func() {
+		f.Truncate(0) //nolint:errcheck // best effort: the lock, not the text, is what counts
+		f.Close()
+	}, nil
 }
 
 // replicaID names this replica in dispatch leases: --replica-id, or an id

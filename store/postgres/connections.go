@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ibmail/ibmail/store"
 	"github.com/jackc/pgx/v5"
@@ -11,7 +12,8 @@ import (
 )
 
 const connectionColumns = `id, display_name, api_key_ciphertext, api_key_hint, base_url, application_id,
-	entity_id, webhook_secret_digest, rate_limit, create_time, update_time`
+	entity_id, webhook_secret_digest, rate_limit, create_time, update_time,
+	previous_webhook_secret_digest, previous_webhook_secret_expire_time`
 
 // nullBytes stores an empty digest as NULL: the unique index holds NULLs
 // distinct, so connections without a webhook secret do not collide.
@@ -23,12 +25,19 @@ func nullBytes(b []byte) []byte {
 }
 
 func scanConnection(row pgx.Row) (store.Connection, error) {
-	var c store.Connection
+	var (
+		c              store.Connection
+		previousExpiry *time.Time
+	)
 	if err := row.Scan(&c.ID, &c.DisplayName, &c.APIKeyCiphertext, &c.APIKeyHint, &c.BaseURL, &c.ApplicationID,
-		&c.EntityID, &c.WebhookSecretDigest, &c.RateLimit, &c.CreateTime, &c.UpdateTime); err != nil {
+		&c.EntityID, &c.WebhookSecretDigest, &c.RateLimit, &c.CreateTime, &c.UpdateTime,
+		&c.PreviousWebhookSecretDigest, &previousExpiry); err != nil {
 		return store.Connection{}, err
 	}
 	c.CreateTime, c.UpdateTime = utc(c.CreateTime), utc(c.UpdateTime)
+	if previousExpiry != nil {
+		c.PreviousWebhookSecretExpireTime = utc(*previousExpiry)
+	}
 	return c, nil
 }
 
@@ -45,11 +54,15 @@ func mustAffect(tag pgconn.CommandTag, err error, what string) error {
 
 // CreateConnection stores c, or answers ErrAlreadyExists.
 func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error {
-	return s.run(ctx, "create connection", func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	return s.inTx(ctx, "create connection", func(tx pgx.Tx) error {
+		if err := checkSealedUnder(ctx, tx, c.SealedUnder); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			c.ID, c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID,
-			c.EntityID, nullBytes(c.WebhookSecretDigest), c.RateLimit, c.CreateTime, c.UpdateTime)
+			c.EntityID, nullBytes(c.WebhookSecretDigest), c.RateLimit, c.CreateTime, c.UpdateTime,
+			nullBytes(c.PreviousWebhookSecretDigest), nullTime(c.PreviousWebhookSecretExpireTime))
 		if pgCode(err) == codeUniqueViolation {
 			return fmt.Errorf("connection %q: %w", c.ID, store.ErrAlreadyExists)
 		}
@@ -89,7 +102,20 @@ func (s *Store) ConnectionByWebhookDigest(ctx context.Context, digest []byte) (s
 		}
 		return store.Connection{}, fmt.Errorf("postgres: connection by empty digest: %w", store.ErrNotFound)
 	}
-	return s.getConnection(ctx, "connection by digest", "webhook_secret_digest", digest, "connection by digest")
+	var c store.Connection
+	err := s.run(ctx, "connection by digest", func() error {
+		var err error
+		c, err = scanConnection(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+` FROM connections WHERE webhook_secret_digest = $1
+			UNION ALL SELECT `+connectionColumns+` FROM connections WHERE previous_webhook_secret_digest = $1 LIMIT 1`, digest))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("connection by digest: %w", store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return store.Connection{}, err
+	}
+	return c, nil
 }
 
 // ListConnections returns connections in id order, after afterID.
@@ -113,14 +139,39 @@ func (s *Store) ListConnections(ctx context.Context, afterID string, limit int) 
 // UpdateConnection replaces every field of a connection but its id and
 // create time.
 func (s *Store) UpdateConnection(ctx context.Context, c store.Connection) error {
-	return s.run(ctx, "update connection", func() error {
-		tag, err := s.pool.Exec(ctx, `UPDATE connections SET display_name = $1, api_key_ciphertext = $2,
+	return s.updateConnection(ctx, c, nil)
+}
+
+// UpdateConnectionIf is UpdateConnection done only while the stored
+// ciphertext is still ifCiphertext.
+func (s *Store) UpdateConnectionIf(ctx context.Context, c store.Connection, ifCiphertext []byte) error {
+	return s.updateConnection(ctx, c, ifCiphertext)
+}
+
+func (s *Store) updateConnection(ctx context.Context, c store.Connection, ifCiphertext []byte) error {
+	return s.inTx(ctx, "update connection", func(tx pgx.Tx) error {
+		if err := checkSealedUnder(ctx, tx, c.SealedUnder); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE connections SET display_name = $1, api_key_ciphertext = $2,
 			api_key_hint = $3, base_url = $4, application_id = $5, entity_id = $6, webhook_secret_digest = $7,
-			rate_limit = $8, update_time = $9 WHERE id = $10`,
+			rate_limit = $8, update_time = $9, previous_webhook_secret_digest = $11,
+			previous_webhook_secret_expire_time = $12
+			WHERE id = $10 AND ($13::bytea IS NULL OR api_key_ciphertext = $13)`,
 			c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID, c.EntityID,
-			nullBytes(c.WebhookSecretDigest), c.RateLimit, c.UpdateTime, c.ID)
+			nullBytes(c.WebhookSecretDigest), c.RateLimit, c.UpdateTime, c.ID,
+			nullBytes(c.PreviousWebhookSecretDigest), nullTime(c.PreviousWebhookSecretExpireTime), ifCiphertext)
 		if pgCode(err) == codeUniqueViolation {
 			return fmt.Errorf("connection %q: webhook digest: %w", c.ID, store.ErrAlreadyExists)
+		}
+		if err == nil && tag.RowsAffected() == 0 && ifCiphertext != nil {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections WHERE id = $1)`, c.ID).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return fmt.Errorf("connection %q: %w", c.ID, store.ErrChanged)
+			}
 		}
 		return mustAffect(tag, err, fmt.Sprintf("connection %q", c.ID))
 	})

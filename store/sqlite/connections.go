@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -10,7 +11,8 @@ import (
 )
 
 const connectionColumns = `id, display_name, api_key_ciphertext, api_key_hint, base_url, application_id,
-	entity_id, webhook_secret_digest, rate_limit, create_time, update_time`
+	entity_id, webhook_secret_digest, rate_limit, create_time, update_time,
+	previous_webhook_secret_digest, previous_webhook_secret_expire_time`
 
 // nullBytes stores an empty digest as NULL: the unique index ignores NULLs,
 // so connections without a webhook secret do not collide.
@@ -26,12 +28,17 @@ func scanConnection(row interface{ Scan(...any) error }) (store.Connection, erro
 		c                  store.Connection
 		created, updated   int64
 		ciphertext, digest []byte
+		previous           []byte
+		previousExpiry     sql.NullInt64
 	)
 	if err := row.Scan(&c.ID, &c.DisplayName, &ciphertext, &c.APIKeyHint, &c.BaseURL, &c.ApplicationID,
-		&c.EntityID, &digest, &c.RateLimit, &created, &updated); err != nil {
+		&c.EntityID, &digest, &c.RateLimit, &created, &updated, &previous, &previousExpiry); err != nil {
 		return store.Connection{}, err
 	}
-	c.APIKeyCiphertext, c.WebhookSecretDigest = ciphertext, digest
+	c.APIKeyCiphertext, c.WebhookSecretDigest, c.PreviousWebhookSecretDigest = ciphertext, digest, previous
+	if previousExpiry.Valid {
+		c.PreviousWebhookSecretExpireTime = fromMicros(previousExpiry.Int64)
+	}
 	c.CreateTime, c.UpdateTime = fromMicros(created), fromMicros(updated)
 	return c, nil
 }
@@ -39,10 +46,14 @@ func scanConnection(row interface{ Scan(...any) error }) (store.Connection, erro
 // CreateConnection stores c, or answers ErrAlreadyExists.
 func (s *Store) CreateConnection(ctx context.Context, c store.Connection) error {
 	return s.writeTx(ctx, "create connection", func(tx *sql.Tx) error {
+		if err := checkSealedUnder(ctx, tx, c.SealedUnder); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO connections (`+connectionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID,
-			c.EntityID, nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.CreateTime), micros(c.UpdateTime))
+			c.EntityID, nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.CreateTime), micros(c.UpdateTime),
+			nullBytes(c.PreviousWebhookSecretDigest), nullMicros(c.PreviousWebhookSecretExpireTime))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("connection %q: %w", c.ID, store.ErrAlreadyExists)
 		}
@@ -70,7 +81,8 @@ func (s *Store) ConnectionByWebhookDigest(ctx context.Context, digest []byte) (s
 		return store.Connection{}, fmt.Errorf("sqlite: connection by empty digest: %w", store.ErrNotFound)
 	}
 	c, err := scanConnection(s.readDB.QueryRowContext(ctx,
-		`SELECT `+connectionColumns+` FROM connections WHERE webhook_secret_digest = ?`, digest))
+		`SELECT `+connectionColumns+` FROM connections WHERE webhook_secret_digest = ?
+		UNION ALL SELECT `+connectionColumns+` FROM connections WHERE previous_webhook_secret_digest = ?`, digest, digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Connection{}, fmt.Errorf("sqlite: connection by digest: %w", store.ErrNotFound)
 	}
@@ -105,12 +117,40 @@ func (s *Store) ListConnections(ctx context.Context, afterID string, limit int) 
 // UpdateConnection replaces every field of a connection but its id and
 // create time.
 func (s *Store) UpdateConnection(ctx context.Context, c store.Connection) error {
+	return s.updateConnection(ctx, c, nil)
+}
+
+// UpdateConnectionIf is UpdateConnection done only while the stored
+// ciphertext is still ifCiphertext.
+func (s *Store) UpdateConnectionIf(ctx context.Context, c store.Connection, ifCiphertext []byte) error {
+	return s.updateConnection(ctx, c, ifCiphertext)
+}
+
+func (s *Store) updateConnection(ctx context.Context, c store.Connection, ifCiphertext []byte) error {
 	return s.writeTx(ctx, "update connection", func(tx *sql.Tx) error {
+		if err := checkSealedUnder(ctx, tx, c.SealedUnder); err != nil {
+			return err
+		}
+		if ifCiphertext != nil {
+			var stored []byte
+			err := tx.QueryRowContext(ctx, `SELECT api_key_ciphertext FROM connections WHERE id = ?`, c.ID).Scan(&stored)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("connection %q: %w", c.ID, store.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(stored, ifCiphertext) {
+				return fmt.Errorf("connection %q: %w", c.ID, store.ErrChanged)
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE connections SET display_name = ?, api_key_ciphertext = ?,
 			api_key_hint = ?, base_url = ?, application_id = ?, entity_id = ?, webhook_secret_digest = ?,
-			rate_limit = ?, update_time = ? WHERE id = ?`,
+			rate_limit = ?, update_time = ?, previous_webhook_secret_digest = ?,
+			previous_webhook_secret_expire_time = ? WHERE id = ?`,
 			c.DisplayName, c.APIKeyCiphertext, c.APIKeyHint, c.BaseURL, c.ApplicationID, c.EntityID,
-			nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.UpdateTime), c.ID)
+			nullBytes(c.WebhookSecretDigest), c.RateLimit, micros(c.UpdateTime),
+			nullBytes(c.PreviousWebhookSecretDigest), nullMicros(c.PreviousWebhookSecretExpireTime), c.ID)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("connection %q: webhook digest: %w", c.ID, store.ErrAlreadyExists)
 		}

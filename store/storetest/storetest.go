@@ -44,6 +44,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Close", func(t *testing.T) { testClose(t, o) })
 
 	t.Run("Connections", func(t *testing.T) { testConnections(t, o) })
+	t.Run("EncryptionKeyCheck", func(t *testing.T) { testEncryptionKeyCheck(t, o) })
+	t.Run("SealedWritesGuarded", func(t *testing.T) { testSealedWritesGuarded(t, o) })
+	t.Run("ServerSecrets", func(t *testing.T) { testServerSecrets(t, o) })
+	t.Run("PreviousWebhookDigest", func(t *testing.T) { testPreviousWebhookDigest(t, o) })
 	t.Run("Senders", func(t *testing.T) { testSenders(t, o) })
 	t.Run("CreateSend", func(t *testing.T) { testCreateSend(t, o) })
 	t.Run("CreateSendDone", func(t *testing.T) { testCreateSendDone(t, o) })

@@ -9,6 +9,7 @@ package ibmailv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -115,9 +116,12 @@ type Connection struct {
 	WebhookUrl string `protobuf:"bytes,10,opt,name=webhook_url,json=webhookUrl,proto3" json:"webhook_url,omitempty"`
 	// How many requests per second the server sends to Infobip through this
 	// connection; 0 means the server's default.
-	RateLimit     int32 `protobuf:"varint,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RateLimit int32 `protobuf:"varint,11,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// Until when the webhook secret before the last rotation is still
+	// accepted; unset when there is none.
+	PreviousWebhookSecretExpireTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=previous_webhook_secret_expire_time,json=previousWebhookSecretExpireTime,proto3" json:"previous_webhook_secret_expire_time,omitempty"`
+	unknownFields                   protoimpl.UnknownFields
+	sizeCache                       protoimpl.SizeCache
 }
 
 func (x *Connection) Reset() {
@@ -225,6 +229,13 @@ func (x *Connection) GetRateLimit() int32 {
 		return x.RateLimit
 	}
 	return 0
+}
+
+func (x *Connection) GetPreviousWebhookSecretExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousWebhookSecretExpireTime
+	}
+	return nil
 }
 
 // CreateConnectionRequest carries the new connection.
@@ -939,11 +950,396 @@ func (x *SendingDomain) GetBlocked() bool {
 	return false
 }
 
+// RotateWebhookSecretRequest names the connection whose webhook secret to
+// replace.
+type RotateWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection's id.
+	ConnectionId string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// How long the previous secret is still accepted: from 0 (retired at
+	// once) to 30 days; unset means 72 hours, longer than Infobip takes to
+	// deliver a report.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretRequest) Reset() {
+	*x = RotateWebhookSecretRequest{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RotateWebhookSecretRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+func (x *RotateWebhookSecretRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+// RotateWebhookSecretResponse is the connection and its new secret.
+type RotateWebhookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection as stored.
+	Connection *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	// The new secret Infobip must present on the webhook for this
+	// connection. Shown only here: keep it.
+	WebhookSecret string `protobuf:"bytes,2,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretResponse) Reset() {
+	*x = RotateWebhookSecretResponse{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RotateWebhookSecretResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+func (x *RotateWebhookSecretResponse) GetWebhookSecret() string {
+	if x != nil {
+		return x.WebhookSecret
+	}
+	return ""
+}
+
+// RetirePreviousWebhookSecretRequest names the connection.
+type RetirePreviousWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection's id.
+	ConnectionId  string `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetirePreviousWebhookSecretRequest) Reset() {
+	*x = RetirePreviousWebhookSecretRequest{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetirePreviousWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetirePreviousWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RetirePreviousWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetirePreviousWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RetirePreviousWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetirePreviousWebhookSecretRequest) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// RetirePreviousWebhookSecretResponse is the connection without a previous
+// secret.
+type RetirePreviousWebhookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connection as stored.
+	Connection    *Connection `protobuf:"bytes,1,opt,name=connection,proto3" json:"connection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetirePreviousWebhookSecretResponse) Reset() {
+	*x = RetirePreviousWebhookSecretResponse{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetirePreviousWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetirePreviousWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RetirePreviousWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetirePreviousWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RetirePreviousWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RetirePreviousWebhookSecretResponse) GetConnection() *Connection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
+}
+
+// RotateServerWebhookSecretRequest replaces the server-wide webhook secret.
+type RotateServerWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long the previous secret is still accepted: from 0 (retired at
+	// once) to 30 days; unset means 72 hours.
+	GracePeriod   *durationpb.Duration `protobuf:"bytes,1,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateServerWebhookSecretRequest) Reset() {
+	*x = RotateServerWebhookSecretRequest{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServerWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServerWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateServerWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServerWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateServerWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RotateServerWebhookSecretRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+// RotateServerWebhookSecretResponse is the new server-wide secret.
+type RotateServerWebhookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new server-wide webhook secret, for Infobip's account-level
+	// webhook configuration. Shown only here: keep it.
+	WebhookSecret string `protobuf:"bytes,1,opt,name=webhook_secret,json=webhookSecret,proto3" json:"webhook_secret,omitempty"`
+	// Until when the previous secret is still accepted; unset when there was
+	// none or the grace is 0.
+	PreviousExpireTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=previous_expire_time,json=previousExpireTime,proto3" json:"previous_expire_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RotateServerWebhookSecretResponse) Reset() {
+	*x = RotateServerWebhookSecretResponse{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateServerWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateServerWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RotateServerWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateServerWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateServerWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RotateServerWebhookSecretResponse) GetWebhookSecret() string {
+	if x != nil {
+		return x.WebhookSecret
+	}
+	return ""
+}
+
+func (x *RotateServerWebhookSecretResponse) GetPreviousExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PreviousExpireTime
+	}
+	return nil
+}
+
+// RetirePreviousServerWebhookSecretRequest asks for nothing more.
+type RetirePreviousServerWebhookSecretRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetirePreviousServerWebhookSecretRequest) Reset() {
+	*x = RetirePreviousServerWebhookSecretRequest{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetirePreviousServerWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetirePreviousServerWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RetirePreviousServerWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetirePreviousServerWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RetirePreviousServerWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{20}
+}
+
+// RetirePreviousServerWebhookSecretResponse confirms the retirement.
+type RetirePreviousServerWebhookSecretResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetirePreviousServerWebhookSecretResponse) Reset() {
+	*x = RetirePreviousServerWebhookSecretResponse{}
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetirePreviousServerWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetirePreviousServerWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RetirePreviousServerWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_connection_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetirePreviousServerWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RetirePreviousServerWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_connection_service_proto_rawDescGZIP(), []int{21}
+}
+
 var File_ibmail_v1_connection_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_connection_service_proto_rawDesc = "" +
 	"\n" +
-	"\"ibmail/v1/connection_service.proto\x12\tibmail.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x03\n" +
+	"\"ibmail/v1/connection_service.proto\x12\tibmail.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x03\n" +
 	"\n" +
 	"Connection\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -962,7 +1358,8 @@ const file_ibmail_v1_connection_service_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"webhookUrl\x12\x1d\n" +
 	"\n" +
-	"rate_limit\x18\v \x01(\x05R\trateLimit\"P\n" +
+	"rate_limit\x18\v \x01(\x05R\trateLimit\x12h\n" +
+	"#previous_webhook_secret_expire_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x1fpreviousWebhookSecretExpireTime\"P\n" +
 	"\x17CreateConnectionRequest\x125\n" +
 	"\n" +
 	"connection\x18\x01 \x01(\v2\x15.ibmail.v1.ConnectionR\n" +
@@ -1013,21 +1410,46 @@ const file_ibmail_v1_connection_service_proto_rawDesc = "" +
 	"\rSendingDomain\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\bR\x06active\x12\x18\n" +
-	"\ablocked\x18\x03 \x01(\bR\ablocked*\xfb\x01\n" +
+	"\ablocked\x18\x03 \x01(\bR\ablocked\"\x7f\n" +
+	"\x1aRotateWebhookSecretRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12<\n" +
+	"\fgrace_period\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"{\n" +
+	"\x1bRotateWebhookSecretResponse\x125\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x15.ibmail.v1.ConnectionR\n" +
+	"connection\x12%\n" +
+	"\x0ewebhook_secret\x18\x02 \x01(\tR\rwebhookSecret\"I\n" +
+	"\"RetirePreviousWebhookSecretRequest\x12#\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\\\n" +
+	"#RetirePreviousWebhookSecretResponse\x125\n" +
+	"\n" +
+	"connection\x18\x01 \x01(\v2\x15.ibmail.v1.ConnectionR\n" +
+	"connection\"`\n" +
+	" RotateServerWebhookSecretRequest\x12<\n" +
+	"\fgrace_period\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\"\x98\x01\n" +
+	"!RotateServerWebhookSecretResponse\x12%\n" +
+	"\x0ewebhook_secret\x18\x01 \x01(\tR\rwebhookSecret\x12L\n" +
+	"\x14previous_expire_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x12previousExpireTime\"*\n" +
+	"(RetirePreviousServerWebhookSecretRequest\"+\n" +
+	")RetirePreviousServerWebhookSecretResponse*\xfb\x01\n" +
 	"\x14ConnectionTestResult\x12&\n" +
 	"\"CONNECTION_TEST_RESULT_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONNECTION_TEST_RESULT_OK\x10\x01\x12'\n" +
 	"#CONNECTION_TEST_RESULT_UNAUTHORIZED\x10\x02\x12$\n" +
 	" CONNECTION_TEST_RESULT_FORBIDDEN\x10\x03\x12&\n" +
 	"\"CONNECTION_TEST_RESULT_UNREACHABLE\x10\x04\x12%\n" +
-	"!CONNECTION_TEST_RESULT_UNEXPECTED\x10\x052\xaf\x04\n" +
+	"!CONNECTION_TEST_RESULT_UNEXPECTED\x10\x052\x9c\b\n" +
 	"\x11ConnectionService\x12[\n" +
 	"\x10CreateConnection\x12\".ibmail.v1.CreateConnectionRequest\x1a#.ibmail.v1.CreateConnectionResponse\x12R\n" +
 	"\rGetConnection\x12\x1f.ibmail.v1.GetConnectionRequest\x1a .ibmail.v1.GetConnectionResponse\x12X\n" +
 	"\x0fListConnections\x12!.ibmail.v1.ListConnectionsRequest\x1a\".ibmail.v1.ListConnectionsResponse\x12[\n" +
 	"\x10UpdateConnection\x12\".ibmail.v1.UpdateConnectionRequest\x1a#.ibmail.v1.UpdateConnectionResponse\x12[\n" +
 	"\x10DeleteConnection\x12\".ibmail.v1.DeleteConnectionRequest\x1a#.ibmail.v1.DeleteConnectionResponse\x12U\n" +
-	"\x0eTestConnection\x12 .ibmail.v1.TestConnectionRequest\x1a!.ibmail.v1.TestConnectionResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x0eTestConnection\x12 .ibmail.v1.TestConnectionRequest\x1a!.ibmail.v1.TestConnectionResponse\x12d\n" +
+	"\x13RotateWebhookSecret\x12%.ibmail.v1.RotateWebhookSecretRequest\x1a&.ibmail.v1.RotateWebhookSecretResponse\x12|\n" +
+	"\x1bRetirePreviousWebhookSecret\x12-.ibmail.v1.RetirePreviousWebhookSecretRequest\x1a..ibmail.v1.RetirePreviousWebhookSecretResponse\x12v\n" +
+	"\x19RotateServerWebhookSecret\x12+.ibmail.v1.RotateServerWebhookSecretRequest\x1a,.ibmail.v1.RotateServerWebhookSecretResponse\x12\x8e\x01\n" +
+	"!RetirePreviousServerWebhookSecret\x123.ibmail.v1.RetirePreviousServerWebhookSecretRequest\x1a4.ibmail.v1.RetirePreviousServerWebhookSecretResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_connection_service_proto_rawDescOnce sync.Once
@@ -1042,55 +1464,78 @@ func file_ibmail_v1_connection_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ibmail_v1_connection_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ibmail_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_ibmail_v1_connection_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_ibmail_v1_connection_service_proto_goTypes = []any{
-	(ConnectionTestResult)(0),        // 0: ibmail.v1.ConnectionTestResult
-	(*Connection)(nil),               // 1: ibmail.v1.Connection
-	(*CreateConnectionRequest)(nil),  // 2: ibmail.v1.CreateConnectionRequest
-	(*CreateConnectionResponse)(nil), // 3: ibmail.v1.CreateConnectionResponse
-	(*GetConnectionRequest)(nil),     // 4: ibmail.v1.GetConnectionRequest
-	(*GetConnectionResponse)(nil),    // 5: ibmail.v1.GetConnectionResponse
-	(*ListConnectionsRequest)(nil),   // 6: ibmail.v1.ListConnectionsRequest
-	(*ListConnectionsResponse)(nil),  // 7: ibmail.v1.ListConnectionsResponse
-	(*UpdateConnectionRequest)(nil),  // 8: ibmail.v1.UpdateConnectionRequest
-	(*UpdateConnectionResponse)(nil), // 9: ibmail.v1.UpdateConnectionResponse
-	(*DeleteConnectionRequest)(nil),  // 10: ibmail.v1.DeleteConnectionRequest
-	(*DeleteConnectionResponse)(nil), // 11: ibmail.v1.DeleteConnectionResponse
-	(*TestConnectionRequest)(nil),    // 12: ibmail.v1.TestConnectionRequest
-	(*TestConnectionResponse)(nil),   // 13: ibmail.v1.TestConnectionResponse
-	(*SendingDomain)(nil),            // 14: ibmail.v1.SendingDomain
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),    // 16: google.protobuf.FieldMask
+	(ConnectionTestResult)(0),                         // 0: ibmail.v1.ConnectionTestResult
+	(*Connection)(nil),                                // 1: ibmail.v1.Connection
+	(*CreateConnectionRequest)(nil),                   // 2: ibmail.v1.CreateConnectionRequest
+	(*CreateConnectionResponse)(nil),                  // 3: ibmail.v1.CreateConnectionResponse
+	(*GetConnectionRequest)(nil),                      // 4: ibmail.v1.GetConnectionRequest
+	(*GetConnectionResponse)(nil),                     // 5: ibmail.v1.GetConnectionResponse
+	(*ListConnectionsRequest)(nil),                    // 6: ibmail.v1.ListConnectionsRequest
+	(*ListConnectionsResponse)(nil),                   // 7: ibmail.v1.ListConnectionsResponse
+	(*UpdateConnectionRequest)(nil),                   // 8: ibmail.v1.UpdateConnectionRequest
+	(*UpdateConnectionResponse)(nil),                  // 9: ibmail.v1.UpdateConnectionResponse
+	(*DeleteConnectionRequest)(nil),                   // 10: ibmail.v1.DeleteConnectionRequest
+	(*DeleteConnectionResponse)(nil),                  // 11: ibmail.v1.DeleteConnectionResponse
+	(*TestConnectionRequest)(nil),                     // 12: ibmail.v1.TestConnectionRequest
+	(*TestConnectionResponse)(nil),                    // 13: ibmail.v1.TestConnectionResponse
+	(*SendingDomain)(nil),                             // 14: ibmail.v1.SendingDomain
+	(*RotateWebhookSecretRequest)(nil),                // 15: ibmail.v1.RotateWebhookSecretRequest
+	(*RotateWebhookSecretResponse)(nil),               // 16: ibmail.v1.RotateWebhookSecretResponse
+	(*RetirePreviousWebhookSecretRequest)(nil),        // 17: ibmail.v1.RetirePreviousWebhookSecretRequest
+	(*RetirePreviousWebhookSecretResponse)(nil),       // 18: ibmail.v1.RetirePreviousWebhookSecretResponse
+	(*RotateServerWebhookSecretRequest)(nil),          // 19: ibmail.v1.RotateServerWebhookSecretRequest
+	(*RotateServerWebhookSecretResponse)(nil),         // 20: ibmail.v1.RotateServerWebhookSecretResponse
+	(*RetirePreviousServerWebhookSecretRequest)(nil),  // 21: ibmail.v1.RetirePreviousServerWebhookSecretRequest
+	(*RetirePreviousServerWebhookSecretResponse)(nil), // 22: ibmail.v1.RetirePreviousServerWebhookSecretResponse
+	(*timestamppb.Timestamp)(nil),                     // 23: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),                     // 24: google.protobuf.FieldMask
+	(*durationpb.Duration)(nil),                       // 25: google.protobuf.Duration
 }
 var file_ibmail_v1_connection_service_proto_depIdxs = []int32{
-	15, // 0: ibmail.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
-	15, // 1: ibmail.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 2: ibmail.v1.CreateConnectionRequest.connection:type_name -> ibmail.v1.Connection
-	1,  // 3: ibmail.v1.CreateConnectionResponse.connection:type_name -> ibmail.v1.Connection
-	1,  // 4: ibmail.v1.GetConnectionResponse.connection:type_name -> ibmail.v1.Connection
-	1,  // 5: ibmail.v1.ListConnectionsResponse.connections:type_name -> ibmail.v1.Connection
-	1,  // 6: ibmail.v1.UpdateConnectionRequest.connection:type_name -> ibmail.v1.Connection
-	16, // 7: ibmail.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 8: ibmail.v1.UpdateConnectionResponse.connection:type_name -> ibmail.v1.Connection
-	0,  // 9: ibmail.v1.TestConnectionResponse.result:type_name -> ibmail.v1.ConnectionTestResult
-	14, // 10: ibmail.v1.TestConnectionResponse.domains:type_name -> ibmail.v1.SendingDomain
-	2,  // 11: ibmail.v1.ConnectionService.CreateConnection:input_type -> ibmail.v1.CreateConnectionRequest
-	4,  // 12: ibmail.v1.ConnectionService.GetConnection:input_type -> ibmail.v1.GetConnectionRequest
-	6,  // 13: ibmail.v1.ConnectionService.ListConnections:input_type -> ibmail.v1.ListConnectionsRequest
-	8,  // 14: ibmail.v1.ConnectionService.UpdateConnection:input_type -> ibmail.v1.UpdateConnectionRequest
-	10, // 15: ibmail.v1.ConnectionService.DeleteConnection:input_type -> ibmail.v1.DeleteConnectionRequest
-	12, // 16: ibmail.v1.ConnectionService.TestConnection:input_type -> ibmail.v1.TestConnectionRequest
-	3,  // 17: ibmail.v1.ConnectionService.CreateConnection:output_type -> ibmail.v1.CreateConnectionResponse
-	5,  // 18: ibmail.v1.ConnectionService.GetConnection:output_type -> ibmail.v1.GetConnectionResponse
-	7,  // 19: ibmail.v1.ConnectionService.ListConnections:output_type -> ibmail.v1.ListConnectionsResponse
-	9,  // 20: ibmail.v1.ConnectionService.UpdateConnection:output_type -> ibmail.v1.UpdateConnectionResponse
-	11, // 21: ibmail.v1.ConnectionService.DeleteConnection:output_type -> ibmail.v1.DeleteConnectionResponse
-	13, // 22: ibmail.v1.ConnectionService.TestConnection:output_type -> ibmail.v1.TestConnectionResponse
-	17, // [17:23] is the sub-list for method output_type
-	11, // [11:17] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	23, // 0: ibmail.v1.Connection.create_time:type_name -> google.protobuf.Timestamp
+	23, // 1: ibmail.v1.Connection.update_time:type_name -> google.protobuf.Timestamp
+	23, // 2: ibmail.v1.Connection.previous_webhook_secret_expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 3: ibmail.v1.CreateConnectionRequest.connection:type_name -> ibmail.v1.Connection
+	1,  // 4: ibmail.v1.CreateConnectionResponse.connection:type_name -> ibmail.v1.Connection
+	1,  // 5: ibmail.v1.GetConnectionResponse.connection:type_name -> ibmail.v1.Connection
+	1,  // 6: ibmail.v1.ListConnectionsResponse.connections:type_name -> ibmail.v1.Connection
+	1,  // 7: ibmail.v1.UpdateConnectionRequest.connection:type_name -> ibmail.v1.Connection
+	24, // 8: ibmail.v1.UpdateConnectionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 9: ibmail.v1.UpdateConnectionResponse.connection:type_name -> ibmail.v1.Connection
+	0,  // 10: ibmail.v1.TestConnectionResponse.result:type_name -> ibmail.v1.ConnectionTestResult
+	14, // 11: ibmail.v1.TestConnectionResponse.domains:type_name -> ibmail.v1.SendingDomain
+	25, // 12: ibmail.v1.RotateWebhookSecretRequest.grace_period:type_name -> google.protobuf.Duration
+	1,  // 13: ibmail.v1.RotateWebhookSecretResponse.connection:type_name -> ibmail.v1.Connection
+	1,  // 14: ibmail.v1.RetirePreviousWebhookSecretResponse.connection:type_name -> ibmail.v1.Connection
+	25, // 15: ibmail.v1.RotateServerWebhookSecretRequest.grace_period:type_name -> google.protobuf.Duration
+	23, // 16: ibmail.v1.RotateServerWebhookSecretResponse.previous_expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 17: ibmail.v1.ConnectionService.CreateConnection:input_type -> ibmail.v1.CreateConnectionRequest
+	4,  // 18: ibmail.v1.ConnectionService.GetConnection:input_type -> ibmail.v1.GetConnectionRequest
+	6,  // 19: ibmail.v1.ConnectionService.ListConnections:input_type -> ibmail.v1.ListConnectionsRequest
+	8,  // 20: ibmail.v1.ConnectionService.UpdateConnection:input_type -> ibmail.v1.UpdateConnectionRequest
+	10, // 21: ibmail.v1.ConnectionService.DeleteConnection:input_type -> ibmail.v1.DeleteConnectionRequest
+	12, // 22: ibmail.v1.ConnectionService.TestConnection:input_type -> ibmail.v1.TestConnectionRequest
+	15, // 23: ibmail.v1.ConnectionService.RotateWebhookSecret:input_type -> ibmail.v1.RotateWebhookSecretRequest
+	17, // 24: ibmail.v1.ConnectionService.RetirePreviousWebhookSecret:input_type -> ibmail.v1.RetirePreviousWebhookSecretRequest
+	19, // 25: ibmail.v1.ConnectionService.RotateServerWebhookSecret:input_type -> ibmail.v1.RotateServerWebhookSecretRequest
+	21, // 26: ibmail.v1.ConnectionService.RetirePreviousServerWebhookSecret:input_type -> ibmail.v1.RetirePreviousServerWebhookSecretRequest
+	3,  // 27: ibmail.v1.ConnectionService.CreateConnection:output_type -> ibmail.v1.CreateConnectionResponse
+	5,  // 28: ibmail.v1.ConnectionService.GetConnection:output_type -> ibmail.v1.GetConnectionResponse
+	7,  // 29: ibmail.v1.ConnectionService.ListConnections:output_type -> ibmail.v1.ListConnectionsResponse
+	9,  // 30: ibmail.v1.ConnectionService.UpdateConnection:output_type -> ibmail.v1.UpdateConnectionResponse
+	11, // 31: ibmail.v1.ConnectionService.DeleteConnection:output_type -> ibmail.v1.DeleteConnectionResponse
+	13, // 32: ibmail.v1.ConnectionService.TestConnection:output_type -> ibmail.v1.TestConnectionResponse
+	16, // 33: ibmail.v1.ConnectionService.RotateWebhookSecret:output_type -> ibmail.v1.RotateWebhookSecretResponse
+	18, // 34: ibmail.v1.ConnectionService.RetirePreviousWebhookSecret:output_type -> ibmail.v1.RetirePreviousWebhookSecretResponse
+	20, // 35: ibmail.v1.ConnectionService.RotateServerWebhookSecret:output_type -> ibmail.v1.RotateServerWebhookSecretResponse
+	22, // 36: ibmail.v1.ConnectionService.RetirePreviousServerWebhookSecret:output_type -> ibmail.v1.RetirePreviousServerWebhookSecretResponse
+	27, // [27:37] is the sub-list for method output_type
+	17, // [17:27] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_connection_service_proto_init() }
@@ -1104,7 +1549,7 @@ func file_ibmail_v1_connection_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_connection_service_proto_rawDesc), len(file_ibmail_v1_connection_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ConnectionService_CreateConnection_FullMethodName = "/ibmail.v1.ConnectionService/CreateConnection"
-	ConnectionService_GetConnection_FullMethodName    = "/ibmail.v1.ConnectionService/GetConnection"
-	ConnectionService_ListConnections_FullMethodName  = "/ibmail.v1.ConnectionService/ListConnections"
-	ConnectionService_UpdateConnection_FullMethodName = "/ibmail.v1.ConnectionService/UpdateConnection"
-	ConnectionService_DeleteConnection_FullMethodName = "/ibmail.v1.ConnectionService/DeleteConnection"
-	ConnectionService_TestConnection_FullMethodName   = "/ibmail.v1.ConnectionService/TestConnection"
+	ConnectionService_CreateConnection_FullMethodName                  = "/ibmail.v1.ConnectionService/CreateConnection"
+	ConnectionService_GetConnection_FullMethodName                     = "/ibmail.v1.ConnectionService/GetConnection"
+	ConnectionService_ListConnections_FullMethodName                   = "/ibmail.v1.ConnectionService/ListConnections"
+	ConnectionService_UpdateConnection_FullMethodName                  = "/ibmail.v1.ConnectionService/UpdateConnection"
+	ConnectionService_DeleteConnection_FullMethodName                  = "/ibmail.v1.ConnectionService/DeleteConnection"
+	ConnectionService_TestConnection_FullMethodName                    = "/ibmail.v1.ConnectionService/TestConnection"
+	ConnectionService_RotateWebhookSecret_FullMethodName               = "/ibmail.v1.ConnectionService/RotateWebhookSecret"
+	ConnectionService_RetirePreviousWebhookSecret_FullMethodName       = "/ibmail.v1.ConnectionService/RetirePreviousWebhookSecret"
+	ConnectionService_RotateServerWebhookSecret_FullMethodName         = "/ibmail.v1.ConnectionService/RotateServerWebhookSecret"
+	ConnectionService_RetirePreviousServerWebhookSecret_FullMethodName = "/ibmail.v1.ConnectionService/RetirePreviousServerWebhookSecret"
 )
 
 // ConnectionServiceClient is the client API for ConnectionService service.
@@ -51,6 +55,24 @@ type ConnectionServiceClient interface {
 	// wrong, if anything. It never reads `/email/1/reports`, which would
 	// consume reports.
 	TestConnection(ctx context.Context, in *TestConnectionRequest, opts ...grpc.CallOption) (*TestConnectionResponse, error)
+	// RotateWebhookSecret gives the connection a new webhook secret and
+	// answers it, once. The previous secret is still accepted for the grace
+	// period, so that reports of sends made before the rotation (whose
+	// notifyUrl carries it) are not refused; sends made after it carry the
+	// new one.
+	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
+	// RetirePreviousWebhookSecret ends the grace of the connection's previous
+	// webhook secret now; nothing happens when there is none.
+	RetirePreviousWebhookSecret(ctx context.Context, in *RetirePreviousWebhookSecretRequest, opts ...grpc.CallOption) (*RetirePreviousWebhookSecretResponse, error)
+	// RotateServerWebhookSecret replaces the server-wide webhook secret,
+	// shared by every replica of the store, and answers the new one, once;
+	// the previous one is still accepted for the grace period. Refused with
+	// FAILED_PRECONDITION when the server-wide secret is set by
+	// `--webhook-secret`.
+	RotateServerWebhookSecret(ctx context.Context, in *RotateServerWebhookSecretRequest, opts ...grpc.CallOption) (*RotateServerWebhookSecretResponse, error)
+	// RetirePreviousServerWebhookSecret ends the grace of the previous
+	// server-wide webhook secret now; nothing happens when there is none.
+	RetirePreviousServerWebhookSecret(ctx context.Context, in *RetirePreviousServerWebhookSecretRequest, opts ...grpc.CallOption) (*RetirePreviousServerWebhookSecretResponse, error)
 }
 
 type connectionServiceClient struct {
@@ -121,6 +143,46 @@ func (c *connectionServiceClient) TestConnection(ctx context.Context, in *TestCo
 	return out, nil
 }
 
+func (c *connectionServiceClient) RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RotateWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RetirePreviousWebhookSecret(ctx context.Context, in *RetirePreviousWebhookSecretRequest, opts ...grpc.CallOption) (*RetirePreviousWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetirePreviousWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RetirePreviousWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RotateServerWebhookSecret(ctx context.Context, in *RotateServerWebhookSecretRequest, opts ...grpc.CallOption) (*RotateServerWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateServerWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RotateServerWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *connectionServiceClient) RetirePreviousServerWebhookSecret(ctx context.Context, in *RetirePreviousServerWebhookSecretRequest, opts ...grpc.CallOption) (*RetirePreviousServerWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetirePreviousServerWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, ConnectionService_RetirePreviousServerWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ConnectionServiceServer is the server API for ConnectionService service.
 // All implementations must embed UnimplementedConnectionServiceServer
 // for forward compatibility.
@@ -145,6 +207,24 @@ type ConnectionServiceServer interface {
 	// wrong, if anything. It never reads `/email/1/reports`, which would
 	// consume reports.
 	TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error)
+	// RotateWebhookSecret gives the connection a new webhook secret and
+	// answers it, once. The previous secret is still accepted for the grace
+	// period, so that reports of sends made before the rotation (whose
+	// notifyUrl carries it) are not refused; sends made after it carry the
+	// new one.
+	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
+	// RetirePreviousWebhookSecret ends the grace of the connection's previous
+	// webhook secret now; nothing happens when there is none.
+	RetirePreviousWebhookSecret(context.Context, *RetirePreviousWebhookSecretRequest) (*RetirePreviousWebhookSecretResponse, error)
+	// RotateServerWebhookSecret replaces the server-wide webhook secret,
+	// shared by every replica of the store, and answers the new one, once;
+	// the previous one is still accepted for the grace period. Refused with
+	// FAILED_PRECONDITION when the server-wide secret is set by
+	// `--webhook-secret`.
+	RotateServerWebhookSecret(context.Context, *RotateServerWebhookSecretRequest) (*RotateServerWebhookSecretResponse, error)
+	// RetirePreviousServerWebhookSecret ends the grace of the previous
+	// server-wide webhook secret now; nothing happens when there is none.
+	RetirePreviousServerWebhookSecret(context.Context, *RetirePreviousServerWebhookSecretRequest) (*RetirePreviousServerWebhookSecretResponse, error)
 	mustEmbedUnimplementedConnectionServiceServer()
 }
 
@@ -172,6 +252,18 @@ func (UnimplementedConnectionServiceServer) DeleteConnection(context.Context, *D
 }
 func (UnimplementedConnectionServiceServer) TestConnection(context.Context, *TestConnectionRequest) (*TestConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TestConnection not implemented")
+}
+func (UnimplementedConnectionServiceServer) RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWebhookSecret not implemented")
+}
+func (UnimplementedConnectionServiceServer) RetirePreviousWebhookSecret(context.Context, *RetirePreviousWebhookSecretRequest) (*RetirePreviousWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetirePreviousWebhookSecret not implemented")
+}
+func (UnimplementedConnectionServiceServer) RotateServerWebhookSecret(context.Context, *RotateServerWebhookSecretRequest) (*RotateServerWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateServerWebhookSecret not implemented")
+}
+func (UnimplementedConnectionServiceServer) RetirePreviousServerWebhookSecret(context.Context, *RetirePreviousServerWebhookSecretRequest) (*RetirePreviousServerWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetirePreviousServerWebhookSecret not implemented")
 }
 func (UnimplementedConnectionServiceServer) mustEmbedUnimplementedConnectionServiceServer() {}
 func (UnimplementedConnectionServiceServer) testEmbeddedByValue()                           {}
@@ -302,6 +394,78 @@ func _ConnectionService_TestConnection_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ConnectionService_RotateWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RotateWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RotateWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RotateWebhookSecret(ctx, req.(*RotateWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RetirePreviousWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetirePreviousWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RetirePreviousWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RetirePreviousWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RetirePreviousWebhookSecret(ctx, req.(*RetirePreviousWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RotateServerWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateServerWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RotateServerWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RotateServerWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RotateServerWebhookSecret(ctx, req.(*RotateServerWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ConnectionService_RetirePreviousServerWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetirePreviousServerWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ConnectionServiceServer).RetirePreviousServerWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ConnectionService_RetirePreviousServerWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ConnectionServiceServer).RetirePreviousServerWebhookSecret(ctx, req.(*RetirePreviousServerWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ConnectionService_ServiceDesc is the grpc.ServiceDesc for ConnectionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -332,6 +496,22 @@ var ConnectionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TestConnection",
 			Handler:    _ConnectionService_TestConnection_Handler,
+		},
+		{
+			MethodName: "RotateWebhookSecret",
+			Handler:    _ConnectionService_RotateWebhookSecret_Handler,
+		},
+		{
+			MethodName: "RetirePreviousWebhookSecret",
+			Handler:    _ConnectionService_RetirePreviousWebhookSecret_Handler,
+		},
+		{
+			MethodName: "RotateServerWebhookSecret",
+			Handler:    _ConnectionService_RotateServerWebhookSecret_Handler,
+		},
+		{
+			MethodName: "RetirePreviousServerWebhookSecret",
+			Handler:    _ConnectionService_RetirePreviousServerWebhookSecret_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

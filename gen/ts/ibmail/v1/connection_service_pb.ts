@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file ibmail/v1/connection_service.proto.
  */
 export const file_ibmail_v1_connection_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJpYm1haWwvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEinQIKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB2FwaV9rZXkYAyABKAkSFAoMYXBpX2tleV9oaW50GAQgASgJEhAKCGJhc2VfdXJsGAUgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAYgASgJEhEKCWVudGl0eV9pZBgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAogASgJEhIKCnJhdGVfbGltaXQYCyABKAUiRAoXQ3JlYXRlQ29ubmVjdGlvblJlcXVlc3QSKQoKY29ubmVjdGlvbhgBIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uIl0KGENyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRIpCgpjb25uZWN0aW9uGAEgASgLMhUuaWJtYWlsLnYxLkNvbm5lY3Rpb24SFgoOd2ViaG9va19zZWNyZXQYAiABKAkiLQoUR2V0Q29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSJCChVHZXRDb25uZWN0aW9uUmVzcG9uc2USKQoKY29ubmVjdGlvbhgBIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uIj8KFkxpc3RDb25uZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiXgoXTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USKgoLY29ubmVjdGlvbnMYASADKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkijAEKF1VwZGF0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkSKQoKY29ubmVjdGlvbhgCIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJFChhVcGRhdGVDb25uZWN0aW9uUmVzcG9uc2USKQoKY29ubmVjdGlvbhgBIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uIjAKF0RlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiGgoYRGVsZXRlQ29ubmVjdGlvblJlc3BvbnNlIi4KFVRlc3RDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJItsBChZUZXN0Q29ubmVjdGlvblJlc3BvbnNlEi8KBnJlc3VsdBgBIAEoDjIfLmlibWFpbC52MS5Db25uZWN0aW9uVGVzdFJlc3VsdBIKCgJvaxgCIAEoCBIPCgdtZXNzYWdlGAMgASgJEhMKC2h0dHBfc3RhdHVzGAQgASgFEikKB2RvbWFpbnMYBSADKAsyGC5pYm1haWwudjEuU2VuZGluZ0RvbWFpbhIaChJhbnlfZG9tYWluX2Jsb2NrZWQYBiABKAgSFwoPcmVxdWlyZWRfc2NvcGVzGAcgAygJIj4KDVNlbmRpbmdEb21haW4SDAoEbmFtZRgBIAEoCRIOCgZhY3RpdmUYAiABKAgSDwoHYmxvY2tlZBgDIAEoCCr7AQoUQ29ubmVjdGlvblRlc3RSZXN1bHQSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9VTlNQRUNJRklFRBAAEh0KGUNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfT0sQARInCiNDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VOQVVUSE9SSVpFRBACEiQKIENPTk5FQ1RJT05fVEVTVF9SRVNVTFRfRk9SQklEREVOEAMSJgoiQ09OTkVDVElPTl9URVNUX1JFU1VMVF9VTlJFQUNIQUJMRRAEEiUKIUNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfVU5FWFBFQ1RFRBAFMq8EChFDb25uZWN0aW9uU2VydmljZRJbChBDcmVhdGVDb25uZWN0aW9uEiIuaWJtYWlsLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0GiMuaWJtYWlsLnYxLkNyZWF0ZUNvbm5lY3Rpb25SZXNwb25zZRJSCg1HZXRDb25uZWN0aW9uEh8uaWJtYWlsLnYxLkdldENvbm5lY3Rpb25SZXF1ZXN0GiAuaWJtYWlsLnYxLkdldENvbm5lY3Rpb25SZXNwb25zZRJYCg9MaXN0Q29ubmVjdGlvbnMSIS5pYm1haWwudjEuTGlzdENvbm5lY3Rpb25zUmVxdWVzdBoiLmlibWFpbC52MS5MaXN0Q29ubmVjdGlvbnNSZXNwb25zZRJbChBVcGRhdGVDb25uZWN0aW9uEiIuaWJtYWlsLnYxLlVwZGF0ZUNvbm5lY3Rpb25SZXF1ZXN0GiMuaWJtYWlsLnYxLlVwZGF0ZUNvbm5lY3Rpb25SZXNwb25zZRJbChBEZWxldGVDb25uZWN0aW9uEiIuaWJtYWlsLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXF1ZXN0GiMuaWJtYWlsLnYxLkRlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZRJVCg5UZXN0Q29ubmVjdGlvbhIgLmlibWFpbC52MS5UZXN0Q29ubmVjdGlvblJlcXVlc3QaIS5pYm1haWwudjEuVGVzdENvbm5lY3Rpb25SZXNwb25zZUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiJpYm1haWwvdjEvY29ubmVjdGlvbl9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEi5gIKCkNvbm5lY3Rpb24SCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEg8KB2FwaV9rZXkYAyABKAkSFAoMYXBpX2tleV9oaW50GAQgASgJEhAKCGJhc2VfdXJsGAUgASgJEhYKDmFwcGxpY2F0aW9uX2lkGAYgASgJEhEKCWVudGl0eV9pZBgHIAEoCRIvCgtjcmVhdGVfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3dlYmhvb2tfdXJsGAogASgJEhIKCnJhdGVfbGltaXQYCyABKAUSRwojcHJldmlvdXNfd2ViaG9va19zZWNyZXRfZXhwaXJlX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKF0NyZWF0ZUNvbm5lY3Rpb25SZXF1ZXN0EikKCmNvbm5lY3Rpb24YASABKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbiJdChhDcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USKQoKY29ubmVjdGlvbhgBIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uEhYKDndlYmhvb2tfc2VjcmV0GAIgASgJIi0KFEdldENvbm5lY3Rpb25SZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiQgoVR2V0Q29ubmVjdGlvblJlc3BvbnNlEikKCmNvbm5lY3Rpb24YASABKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbiI/ChZMaXN0Q29ubmVjdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIl4KF0xpc3RDb25uZWN0aW9uc1Jlc3BvbnNlEioKC2Nvbm5lY3Rpb25zGAEgAygLMhUuaWJtYWlsLnYxLkNvbm5lY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIowBChdVcGRhdGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJEikKCmNvbm5lY3Rpb24YAiABKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbhIvCgt1cGRhdGVfbWFzaxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siRQoYVXBkYXRlQ29ubmVjdGlvblJlc3BvbnNlEikKCmNvbm5lY3Rpb24YASABKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbiIwChdEZWxldGVDb25uZWN0aW9uUmVxdWVzdBIVCg1jb25uZWN0aW9uX2lkGAEgASgJIhoKGERlbGV0ZUNvbm5lY3Rpb25SZXNwb25zZSIuChVUZXN0Q29ubmVjdGlvblJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCSLbAQoWVGVzdENvbm5lY3Rpb25SZXNwb25zZRIvCgZyZXN1bHQYASABKA4yHy5pYm1haWwudjEuQ29ubmVjdGlvblRlc3RSZXN1bHQSCgoCb2sYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRITCgtodHRwX3N0YXR1cxgEIAEoBRIpCgdkb21haW5zGAUgAygLMhguaWJtYWlsLnYxLlNlbmRpbmdEb21haW4SGgoSYW55X2RvbWFpbl9ibG9ja2VkGAYgASgIEhcKD3JlcXVpcmVkX3Njb3BlcxgHIAMoCSI+Cg1TZW5kaW5nRG9tYWluEgwKBG5hbWUYASABKAkSDgoGYWN0aXZlGAIgASgIEg8KB2Jsb2NrZWQYAyABKAgiZAoaUm90YXRlV2ViaG9va1NlY3JldFJlcXVlc3QSFQoNY29ubmVjdGlvbl9pZBgBIAEoCRIvCgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iYAobUm90YXRlV2ViaG9va1NlY3JldFJlc3BvbnNlEikKCmNvbm5lY3Rpb24YASABKAsyFS5pYm1haWwudjEuQ29ubmVjdGlvbhIWCg53ZWJob29rX3NlY3JldBgCIAEoCSI7CiJSZXRpcmVQcmV2aW91c1dlYmhvb2tTZWNyZXRSZXF1ZXN0EhUKDWNvbm5lY3Rpb25faWQYASABKAkiUAojUmV0aXJlUHJldmlvdXNXZWJob29rU2VjcmV0UmVzcG9uc2USKQoKY29ubmVjdGlvbhgBIAEoCzIVLmlibWFpbC52MS5Db25uZWN0aW9uIlMKIFJvdGF0ZVNlcnZlcldlYmhvb2tTZWNyZXRSZXF1ZXN0Ei8KDGdyYWNlX3BlcmlvZBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ1CiFSb3RhdGVTZXJ2ZXJXZWJob29rU2VjcmV0UmVzcG9uc2USFgoOd2ViaG9va19zZWNyZXQYASABKAkSOAoUcHJldmlvdXNfZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIioKKFJldGlyZVByZXZpb3VzU2VydmVyV2ViaG9va1NlY3JldFJlcXVlc3QiKwopUmV0aXJlUHJldmlvdXNTZXJ2ZXJXZWJob29rU2VjcmV0UmVzcG9uc2Uq+wEKFENvbm5lY3Rpb25UZXN0UmVzdWx0EiYKIkNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfVU5TUEVDSUZJRUQQABIdChlDT05ORUNUSU9OX1RFU1RfUkVTVUxUX09LEAESJwojQ09OTkVDVElPTl9URVNUX1JFU1VMVF9VTkFVVEhPUklaRUQQAhIkCiBDT05ORUNUSU9OX1RFU1RfUkVTVUxUX0ZPUkJJRERFThADEiYKIkNPTk5FQ1RJT05fVEVTVF9SRVNVTFRfVU5SRUFDSEFCTEUQBBIlCiFDT05ORUNUSU9OX1RFU1RfUkVTVUxUX1VORVhQRUNURUQQBTKcCAoRQ29ubmVjdGlvblNlcnZpY2USWwoQQ3JlYXRlQ29ubmVjdGlvbhIiLmlibWFpbC52MS5DcmVhdGVDb25uZWN0aW9uUmVxdWVzdBojLmlibWFpbC52MS5DcmVhdGVDb25uZWN0aW9uUmVzcG9uc2USUgoNR2V0Q29ubmVjdGlvbhIfLmlibWFpbC52MS5HZXRDb25uZWN0aW9uUmVxdWVzdBogLmlibWFpbC52MS5HZXRDb25uZWN0aW9uUmVzcG9uc2USWAoPTGlzdENvbm5lY3Rpb25zEiEuaWJtYWlsLnYxLkxpc3RDb25uZWN0aW9uc1JlcXVlc3QaIi5pYm1haWwudjEuTGlzdENvbm5lY3Rpb25zUmVzcG9uc2USWwoQVXBkYXRlQ29ubmVjdGlvbhIiLmlibWFpbC52MS5VcGRhdGVDb25uZWN0aW9uUmVxdWVzdBojLmlibWFpbC52MS5VcGRhdGVDb25uZWN0aW9uUmVzcG9uc2USWwoQRGVsZXRlQ29ubmVjdGlvbhIiLmlibWFpbC52MS5EZWxldGVDb25uZWN0aW9uUmVxdWVzdBojLmlibWFpbC52MS5EZWxldGVDb25uZWN0aW9uUmVzcG9uc2USVQoOVGVzdENvbm5lY3Rpb24SIC5pYm1haWwudjEuVGVzdENvbm5lY3Rpb25SZXF1ZXN0GiEuaWJtYWlsLnYxLlRlc3RDb25uZWN0aW9uUmVzcG9uc2USZAoTUm90YXRlV2ViaG9va1NlY3JldBIlLmlibWFpbC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVxdWVzdBomLmlibWFpbC52MS5Sb3RhdGVXZWJob29rU2VjcmV0UmVzcG9uc2USfAobUmV0aXJlUHJldmlvdXNXZWJob29rU2VjcmV0Ei0uaWJtYWlsLnYxLlJldGlyZVByZXZpb3VzV2ViaG9va1NlY3JldFJlcXVlc3QaLi5pYm1haWwudjEuUmV0aXJlUHJldmlvdXNXZWJob29rU2VjcmV0UmVzcG9uc2USdgoZUm90YXRlU2VydmVyV2ViaG9va1NlY3JldBIrLmlibWFpbC52MS5Sb3RhdGVTZXJ2ZXJXZWJob29rU2VjcmV0UmVxdWVzdBosLmlibWFpbC52MS5Sb3RhdGVTZXJ2ZXJXZWJob29rU2VjcmV0UmVzcG9uc2USjgEKIVJldGlyZVByZXZpb3VzU2VydmVyV2ViaG9va1NlY3JldBIzLmlibWFpbC52MS5SZXRpcmVQcmV2aW91c1NlcnZlcldlYmhvb2tTZWNyZXRSZXF1ZXN0GjQuaWJtYWlsLnYxLlJldGlyZVByZXZpb3VzU2VydmVyV2ViaG9va1NlY3JldFJlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Connection is a connection to one Infobip account.
@@ -99,6 +99,14 @@ export type Connection = Message<"ibmail.v1.Connection"> & {
    * @generated from field: int32 rate_limit = 11;
    */
   rateLimit: number;
+
+  /**
+   * Until when the webhook secret before the last rotation is still
+   * accepted; unset when there is none.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_webhook_secret_expire_time = 12;
+   */
+  previousWebhookSecretExpireTime?: Timestamp | undefined;
 };
 
 /**
@@ -473,6 +481,191 @@ export const SendingDomainSchema: GenMessage<SendingDomain> = /*@__PURE__*/
   messageDesc(file_ibmail_v1_connection_service, 13);
 
 /**
+ * RotateWebhookSecretRequest names the connection whose webhook secret to
+ * replace.
+ *
+ * @generated from message ibmail.v1.RotateWebhookSecretRequest
+ */
+export type RotateWebhookSecretRequest = Message<"ibmail.v1.RotateWebhookSecretRequest"> & {
+  /**
+   * The connection's id.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+
+  /**
+   * How long the previous secret is still accepted: from 0 (retired at
+   * once) to 30 days; unset means 72 hours, longer than Infobip takes to
+   * deliver a report.
+   *
+   * @generated from field: google.protobuf.Duration grace_period = 2;
+   */
+  gracePeriod?: Duration | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.RotateWebhookSecretRequest.
+ * Use `create(RotateWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookSecretRequestSchema: GenMessage<RotateWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 14);
+
+/**
+ * RotateWebhookSecretResponse is the connection and its new secret.
+ *
+ * @generated from message ibmail.v1.RotateWebhookSecretResponse
+ */
+export type RotateWebhookSecretResponse = Message<"ibmail.v1.RotateWebhookSecretResponse"> & {
+  /**
+   * The connection as stored.
+   *
+   * @generated from field: ibmail.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+
+  /**
+   * The new secret Infobip must present on the webhook for this
+   * connection. Shown only here: keep it.
+   *
+   * @generated from field: string webhook_secret = 2;
+   */
+  webhookSecret: string;
+};
+
+/**
+ * Describes the message ibmail.v1.RotateWebhookSecretResponse.
+ * Use `create(RotateWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookSecretResponseSchema: GenMessage<RotateWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 15);
+
+/**
+ * RetirePreviousWebhookSecretRequest names the connection.
+ *
+ * @generated from message ibmail.v1.RetirePreviousWebhookSecretRequest
+ */
+export type RetirePreviousWebhookSecretRequest = Message<"ibmail.v1.RetirePreviousWebhookSecretRequest"> & {
+  /**
+   * The connection's id.
+   *
+   * @generated from field: string connection_id = 1;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message ibmail.v1.RetirePreviousWebhookSecretRequest.
+ * Use `create(RetirePreviousWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RetirePreviousWebhookSecretRequestSchema: GenMessage<RetirePreviousWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 16);
+
+/**
+ * RetirePreviousWebhookSecretResponse is the connection without a previous
+ * secret.
+ *
+ * @generated from message ibmail.v1.RetirePreviousWebhookSecretResponse
+ */
+export type RetirePreviousWebhookSecretResponse = Message<"ibmail.v1.RetirePreviousWebhookSecretResponse"> & {
+  /**
+   * The connection as stored.
+   *
+   * @generated from field: ibmail.v1.Connection connection = 1;
+   */
+  connection?: Connection | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.RetirePreviousWebhookSecretResponse.
+ * Use `create(RetirePreviousWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RetirePreviousWebhookSecretResponseSchema: GenMessage<RetirePreviousWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 17);
+
+/**
+ * RotateServerWebhookSecretRequest replaces the server-wide webhook secret.
+ *
+ * @generated from message ibmail.v1.RotateServerWebhookSecretRequest
+ */
+export type RotateServerWebhookSecretRequest = Message<"ibmail.v1.RotateServerWebhookSecretRequest"> & {
+  /**
+   * How long the previous secret is still accepted: from 0 (retired at
+   * once) to 30 days; unset means 72 hours.
+   *
+   * @generated from field: google.protobuf.Duration grace_period = 1;
+   */
+  gracePeriod?: Duration | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.RotateServerWebhookSecretRequest.
+ * Use `create(RotateServerWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RotateServerWebhookSecretRequestSchema: GenMessage<RotateServerWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 18);
+
+/**
+ * RotateServerWebhookSecretResponse is the new server-wide secret.
+ *
+ * @generated from message ibmail.v1.RotateServerWebhookSecretResponse
+ */
+export type RotateServerWebhookSecretResponse = Message<"ibmail.v1.RotateServerWebhookSecretResponse"> & {
+  /**
+   * The new server-wide webhook secret, for Infobip's account-level
+   * webhook configuration. Shown only here: keep it.
+   *
+   * @generated from field: string webhook_secret = 1;
+   */
+  webhookSecret: string;
+
+  /**
+   * Until when the previous secret is still accepted; unset when there was
+   * none or the grace is 0.
+   *
+   * @generated from field: google.protobuf.Timestamp previous_expire_time = 2;
+   */
+  previousExpireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.RotateServerWebhookSecretResponse.
+ * Use `create(RotateServerWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RotateServerWebhookSecretResponseSchema: GenMessage<RotateServerWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 19);
+
+/**
+ * RetirePreviousServerWebhookSecretRequest asks for nothing more.
+ *
+ * @generated from message ibmail.v1.RetirePreviousServerWebhookSecretRequest
+ */
+export type RetirePreviousServerWebhookSecretRequest = Message<"ibmail.v1.RetirePreviousServerWebhookSecretRequest"> & {
+};
+
+/**
+ * Describes the message ibmail.v1.RetirePreviousServerWebhookSecretRequest.
+ * Use `create(RetirePreviousServerWebhookSecretRequestSchema)` to create a new message.
+ */
+export const RetirePreviousServerWebhookSecretRequestSchema: GenMessage<RetirePreviousServerWebhookSecretRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 20);
+
+/**
+ * RetirePreviousServerWebhookSecretResponse confirms the retirement.
+ *
+ * @generated from message ibmail.v1.RetirePreviousServerWebhookSecretResponse
+ */
+export type RetirePreviousServerWebhookSecretResponse = Message<"ibmail.v1.RetirePreviousServerWebhookSecretResponse"> & {
+};
+
+/**
+ * Describes the message ibmail.v1.RetirePreviousServerWebhookSecretResponse.
+ * Use `create(RetirePreviousServerWebhookSecretResponseSchema)` to create a new message.
+ */
+export const RetirePreviousServerWebhookSecretResponseSchema: GenMessage<RetirePreviousServerWebhookSecretResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_connection_service, 21);
+
+/**
  * ConnectionTestResult is what a connection test found.
  *
  * @generated from enum ibmail.v1.ConnectionTestResult
@@ -598,6 +791,56 @@ export const ConnectionService: GenService<{
     methodKind: "unary";
     input: typeof TestConnectionRequestSchema;
     output: typeof TestConnectionResponseSchema;
+  },
+  /**
+   * RotateWebhookSecret gives the connection a new webhook secret and
+   * answers it, once. The previous secret is still accepted for the grace
+   * period, so that reports of sends made before the rotation (whose
+   * notifyUrl carries it) are not refused; sends made after it carry the
+   * new one.
+   *
+   * @generated from rpc ibmail.v1.ConnectionService.RotateWebhookSecret
+   */
+  rotateWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookSecretRequestSchema;
+    output: typeof RotateWebhookSecretResponseSchema;
+  },
+  /**
+   * RetirePreviousWebhookSecret ends the grace of the connection's previous
+   * webhook secret now; nothing happens when there is none.
+   *
+   * @generated from rpc ibmail.v1.ConnectionService.RetirePreviousWebhookSecret
+   */
+  retirePreviousWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RetirePreviousWebhookSecretRequestSchema;
+    output: typeof RetirePreviousWebhookSecretResponseSchema;
+  },
+  /**
+   * RotateServerWebhookSecret replaces the server-wide webhook secret,
+   * shared by every replica of the store, and answers the new one, once;
+   * the previous one is still accepted for the grace period. Refused with
+   * FAILED_PRECONDITION when the server-wide secret is set by
+   * `--webhook-secret`.
+   *
+   * @generated from rpc ibmail.v1.ConnectionService.RotateServerWebhookSecret
+   */
+  rotateServerWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RotateServerWebhookSecretRequestSchema;
+    output: typeof RotateServerWebhookSecretResponseSchema;
+  },
+  /**
+   * RetirePreviousServerWebhookSecret ends the grace of the previous
+   * server-wide webhook secret now; nothing happens when there is none.
+   *
+   * @generated from rpc ibmail.v1.ConnectionService.RetirePreviousServerWebhookSecret
+   */
+  retirePreviousServerWebhookSecret: {
+    methodKind: "unary";
+    input: typeof RetirePreviousServerWebhookSecretRequestSchema;
+    output: typeof RetirePreviousServerWebhookSecretResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_connection_service, 0);
