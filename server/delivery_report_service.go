@@ -83,7 +83,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	for i, r := range req.GetResults() {
 		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
 			u := undecodable[next]
-			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), u.GetField(), undecodableError(u), u.GetRaw())
+			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
 		}
 		payload, err := proto.Marshal(r)
 		if err == nil {
@@ -100,7 +100,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		refuse(positions[i], r.GetMessageId(), faultField(err), err, body)
 	}
 	for _, u := range undecodable[next:] {
-		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), u.GetField(), undecodableError(u), u.GetRaw())
+		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
 	}
 	if err := s.attribute(ctx, reports, callbackSends); err != nil {
 		return nil, err
@@ -157,9 +157,9 @@ func bodyPositions(decoded int, undecodable []*ibmailv1.UndecodableItem) ([]int,
 // undecodableError says why an item did not decode, naming its field.
 func undecodableError(u *ibmailv1.UndecodableItem) error {
 	if u.GetField() == "" {
-		return fmt.Errorf("not a delivery report: %s", u.GetReason())
+		return fmt.Errorf("not a delivery report: %s", safeText(u.GetReason()))
 	}
-	return fmt.Errorf("%s: %s", u.GetField(), u.GetReason())
+	return fmt.Errorf("%s: %s", safeText(u.GetField()), safeText(u.GetReason()))
 }
 
 // rawMessageID is the messageId of an item that did not decode, when it
@@ -172,7 +172,7 @@ func rawMessageID(raw []byte) string {
 		return ""
 	}
 	id, _ := item.MessageID.(string)
-	return id
+	return safeText(id)
 }
 
 // ListDeliveryReports lists stored reports, newest first.

@@ -100,11 +100,14 @@ func TestWebhookUndecodableReportRefusesOnlyItself(t *testing.T) {
 	strCount := withField(hard("m-str", "str@example.com"), `"bulkId"`, `"attemptCount":"many","bulkId"`)
 	objTo := withField(hard("m-obj", "obj@example.com"), `"to":"obj@example.com"`, `"to":{"address":"obj@example.com"}`)
 	badStatus := withField(hard("m-status", "status@example.com"), `"status":{"groupId"`, `"status":{"id":"four","groupId"`)
+	// Found by FuzzWebhookBody: a key that is not UTF-8 once failed the
+	// whole ingest on PostgreSQL, whose text refuses it in the reason.
+	badUTF8 := "{\"messageId\":\"m-utf\",\"error\":{\"\xa9\":\"\"}}"
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			env := newTestEnv(t, eng.opts...)
 			b := body(hard("m-0", "ok0@example.com"), bigCount, hard("m-2", "ok2@example.com"), strCount,
-				objTo, badStatus, `5`, `null`, hard("m-8", "ok8@example.com"))
+				objTo, badStatus, `5`, `null`, hard("m-8", "ok8@example.com"), badUTF8)
 			code, got := env.postWebhook(t, b)
 			if code != http.StatusOK {
 				t.Fatalf("status = %d, %v; want 200 with the bad reports refused", code, got)
@@ -119,6 +122,7 @@ func TestWebhookUndecodableReportRefusesOnlyItself(t *testing.T) {
 				{5, "status.id", "m-status", "id", badStatus},
 				{6, "", "", "not a delivery report", "5"},
 				{7, "", "", "not a delivery report", "null"},
+				{9, "error.\uFFFD", "m-utf", "UTF-8", badUTF8},
 			})
 			for _, p := range []string{"ok0@example.com", "ok2@example.com", "ok8@example.com"} {
 				if n := eventCount(t, env, p); n != 1 {
