@@ -45,8 +45,12 @@ func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth We
 // IngestDeliveryReports authenticates the caller, then stores every valid
 // report with its event in one durable transaction before answering. A
 // report that cannot be stored as such (no messageId, say) is kept as a
-// rejected payload in the same transaction and named in the answer, so that
-// one bad report neither loses the others nor makes Infobip retry them.
+// rejected payload in the same transaction and named in the answer (its
+// index in the body, the field at fault, why), so that one bad report
+// neither loses the others nor makes Infobip retry them. That includes the
+// items the REST gateway could not decode (undecodable_results) and
+// reports whose doneAt or sentAt lies outside the times a report can carry
+// (see earliestReportTimeUnix).
 func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *ibmailv1.IngestDeliveryReportsRequest) (*ibmailv1.IngestDeliveryReportsResponse, error) {
 	connectionID, err := authenticateWebhook(ctx, s.auth, webhookCredential(ctx))
 	if err != nil {
