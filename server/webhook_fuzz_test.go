@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ibmail/ibmail/classifier"
@@ -102,25 +104,40 @@ func FuzzWebhookBody(f *testing.F) {
 		}
 		// Read back through every listing: a stored report that cannot be
 		// shown fails here (an out-of-range time once broke all three).
-		if _, err := reports.ListDeliveryReports(ctx, &ibmailv1.ListDeliveryReportsRequest{PageSize: 1000}); err != nil {
+		// Each answer is also written as REST writes it, since a time a
+		// Timestamp cannot hold fails only there ("seconds out of range").
+		shown := func(what string, m proto.Message) {
+			t.Helper()
+			if _, err := protojson.Marshal(m); err != nil {
+				t.Fatalf("%s cannot be shown: %v", what, err)
+			}
+		}
+		listed, err := reports.ListDeliveryReports(ctx, &ibmailv1.ListDeliveryReportsRequest{PageSize: 1000})
+		if err != nil {
 			t.Fatalf("ListDeliveryReports: %v", err)
 		}
-		if _, err := profiles.SearchProfiles(ctx, &ibmailv1.SearchProfilesRequest{PageSize: 1000, EventNames: allEventNames}); err != nil {
+		shown("ListDeliveryReports", listed)
+		found, err := profiles.SearchProfiles(ctx, &ibmailv1.SearchProfilesRequest{PageSize: 1000, EventNames: allEventNames})
+		if err != nil {
 			t.Fatalf("SearchProfiles without a window: %v", err)
 		}
+		shown("SearchProfiles without a window", found)
 		for _, e := range events {
 			list, err := profiles.ListProfileEvents(ctx, &ibmailv1.ListProfileEventsRequest{ProfileId: e.profile, EventNames: []string{e.name}, PageSize: 1000})
 			if err != nil {
 				t.Fatalf("ListProfileEvents(%q): %v", e.profile, err)
 			}
+			shown("ListProfileEvents", list)
 			if resp.GetDuplicates() == 0 && len(list.GetEvents()) == 0 {
 				t.Fatalf("ListProfileEvents(%q) lacks the %s event just stored", e.profile, e.name)
 			}
 			window := &ibmailv1.SearchProfilesRequest{EventNames: []string{e.name}, PageSize: 1000,
 				Since: timestamppb.New(e.at.Add(-time.Hour)), Until: timestamppb.New(e.at.Add(time.Hour))}
-			if _, err := profiles.SearchProfiles(ctx, window); err != nil {
+			inWindow, err := profiles.SearchProfiles(ctx, window)
+			if err != nil {
 				t.Fatalf("SearchProfiles around %v: %v", e.at, err)
 			}
+			shown("SearchProfiles with a window", inWindow)
 		}
 	})
 }
