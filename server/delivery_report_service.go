@@ -1,10 +1,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,14 +46,19 @@ func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth We
 // IngestDeliveryReports authenticates the caller, then stores every valid
 // report with its event in one durable transaction before answering. A
 // report that cannot be stored as such (no messageId, say) is kept as a
-// rejected payload in the same transaction and named in the answer, so that
-// one bad report neither loses the others nor makes Infobip retry them.
+// rejected payload in the same transaction and named in the answer (its
+// index in the body, the field at fault, why), so that one bad report
+// neither loses the others nor makes Infobip retry them. That includes the
+// items the REST gateway could not decode (undecodable_results) and
+// reports whose doneAt or sentAt lies outside the times a report can carry
+// (see earliestReportTimeUnix).
 func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *ibmailv1.IngestDeliveryReportsRequest) (*ibmailv1.IngestDeliveryReportsResponse, error) {
 	connectionID, err := authenticateWebhook(ctx, s.auth, webhookCredential(ctx))
 	if err != nil {
 		return nil, err
 	}
-	n := len(req.GetResults())
+	undecodable := req.GetUndecodableResults()
+	n := len(req.GetResults()) + len(undecodable)
 	if n == 0 {
 		return nil, apiError(codes.InvalidArgument, ReasonMalformedBody,
 			`results: the body holds no reports; Infobip sends {"results":[...]} with at least one`)
@@ -58,12 +66,30 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	if n > maxReportsPerBody {
 		return nil, invalidField("results", fmt.Sprintf("has %d reports; at most %d fit in one body", n, maxReportsPerBody))
 	}
+	positions, err := bodyPositions(len(req.GetResults()), undecodable)
+	if err != nil {
+		return nil, err
+	}
 	received := s.now().UTC()
 	reports := make([]store.Report, 0, n)
 	callbackSends := make([]string, 0, n)
 	var rejected []store.RejectedPayload
 	resp := &ibmailv1.IngestDeliveryReportsResponse{}
+	refuse := func(index int, messageID, field string, why error, body []byte) {
+		reason := fmt.Sprintf("results[%d]: %v", index, why)
+		rejected = append(rejected, store.RejectedPayload{
+			ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body,
+		})
+		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{
+			Index: int32(index), MessageId: messageID, Reason: reason, Field: field,
+		})
+	}
+	next := 0 // into undecodable, which bodyPositions sorted by index
 	for i, r := range req.GetResults() {
+		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
+			u := undecodable[next]
+			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
+		}
 		payload, err := proto.Marshal(r)
 		if err == nil {
 			cb := parseCallback(r)
@@ -75,14 +101,11 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 				continue
 			}
 		}
-		reason := fmt.Sprintf("results[%d]: %v", i, err)
 		body, _ := protojson.Marshal(r)
-		rejected = append(rejected, store.RejectedPayload{
-			ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body,
-		})
-		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{
-			Index: int32(i), MessageId: r.GetMessageId(), Reason: reason,
-		})
+		refuse(positions[i], r.GetMessageId(), faultField(err), err, body)
+	}
+	for _, u := range undecodable[next:] {
+		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
 	}
 	if err := s.attribute(ctx, reports, callbackSends); err != nil {
 		return nil, err
@@ -108,6 +131,53 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 			slog.Int("unclassified", int(resp.Unclassified)), slog.Int("rejected", len(resp.Rejected)))
 	}
 	return resp, nil
+}
+
+// bodyPositions gives each of decoded reports its position in the body:
+// the undecodable items hold theirs, and the decoded ones fill the others in
+// order (see IngestDeliveryReportsRequest.undecodable_results). It sorts
+// undecodable by index, and refuses indexes that repeat or lie outside the
+// body, which only a gRPC caller can send.
+func bodyPositions(decoded int, undecodable []*ibmailv1.UndecodableItem) ([]int, error) {
+	total := decoded + len(undecodable)
+	slices.SortFunc(undecodable, func(a, b *ibmailv1.UndecodableItem) int { return cmp.Compare(a.GetIndex(), b.GetIndex()) })
+	for i, u := range undecodable {
+		if u.GetIndex() < 0 || int(u.GetIndex()) >= total || (i > 0 && undecodable[i-1].GetIndex() == u.GetIndex()) {
+			return nil, invalidField("undecodableResults.index",
+				fmt.Sprintf("%d is not a free position of a body of %d reports", u.GetIndex(), total))
+		}
+	}
+	positions := make([]int, decoded)
+	pos, next := 0, 0
+	for i := range positions {
+		for next < len(undecodable) && int(undecodable[next].GetIndex()) == pos {
+			pos, next = pos+1, next+1
+		}
+		positions[i] = pos
+		pos++
+	}
+	return positions, nil
+}
+
+// undecodableError says why an item did not decode, naming its field.
+func undecodableError(u *ibmailv1.UndecodableItem) error {
+	if u.GetField() == "" {
+		return fmt.Errorf("not a delivery report: %s", safeText(u.GetReason()))
+	}
+	return fmt.Errorf("%s: %s", safeText(u.GetField()), safeText(u.GetReason()))
+}
+
+// rawMessageID is the messageId of an item that did not decode, when it
+// has one as a string, so that the answer can name the report.
+func rawMessageID(raw []byte) string {
+	var item struct {
+		MessageID any `json:"messageId"`
+	}
+	if json.Unmarshal(raw, &item) != nil {
+		return ""
+	}
+	id, _ := item.MessageID.(string)
+	return safeText(id)
 }
 
 // ListDeliveryReports lists stored reports, newest first.

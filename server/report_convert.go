@@ -24,6 +24,22 @@ var infobipTimeLayouts = []string{
 	"2006-01-02T15:04:05.999999999Z07:00",
 }
 
+// The bounds of a time a report can carry (doneAt, sentAt): a report whose
+// time lies outside them is refused at the door, named in the answer's
+// `rejected` and kept as a rejected payload, since what it would store
+// could not be shown (a google.protobuf.Timestamp holds only the years 1 to
+// 9999, and offsets such as -2359 push 9999-12-31 past it) or is no real
+// report's: Infobip's email API dates from long after 2000, and a report
+// cannot be done more than a clock's drift after it arrived.
+const (
+	// earliestReportTimeUnix is 2000-01-01T00:00:00Z, the earliest time
+	// accepted, in Unix seconds.
+	earliestReportTimeUnix = 946684800
+	// latestReportTimeLead is how far after its arrival a report's time
+	// may lie: one day, which no clock skew reaches.
+	latestReportTimeLead = 24 * time.Hour
+)
+
 // parseInfobipTime parses a report timestamp in any form Infobip uses.
 func parseInfobipTime(s string) (time.Time, error) {
 	for _, layout := range infobipTimeLayouts {
@@ -32,6 +48,22 @@ func parseInfobipTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time in Infobip's format, such as 2020-09-08T05:27:59.256+0000", s)
+}
+
+// parseReportTime parses a time of a report received at received and
+// checks it against the bounds above.
+func parseReportTime(s string, received time.Time) (time.Time, error) {
+	t, err := parseInfobipTime(s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	earliest := time.Unix(earliestReportTimeUnix, 0).UTC()
+	latest := received.Add(latestReportTimeLead)
+	if t.Before(earliest) || t.After(latest) {
+		return time.Time{}, fmt.Errorf("%q lies outside the times a report can carry: from %s to a day after it arrived (%s)",
+			s, earliest.Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
+	}
+	return t, nil
 }
 
 // classify runs the mapping engine on a report. A report without an error
@@ -73,17 +105,17 @@ func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) (string, error) {
 	if strings.TrimSpace(cb.ProfileID) != "" {
 		p, err := checkProfileID("callbackData.profileId", cb.ProfileID)
 		if err != nil {
-			return "", errors.New(status.Convert(err).Message())
+			return "", &reportFault{"callbackData.profileId", errors.New(status.Convert(err).Message())}
 		}
 		return p, nil
 	}
 	to := normalizeEmail(r.GetTo())
 	if to == "" {
-		return "", errNoProfile
+		return "", &reportFault{"to", errNoProfile}
 	}
 	p, err := checkProfileIDUpTo("to", to, 254)
 	if err != nil {
-		return "", errors.New(status.Convert(err).Message())
+		return "", &reportFault{"to", errors.New(status.Convert(err).Message())}
 	}
 	return p, nil
 }
@@ -118,20 +150,44 @@ func eventParams(r *ibmailv1.DeliveryReport, res classifier.Result) map[string]s
 	return p
 }
 
-// hasNUL reports whether any string of a message holds a NUL character,
-// which PostgreSQL cannot store in text and no real report carries.
-func hasNUL(m protoreflect.Message) bool {
-	found := false
+// nulField returns the JSON path of a string of a message that holds a NUL
+// character, which PostgreSQL cannot store in text and no real report
+// carries, or "" when none does.
+func nulField(m protoreflect.Message) string {
+	found := ""
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
-			found = strings.IndexByte(v.String(), 0) >= 0
+			if strings.IndexByte(v.String(), 0) >= 0 {
+				found = fd.JSONName()
+			}
 		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap():
-			found = hasNUL(v.Message())
+			if sub := nulField(v.Message()); sub != "" {
+				found = fd.JSONName() + "." + sub
+			}
 		}
-		return !found
+		return found == ""
 	})
 	return found
+}
+
+// reportFault is why a report is refused, with the field at fault (a JSON
+// path in the report), which the answer's `rejected` names.
+type reportFault struct {
+	field string
+	err   error
+}
+
+func (f *reportFault) Error() string { return f.err.Error() }
+func (f *reportFault) Unwrap() error { return f.err }
+
+// faultField is the field an error of toStoreReport names, if any.
+func faultField(err error) string {
+	var f *reportFault
+	if errors.As(err, &f) {
+		return f.field
+	}
+	return ""
 }
 
 var (
@@ -159,18 +215,23 @@ func outcomeProto(o classifier.Outcome) ibmailv1.ReportOutcome {
 func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb callbackFields, connectionID string, received time.Time, payload []byte) (store.Report, error) {
 	messageID := strings.TrimSpace(r.GetMessageId())
 	if messageID == "" {
-		return store.Report{}, errNoMessageID
+		return store.Report{}, &reportFault{"messageId", errNoMessageID}
 	}
-	if hasNUL(r.ProtoReflect()) {
-		return store.Report{}, errNUL
+	if f := nulField(r.ProtoReflect()); f != "" {
+		return store.Report{}, &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
 	}
-	eventTime := received
+	eventTime, doneAt := received, time.Time{}
 	if r.GetDoneAt() != "" {
-		t, err := parseInfobipTime(r.GetDoneAt())
+		t, err := parseReportTime(r.GetDoneAt(), received)
 		if err != nil {
-			return store.Report{}, fmt.Errorf("doneAt: %w", err)
+			return store.Report{}, &reportFault{"doneAt", fmt.Errorf("doneAt: %w", err)}
 		}
-		eventTime = t
+		eventTime, doneAt = t, t
+	}
+	if r.GetSentAt() != "" {
+		if _, err := parseReportTime(r.GetSentAt(), received); err != nil {
+			return store.Report{}, &reportFault{"sentAt", fmt.Errorf("sentAt: %w", err)}
+		}
 	}
 	profileID, err := profileOf(r, cb)
 	if err != nil {
@@ -182,7 +243,7 @@ func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb cal
 			MessageID: messageID,
 			StatusID:  r.GetStatus().GetId(),
 			ErrorID:   r.GetError().GetId(),
-			DoneAt:    r.GetDoneAt(),
+			DoneAt:    store.DoneAtKey(doneAt), // the instant, whatever zone it was written in
 		},
 		ConnectionID: connectionID,
 		ProfileID:    profileID,

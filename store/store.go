@@ -28,7 +28,11 @@ const (
 
 // ReportKey identifies a delivery report. Infobip sends no report id and
 // retries deliveries, so the key is the message id with the status, the
-// error and the completion time as Infobip wrote it.
+// error and the completion instant. DoneAt is that instant as DoneAtKey
+// writes it (empty when the report carries no doneAt); engines pass every
+// DoneAt through NormalizeDoneAt, so that one instant written in different
+// zones or forms is one key. Rows stored before migration 0005 that did not
+// normalise keep their text (see that migration).
 type ReportKey struct {
 	MessageID string
 	StatusID  int32

@@ -146,15 +146,17 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) *in
 	seen := make(map[store.ReportKey]struct{}, n)
 	for i := range reports {
 		r := &reports[i]
-		if _, dup := seen[r.Key]; dup {
+		key := r.Key
+		key.DoneAt = store.NormalizeDoneAt(key.DoneAt) // the instant, not its text, is the key
+		if _, dup := seen[key]; dup {
 			continue
 		}
-		seen[r.Key] = struct{}{}
+		seen[key] = struct{}{}
 		a.origin = append(a.origin, i)
 		a.messageID = append(a.messageID, r.Key.MessageID)
 		a.statusID = append(a.statusID, r.Key.StatusID)
 		a.errorID = append(a.errorID, r.Key.ErrorID)
-		a.doneAt = append(a.doneAt, r.Key.DoneAt)
+		a.doneAt = append(a.doneAt, key.DoneAt)
 		a.connectionID = append(a.connectionID, r.ConnectionID)
 		a.profileID = append(a.profileID, r.ProfileID)
 		a.email = append(a.email, r.Email)

@@ -351,7 +351,7 @@ func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 	for i := range r.reports {
 		rp := &r.reports[i]
 		out, err := st.insReport.ExecContext(ctx,
-			rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, rp.Key.DoneAt,
+			rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
 			rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
 			micros(rp.ReceiveTime), rp.Payload)
 		if err != nil {

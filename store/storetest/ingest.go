@@ -26,6 +26,19 @@ func testIngest(t *testing.T, open opener) {
 		return []store.Report{rep("k", store.OutcomeEvent), s, e, d}
 	}
 
+	// One instant written as Infobip, RFC 3339 and another zone do: one
+	// key (issue 9, defect 10). A different instant is another report.
+	oneInstant := func() []store.Report {
+		var rs []store.Report
+		for _, d := range []string{"2026-03-01T10:00:00.256+0000", "2026-03-01T10:00:00.256Z",
+			"2026-03-01T12:00:00.256+0200", "2026-03-01T10:00:00.256000000Z", "2026-03-01T10:00:00.257+0000"} {
+			r := rep("i", store.OutcomeEvent)
+			r.Key.DoneAt = d
+			rs = append(rs, r)
+		}
+		return rs
+	}
+
 	tests := []struct {
 		name    string
 		before  []store.Report // ingested in an earlier call
@@ -65,6 +78,21 @@ func testIngest(t *testing.T, open opener) {
 			want:        store.IngestResult{Stored: []bool{true, true, true, true}, Accepted: 4, Events: 4},
 			wantReports: []string{"k", "k", "k", "k"},
 			wantEvents:  map[string]int{"profile-k": 4},
+		},
+		{
+			name:        "doneAt keyed on the instant",
+			reports:     oneInstant(),
+			want:        store.IngestResult{Stored: []bool{true, false, false, false, true}, Accepted: 2, Duplicates: 3, Events: 2},
+			wantReports: []string{"i", "i"},
+			wantEvents:  map[string]int{"profile-i": 2},
+		},
+		{
+			name:        "doneAt keyed on the instant across calls",
+			before:      oneInstant()[2:3],
+			reports:     oneInstant()[:2],
+			want:        store.IngestResult{Stored: []bool{false, false}, Duplicates: 2},
+			wantReports: []string{"i"},
+			wantEvents:  map[string]int{"profile-i": 1},
 		},
 	}
 	for _, tt := range tests {

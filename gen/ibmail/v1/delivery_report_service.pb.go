@@ -25,10 +25,19 @@ const (
 // IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
 type IngestDeliveryReportsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The delivery reports, as Infobip sends them.
-	Results       []*DeliveryReport `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The delivery reports, as Infobip sends them. Over REST, the reports of
+	// the body that decoded; the others are in `undecodable_results`.
+	Results []*DeliveryReport `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Filled by the REST gateway, never read from a body: the items of the
+	// body's `results` array that are JSON but not a DeliveryReport (a number
+	// out of range, a string where a number goes). Each is refused, named in
+	// the answer and kept as a rejected payload, while the reports of
+	// `results` are stored. The items of `results` take, in order, the
+	// positions of the body that these do not hold. A gRPC caller may leave
+	// it empty.
+	UndecodableResults []*UndecodableItem `protobuf:"bytes,2,rep,name=undecodable_results,json=undecodableResults,proto3" json:"undecodable_results,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *IngestDeliveryReportsRequest) Reset() {
@@ -64,6 +73,13 @@ func (*IngestDeliveryReportsRequest) Descriptor() ([]byte, []int) {
 func (x *IngestDeliveryReportsRequest) GetResults() []*DeliveryReport {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *IngestDeliveryReportsRequest) GetUndecodableResults() []*UndecodableItem {
+	if x != nil {
+		return x.UndecodableResults
 	}
 	return nil
 }
@@ -158,7 +174,11 @@ type RejectedReport struct {
 	// The report's message id, if it had one.
 	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// What is wrong with the report.
-	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The field at fault as a JSON path within the report, such as
+	// `smsCount` or `status.id`; empty when the report as a whole is (not an
+	// object, say).
+	Field         string `protobuf:"bytes,4,opt,name=field,proto3" json:"field,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -210,6 +230,13 @@ func (x *RejectedReport) GetMessageId() string {
 func (x *RejectedReport) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *RejectedReport) GetField() string {
+	if x != nil {
+		return x.Field
 	}
 	return ""
 }
@@ -624,9 +651,10 @@ var File_ibmail_v1_delivery_report_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
-	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ibmail/v1/report.proto\"S\n" +
+	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ibmail/v1/report.proto\"\xa0\x01\n" +
 	"\x1cIngestDeliveryReportsRequest\x123\n" +
-	"\aresults\x18\x01 \x03(\v2\x19.ibmail.v1.DeliveryReportR\aresults\"\xce\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x19.ibmail.v1.DeliveryReportR\aresults\x12K\n" +
+	"\x13undecodable_results\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x12undecodableResults\"\xce\x01\n" +
 	"\x1dIngestDeliveryReportsResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1e\n" +
 	"\n" +
@@ -634,12 +662,13 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"duplicates\x12\x16\n" +
 	"\x06events\x18\x03 \x01(\x05R\x06events\x12\"\n" +
 	"\funclassified\x18\x04 \x01(\x05R\funclassified\x125\n" +
-	"\brejected\x18\x05 \x03(\v2\x19.ibmail.v1.RejectedReportR\brejected\"]\n" +
+	"\brejected\x18\x05 \x03(\v2\x19.ibmail.v1.RejectedReportR\brejected\"s\n" +
 	"\x0eRejectedReport\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x02 \x01(\tR\tmessageId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x8c\x01\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05field\x18\x04 \x01(\tR\x05field\"\x8c\x01\n" +
 	"\x1aListDeliveryReportsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -698,31 +727,33 @@ var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
 	(*ListRejectedPayloadsResponse)(nil),  // 7: ibmail.v1.ListRejectedPayloadsResponse
 	(*RejectedPayload)(nil),               // 8: ibmail.v1.RejectedPayload
 	(*DeliveryReport)(nil),                // 9: ibmail.v1.DeliveryReport
-	(ReportOutcome)(0),                    // 10: ibmail.v1.ReportOutcome
-	(*Classification)(nil),                // 11: ibmail.v1.Classification
-	(*timestamppb.Timestamp)(nil),         // 12: google.protobuf.Timestamp
+	(*UndecodableItem)(nil),               // 10: ibmail.v1.UndecodableItem
+	(ReportOutcome)(0),                    // 11: ibmail.v1.ReportOutcome
+	(*Classification)(nil),                // 12: ibmail.v1.Classification
+	(*timestamppb.Timestamp)(nil),         // 13: google.protobuf.Timestamp
 }
 var file_ibmail_v1_delivery_report_service_proto_depIdxs = []int32{
 	9,  // 0: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
-	2,  // 1: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	10, // 2: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	5,  // 3: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
-	9,  // 4: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
-	11, // 5: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
-	12, // 6: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
-	12, // 8: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
-	0,  // 9: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
-	3,  // 10: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
-	6,  // 11: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
-	1,  // 12: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
-	4,  // 13: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
-	7,  // 14: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 1: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
+	2,  // 2: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	11, // 3: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	5,  // 4: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
+	9,  // 5: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
+	12, // 6: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
+	13, // 7: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
+	13, // 9: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
+	0,  // 10: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
+	3,  // 11: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
+	6,  // 12: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
+	1,  // 13: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
+	4,  // 14: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
+	7,  // 15: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
+	13, // [13:16] is the sub-list for method output_type
+	10, // [10:13] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_delivery_report_service_proto_init() }

@@ -637,6 +637,83 @@ func (x *Classification) GetRule() string {
 	return ""
 }
 
+// UndecodableItem is an item of a webhook body's array that is JSON but not
+// the message the array holds. The REST gateway decodes such bodies item by
+// item and passes these on, so that one bad item is refused while the
+// others are stored.
+type UndecodableItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item's position in the body's array, from 0.
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The field at fault as a JSON path within the item, such as `smsCount`;
+	// empty when the item as a whole is (not an object, say).
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// Why the item does not decode.
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The item's JSON exactly as it arrived.
+	Raw           []byte `protobuf:"bytes,4,opt,name=raw,proto3" json:"raw,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndecodableItem) Reset() {
+	*x = UndecodableItem{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndecodableItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndecodableItem) ProtoMessage() {}
+
+func (x *UndecodableItem) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndecodableItem.ProtoReflect.Descriptor instead.
+func (*UndecodableItem) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UndecodableItem) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *UndecodableItem) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *UndecodableItem) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UndecodableItem) GetRaw() []byte {
+	if x != nil {
+		return x.Raw
+	}
+	return nil
+}
+
 var File_ibmail_v1_report_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_report_proto_rawDesc = "" +
@@ -692,7 +769,12 @@ const file_ibmail_v1_report_proto_rawDesc = "" +
 	"\n" +
 	"classified\x18\x03 \x01(\bR\n" +
 	"classified\x12\x12\n" +
-	"\x04rule\x18\x04 \x01(\tR\x04rule*\x87\x01\n" +
+	"\x04rule\x18\x04 \x01(\tR\x04rule\"g\n" +
+	"\x0fUndecodableItem\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x10\n" +
+	"\x03raw\x18\x04 \x01(\fR\x03raw*\x87\x01\n" +
 	"\rReportOutcome\x12\x1e\n" +
 	"\x1aREPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REPORT_OUTCOME_EVENT\x10\x01\x12\x1b\n" +
@@ -712,15 +794,16 @@ func file_ibmail_v1_report_proto_rawDescGZIP() []byte {
 }
 
 var file_ibmail_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ibmail_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_ibmail_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_ibmail_v1_report_proto_goTypes = []any{
-	(ReportOutcome)(0),     // 0: ibmail.v1.ReportOutcome
-	(*DeliveryReport)(nil), // 1: ibmail.v1.DeliveryReport
-	(*ReportPrice)(nil),    // 2: ibmail.v1.ReportPrice
-	(*ReportStatus)(nil),   // 3: ibmail.v1.ReportStatus
-	(*ReportError)(nil),    // 4: ibmail.v1.ReportError
-	(*ReportSmtp)(nil),     // 5: ibmail.v1.ReportSmtp
-	(*Classification)(nil), // 6: ibmail.v1.Classification
+	(ReportOutcome)(0),      // 0: ibmail.v1.ReportOutcome
+	(*DeliveryReport)(nil),  // 1: ibmail.v1.DeliveryReport
+	(*ReportPrice)(nil),     // 2: ibmail.v1.ReportPrice
+	(*ReportStatus)(nil),    // 3: ibmail.v1.ReportStatus
+	(*ReportError)(nil),     // 4: ibmail.v1.ReportError
+	(*ReportSmtp)(nil),      // 5: ibmail.v1.ReportSmtp
+	(*Classification)(nil),  // 6: ibmail.v1.Classification
+	(*UndecodableItem)(nil), // 7: ibmail.v1.UndecodableItem
 }
 var file_ibmail_v1_report_proto_depIdxs = []int32{
 	2, // 0: ibmail.v1.DeliveryReport.price:type_name -> ibmail.v1.ReportPrice
@@ -746,7 +829,7 @@ func file_ibmail_v1_report_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_report_proto_rawDesc), len(file_ibmail_v1_report_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Classification, DeliveryReport, ReportOutcome } from "./report_pb.js";
+import type { Classification, DeliveryReport, ReportOutcome, UndecodableItem } from "./report_pb.js";
 import { file_ibmail_v1_report } from "./report_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/delivery_report_service.proto.
  */
 export const file_ibmail_v1_delivery_report_service: GenFile = /*@__PURE__*/
-  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSJKChxJbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0EioKB3Jlc3VsdHMYASADKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQimAEKHUluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUSDgoGZXZlbnRzGAMgASgFEhQKDHVuY2xhc3NpZmllZBgEIAEoBRIrCghyZWplY3RlZBgFIAMoCzIZLmlibWFpbC52MS5SZWplY3RlZFJlcG9ydCJDCg5SZWplY3RlZFJlcG9ydBINCgVpbmRleBgBIAEoBRISCgptZXNzYWdlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSJuChpMaXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIpCgdvdXRjb21lGAMgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUiaAobTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEjAKB3JlcG9ydHMYASADKAsyHy5pYm1haWwudjEuU3RvcmVkRGVsaXZlcnlSZXBvcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIt0BChRTdG9yZWREZWxpdmVyeVJlcG9ydBIKCgJpZBgBIAEoCRIpCgZyZXBvcnQYAiABKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQSMQoOY2xhc3NpZmljYXRpb24YAyABKAsyGS5pYm1haWwudjEuQ2xhc3NpZmljYXRpb24SEgoKcHJvZmlsZV9pZBgEIAEoCRIwCgxyZWNlaXZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbm5lY3Rpb25faWQYBiABKAkiRAobTGlzdFJlamVjdGVkUGF5bG9hZHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImUKHExpc3RSZWplY3RlZFBheWxvYWRzUmVzcG9uc2USLAoIcGF5bG9hZHMYASADKAsyGi5pYm1haWwudjEuUmVqZWN0ZWRQYXlsb2FkEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKDAQoPUmVqZWN0ZWRQYXlsb2FkEgoKAmlkGAEgASgJEjAKDHJlY2VpdmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY29udGVudF90eXBlGAMgASgJEg4KBnJlYXNvbhgEIAEoCRIMCgRib2R5GAUgASgMMtICChVEZWxpdmVyeVJlcG9ydFNlcnZpY2USagoVSW5nZXN0RGVsaXZlcnlSZXBvcnRzEicuaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaKC5pYm1haWwudjEuSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVzcG9uc2USZAoTTGlzdERlbGl2ZXJ5UmVwb3J0cxIlLmlibWFpbC52MS5MaXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBomLmlibWFpbC52MS5MaXN0RGVsaXZlcnlSZXBvcnRzUmVzcG9uc2USZwoUTGlzdFJlamVjdGVkUGF5bG9hZHMSJi5pYm1haWwudjEuTGlzdFJlamVjdGVkUGF5bG9hZHNSZXF1ZXN0GicuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVzcG9uc2VCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
+  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjcKE3VuZGVjb2RhYmxlX3Jlc3VsdHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQiUgoOUmVqZWN0ZWRSZXBvcnQSDQoFaW5kZXgYASABKAUSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZmllbGQYBCABKAkibgoaTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZERlbGl2ZXJ5UmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkRGVsaXZlcnlSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIkQKG0xpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJlChxMaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEiwKCHBheWxvYWRzGAEgAygLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkigwEKD1JlamVjdGVkUGF5bG9hZBIKCgJpZBgBIAEoCRIwCgxyZWNlaXZlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDAoEYm9keRgFIAEoDDLSAgoVRGVsaXZlcnlSZXBvcnRTZXJ2aWNlEmoKFUluZ2VzdERlbGl2ZXJ5UmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3REZWxpdmVyeVJlcG9ydHMSJS5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmcKFExpc3RSZWplY3RlZFBheWxvYWRzEiYuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBonLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
 
 /**
  * IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
@@ -23,11 +23,25 @@ export const file_ibmail_v1_delivery_report_service: GenFile = /*@__PURE__*/
  */
 export type IngestDeliveryReportsRequest = Message<"ibmail.v1.IngestDeliveryReportsRequest"> & {
   /**
-   * The delivery reports, as Infobip sends them.
+   * The delivery reports, as Infobip sends them. Over REST, the reports of
+   * the body that decoded; the others are in `undecodable_results`.
    *
    * @generated from field: repeated ibmail.v1.DeliveryReport results = 1;
    */
   results: DeliveryReport[];
+
+  /**
+   * Filled by the REST gateway, never read from a body: the items of the
+   * body's `results` array that are JSON but not a DeliveryReport (a number
+   * out of range, a string where a number goes). Each is refused, named in
+   * the answer and kept as a rejected payload, while the reports of
+   * `results` are stored. The items of `results` take, in order, the
+   * positions of the body that these do not hold. A gRPC caller may leave
+   * it empty.
+   *
+   * @generated from field: repeated ibmail.v1.UndecodableItem undecodable_results = 2;
+   */
+  undecodableResults: UndecodableItem[];
 };
 
 /**
@@ -112,6 +126,15 @@ export type RejectedReport = Message<"ibmail.v1.RejectedReport"> & {
    * @generated from field: string reason = 3;
    */
   reason: string;
+
+  /**
+   * The field at fault as a JSON path within the report, such as
+   * `smsCount` or `status.id`; empty when the report as a whole is (not an
+   * object, say).
+   *
+   * @generated from field: string field = 4;
+   */
+  field: string;
 };
 
 /**

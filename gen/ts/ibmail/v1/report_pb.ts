@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/report.proto.
  */
 export const file_ibmail_v1_report: GenFile = /*@__PURE__*/
-  fileDesc("ChZpYm1haWwvdjEvcmVwb3J0LnByb3RvEglpYm1haWwudjEi0wMKDkRlbGl2ZXJ5UmVwb3J0Eg8KB2J1bGtfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIKCgJ0bxgDIAEoCRIPCgdzZW50X2F0GAQgASgJEg8KB2RvbmVfYXQYBSABKAkSEQoJc21zX2NvdW50GAYgASgFEhUKDWF0dGVtcHRfY291bnQYByABKAUSHQoVdGltZV90b19maXJzdF9hdHRlbXB0GAggASgDEiUKBXByaWNlGAkgASgLMhYuaWJtYWlsLnYxLlJlcG9ydFByaWNlEicKBnN0YXR1cxgKIAEoCzIXLmlibWFpbC52MS5SZXBvcnRTdGF0dXMSJQoFZXJyb3IYCyABKAsyFi5pYm1haWwudjEuUmVwb3J0RXJyb3ISFQoNY2FsbGJhY2tfZGF0YRgMIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgNIAEoCRIRCgllbnRpdHlfaWQYDiABKAkSHQoVY2FtcGFpZ25fcmVmZXJlbmNlX2lkGA8gASgJEhQKDGJyb3dzZXJfbGluaxgQIAEoCRISCgpzZW5kaW5nX2lwGBEgASgJEiMKBHNtdHAYEiABKAsyFS5pYm1haWwudjEuUmVwb3J0U210cCI6CgtSZXBvcnRQcmljZRIZChFwcmljZV9wZXJfbWVzc2FnZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCSJjCgxSZXBvcnRTdGF0dXMSCgoCaWQYASABKAUSEAoIZ3JvdXBfaWQYAiABKAUSEgoKZ3JvdXBfbmFtZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJInUKC1JlcG9ydEVycm9yEgoKAmlkGAEgASgFEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIZ3JvdXBfaWQYBCABKAUSEgoKZ3JvdXBfbmFtZRgFIAEoCRIRCglwZXJtYW5lbnQYBiABKAgiHgoKUmVwb3J0U210cBIQCghyZXNwb25zZRgBIAEoCSJxCg5DbGFzc2lmaWNhdGlvbhIpCgdvdXRjb21lGAEgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUSEgoKZXZlbnRfbmFtZRgCIAEoCRISCgpjbGFzc2lmaWVkGAMgASgIEgwKBHJ1bGUYBCABKAkqhwEKDVJlcG9ydE91dGNvbWUSHgoaUkVQT1JUX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfT1VUQ09NRV9FVkVOVBABEhsKF1JFUE9SVF9PVVRDT01FX05PX0VSUk9SEAISHwobUkVQT1JUX09VVENPTUVfVU5DTEFTU0lGSUVEEANCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw");
+  fileDesc("ChZpYm1haWwvdjEvcmVwb3J0LnByb3RvEglpYm1haWwudjEi0wMKDkRlbGl2ZXJ5UmVwb3J0Eg8KB2J1bGtfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIKCgJ0bxgDIAEoCRIPCgdzZW50X2F0GAQgASgJEg8KB2RvbmVfYXQYBSABKAkSEQoJc21zX2NvdW50GAYgASgFEhUKDWF0dGVtcHRfY291bnQYByABKAUSHQoVdGltZV90b19maXJzdF9hdHRlbXB0GAggASgDEiUKBXByaWNlGAkgASgLMhYuaWJtYWlsLnYxLlJlcG9ydFByaWNlEicKBnN0YXR1cxgKIAEoCzIXLmlibWFpbC52MS5SZXBvcnRTdGF0dXMSJQoFZXJyb3IYCyABKAsyFi5pYm1haWwudjEuUmVwb3J0RXJyb3ISFQoNY2FsbGJhY2tfZGF0YRgMIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgNIAEoCRIRCgllbnRpdHlfaWQYDiABKAkSHQoVY2FtcGFpZ25fcmVmZXJlbmNlX2lkGA8gASgJEhQKDGJyb3dzZXJfbGluaxgQIAEoCRISCgpzZW5kaW5nX2lwGBEgASgJEiMKBHNtdHAYEiABKAsyFS5pYm1haWwudjEuUmVwb3J0U210cCI6CgtSZXBvcnRQcmljZRIZChFwcmljZV9wZXJfbWVzc2FnZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCSJjCgxSZXBvcnRTdGF0dXMSCgoCaWQYASABKAUSEAoIZ3JvdXBfaWQYAiABKAUSEgoKZ3JvdXBfbmFtZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJInUKC1JlcG9ydEVycm9yEgoKAmlkGAEgASgFEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIZ3JvdXBfaWQYBCABKAUSEgoKZ3JvdXBfbmFtZRgFIAEoCRIRCglwZXJtYW5lbnQYBiABKAgiHgoKUmVwb3J0U210cBIQCghyZXNwb25zZRgBIAEoCSJxCg5DbGFzc2lmaWNhdGlvbhIpCgdvdXRjb21lGAEgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUSEgoKZXZlbnRfbmFtZRgCIAEoCRISCgpjbGFzc2lmaWVkGAMgASgIEgwKBHJ1bGUYBCABKAkiTAoPVW5kZWNvZGFibGVJdGVtEg0KBWluZGV4GAEgASgFEg0KBWZpZWxkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRILCgNyYXcYBCABKAwqhwEKDVJlcG9ydE91dGNvbWUSHgoaUkVQT1JUX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfT1VUQ09NRV9FVkVOVBABEhsKF1JFUE9SVF9PVVRDT01FX05PX0VSUk9SEAISHwobUkVQT1JUX09VVENPTUVfVU5DTEFTU0lGSUVEEANCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw");
 
 /**
  * DeliveryReport is one item of the `results` array that Infobip posts to a
@@ -358,6 +358,52 @@ export type Classification = Message<"ibmail.v1.Classification"> & {
  */
 export const ClassificationSchema: GenMessage<Classification> = /*@__PURE__*/
   messageDesc(file_ibmail_v1_report, 5);
+
+/**
+ * UndecodableItem is an item of a webhook body's array that is JSON but not
+ * the message the array holds. The REST gateway decodes such bodies item by
+ * item and passes these on, so that one bad item is refused while the
+ * others are stored.
+ *
+ * @generated from message ibmail.v1.UndecodableItem
+ */
+export type UndecodableItem = Message<"ibmail.v1.UndecodableItem"> & {
+  /**
+   * The item's position in the body's array, from 0.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The field at fault as a JSON path within the item, such as `smsCount`;
+   * empty when the item as a whole is (not an object, say).
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * Why the item does not decode.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * The item's JSON exactly as it arrived.
+   *
+   * @generated from field: bytes raw = 4;
+   */
+  raw: Uint8Array;
+};
+
+/**
+ * Describes the message ibmail.v1.UndecodableItem.
+ * Use `create(UndecodableItemSchema)` to create a new message.
+ */
+export const UndecodableItemSchema: GenMessage<UndecodableItem> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 6);
 
 /**
  * ReportOutcome says what the mapping engine made of a delivery report.
