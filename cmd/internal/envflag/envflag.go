@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -167,7 +168,7 @@ func (s *Set) Parse(args []string) error {
 		return errors.Join(append(s.errs, err)...)
 	}
 	if rest := s.fs.Args(); len(rest) > 0 {
-		s.errs = append(s.errs, fmt.Errorf("unexpected argument %q: %s takes flags only, no arguments (see --help)", rest[0], s.fs.Name()))
+		s.errs = append(s.errs, fmt.Errorf("unexpected argument %q: %s takes flags only, no arguments (see --help)", rest[0], filepath.Base(s.fs.Name())))
 	}
 	return errors.Join(s.errs...)
 }
