@@ -27,6 +27,11 @@ func (s *Sandbox) api(h func(*http.Request, *faultState) answer) http.HandlerFun
 		f := s.faults.Load()
 		a, ok := s.admit(r, f)
 		fail, lose := s.drawFaults(f)
+		if ok {
+			n := f.seq.Load()
+			fail = fail || f.Fail.picks(n)
+			lose = (lose || f.Lose.picks(n)) && !fail
+		}
 		switch {
 		case !ok:
 		case fail:
@@ -58,10 +63,43 @@ func (s *Sandbox) admit(r *http.Request, f *faultState) (answer, bool) {
 	if s.opts.APIKey != "" && subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.APIKey)) != 1 {
 		return errorAnswer(http.StatusUnauthorized, "UNAUTHORIZED", "Invalid login details", nil), false
 	}
-	if f.limiter != nil && !f.limiter.take(s.now()) {
+	n := f.seq.Add(1)
+	if f.Throttle.picks(n) || (f.limiter != nil && !f.limiter.take(s.now())) {
 		return throttled(f), false
 	}
 	return answer{}, true
+}
+
+// Counted injects faults into API requests chosen by their order of
+// arrival (counting those whose key is accepted, from SetFaults or Reset),
+// so that a test knows how many faults it gets however fast or slow the
+// machine is; the rate limit and the shares draw them by speed and chance.
+type Counted struct {
+	// Throttle picks the requests answered 429.
+	Throttle Count
+	// Fail picks the requests answered 500 and not processed.
+	Fail Count
+	// Lose picks the requests processed whose answer never arrives.
+	Lose Count
+}
+
+// Count picks requests by their number n (1, 2, ...): the first First of
+// them, then every Every-th (n = Every, 2*Every, ... up to Max*Every; Max
+// 0: no bound).
+type Count struct {
+	First int64
+	Every int64
+	Max   int64
+}
+
+func (c Count) picks(n int64) bool {
+	if n <= c.First {
+		return true
+	}
+	if c.Every <= 0 || n%c.Every != 0 {
+		return false
+	}
+	return c.Max <= 0 || n/c.Every <= c.Max
 }
 
 func throttled(f *faultState) answer {

@@ -72,6 +72,9 @@ type Faults struct {
 	// BounceRate is the share (0..1) of otherwise delivered recipients that
 	// hard-bounce (6012 EC_HARD_BOUNCE).
 	BounceRate float64
+	// Counted injects faults by request count (faults.go), whatever the
+	// machine's speed.
+	Counted
 }
 
 // Options configure a Sandbox. The zero value is a fault-free sandbox that
@@ -232,6 +235,7 @@ func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type faultState struct {
 	Faults
 	limiter *bucket
+	seq     *atomic.Int64 // API requests admitted by key since SetFaults or Reset, for Counted
 }
 
 // SetFaults replaces the faults in force; requests already being handled
@@ -240,7 +244,7 @@ func (s *Sandbox) SetFaults(f Faults) {
 	if f.LoseMode == "" {
 		f.LoseMode = LoseClose
 	}
-	st := &faultState{Faults: f}
+	st := &faultState{Faults: f, seq: new(atomic.Int64)}
 	if f.Rate > 0 {
 		st.limiter = newBucket(f.Rate, s.now())
 	}
@@ -253,9 +257,11 @@ func (s *Sandbox) Reset() {
 	s.reports.reset()
 	s.store.reset()
 	s.stats.reset()
-	if l := s.faults.Load().limiter; l != nil {
+	f := s.faults.Load()
+	if l := f.limiter; l != nil {
 		l.reset(s.now())
 	}
+	f.seq.Store(0)
 }
 
 // Close stops the report workers, dropping pending reports, and releases

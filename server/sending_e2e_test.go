@@ -210,9 +210,12 @@ func TestRetriesUnderFaultsLoseAndDuplicateNothing(t *testing.T) {
 		faults   sandbox.Faults
 		injected func(sandbox.Stats) int64
 	}{
-		{"429 storm", sandbox.Faults{Rate: 3, RetryAfter: 50 * time.Millisecond}, func(s sandbox.Stats) int64 { return s.Rejected429 }},
-		{"5xx", sandbox.Faults{FailRate: 0.5}, func(s sandbox.Stats) int64 { return s.Failed5xx }},
-		{"lost answers", sandbox.Faults{LoseRate: 0.4, LoseMode: sandbox.LoseClose}, func(s sandbox.Stats) int64 { return s.Lost }},
+		// Faults are picked by request count, not by the dispatcher's speed
+		// (a rate limit of 3/s injected nothing on a busy machine) or by
+		// chance alone, so every case is sure to meet its fault.
+		{"429 storm", sandbox.Faults{RetryAfter: 50 * time.Millisecond, Counted: sandbox.Counted{Throttle: sandbox.Count{First: 3, Every: 2}}}, func(s sandbox.Stats) int64 { return s.Rejected429 }},
+		{"5xx", sandbox.Faults{FailRate: 0.3, Counted: sandbox.Counted{Fail: sandbox.Count{First: 1, Every: 3}}}, func(s sandbox.Stats) int64 { return s.Failed5xx }},
+		{"lost answers", sandbox.Faults{LoseRate: 0.2, LoseMode: sandbox.LoseClose, Counted: sandbox.Counted{Lose: sandbox.Count{First: 1, Every: 3}}}, func(s sandbox.Stats) int64 { return s.Lost }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

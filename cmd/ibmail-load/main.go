@@ -16,12 +16,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/ibmail/ibmail/cmd/internal/envflag"
 )
 
 func main() {
@@ -34,10 +37,14 @@ func main() {
 	flag.IntVar(&cfg.queries, "queries", 50, "repetitions of each SearchProfiles query")
 	flag.StringVar(&cfg.seed, "seed", seedStore, "how the segment phase seeds its events: store (through IngestReports, as webhooks do; slow past 1,000,000) or sql (INSERT ... SELECT inside the engine; use it for 10,000,000)")
 	flag.StringVar(&cfg.db, "db", "", "postgres:// URL to measure PostgreSQL (its tables get the seeded data); empty: a temporary SQLite store")
-	flag.Parse()
-	var err error
-	if cfg.phases, err = parsePhases(phases); err == nil {
-		err = cfg.check()
+	err := envflag.New(flag.CommandLine, nil).Parse(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err == nil {
+		if cfg.phases, err = parsePhases(phases); err == nil {
+			err = cfg.check()
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ibmail-load:", err)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/ibmail/ibmail/cmd/internal/envflag"
 )
 
 // getenv reads the environment; a variable so that the defaults it feeds
@@ -55,6 +57,12 @@ func (g *globals) check() error {
 	}
 	if g.addr == "" {
 		return usagef("--addr is empty")
+	}
+	if err := envflag.HostPort(g.addr); err != nil {
+		return usagef("--addr (or env IBMAIL_ADDR) %q: %v", g.addr, err)
+	}
+	if g.timeout < 0 {
+		return usagef("--timeout %v: want 0 (none) or more", g.timeout)
 	}
 	return nil
 }
@@ -112,11 +120,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	if rest[0] == "help" {
-		if len(rest) > 1 {
-			if c := lookup(rest[1]); c != nil {
-				printCommandUsage(stdout, c)
-				return exitOK
+		switch {
+		case len(rest) > 2:
+			fmt.Fprintf(stderr, "ibmailctl help: unexpected argument %q: help takes at most one subcommand\n", rest[2])
+			return exitUsage
+		case len(rest) == 2:
+			c := lookup(rest[1])
+			if c == nil {
+				fmt.Fprintf(stderr, "ibmailctl help: unknown subcommand %q\n\n", rest[1])
+				printUsage(stderr)
+				return exitUsage
 			}
+			printCommandUsage(stdout, c)
+			return exitOK
 		}
 		printUsage(stdout)
 		return exitOK

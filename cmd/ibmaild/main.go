@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,43 +12,51 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ibmail/ibmail/cmd/internal/envflag"
 	"github.com/ibmail/ibmail/events"
 	"github.com/ibmail/ibmail/server"
 )
 
 func main() {
 	var cfg config
-	fs := flag.NewFlagSet("ibmaild", flag.ExitOnError)
-	fs.StringVar(&cfg.grpcAddr, "grpc-addr", envOr("IBMAIL_GRPC_ADDR", "127.0.0.1:9090"), "gRPC listen address (env IBMAIL_GRPC_ADDR)")
-	fs.StringVar(&cfg.httpAddr, "http-addr", envOr("IBMAIL_HTTP_ADDR", "127.0.0.1:8080"), "REST and webhook listen address (env IBMAIL_HTTP_ADDR)")
-	fs.StringVar(&cfg.dataDir, "data-dir", envOr("IBMAIL_DATA_DIR", "data"), "directory of the embedded SQLite store and generated secrets (env IBMAIL_DATA_DIR)")
-	fs.StringVar(&cfg.webhookSecret, "webhook-secret", envOr("IBMAIL_WEBHOOK_SECRET", ""), "server-wide secret the delivery-report webhook accepts, overriding the stored one; empty: the one kept in the store for every replica, imported from <data-dir>/webhook-secret or generated there on the store's first start (env IBMAIL_WEBHOOK_SECRET)")
-	fs.StringVar(&cfg.rulesFile, "rules-file", envOr("IBMAIL_RULES_FILE", ""), "YAML rules file replacing the built-in bounce mapping (env IBMAIL_RULES_FILE)")
-	fs.Int64Var(&cfg.maxBodyBytes, "max-body-bytes", envInt("IBMAIL_MAX_BODY_BYTES", 16<<20), "largest REST request body accepted (env IBMAIL_MAX_BODY_BYTES)")
-	fs.DurationVar(&cfg.shutdownGrace, "shutdown-grace", envDuration("IBMAIL_SHUTDOWN_GRACE", 15*time.Second), "how long requests in flight may take to finish on SIGTERM (env IBMAIL_SHUTDOWN_GRACE)")
-	fs.StringVar(&cfg.logLevel, "log-level", envOr("IBMAIL_LOG_LEVEL", "info"), "debug, info, warn or error (env IBMAIL_LOG_LEVEL)")
-	fs.StringVar(&cfg.publicURL, "public-url", envOr("IBMAIL_PUBLIC_URL", ""), "base URL Infobip reaches this server's REST listener at, for each send's notifyUrl; empty: http:// and the HTTP listen address (env IBMAIL_PUBLIC_URL)")
-	cfg.allowBaseURLs = envList("IBMAIL_ALLOW_BASE_URLS")
-	fs.Var(&cfg.allowBaseURLs, "allow-base-url", "admit this origin (scheme://host:port) as a connection base URL besides https://*.api.infobip.com, e.g. a standalone sandbox; repeatable (env IBMAIL_ALLOW_BASE_URLS, comma-separated)")
-	fs.BoolVar(&cfg.sandbox, "sandbox", envBool("IBMAIL_SANDBOX"), "run an in-process Infobip sandbox with a ready connection and sender account, both with id sandbox (env IBMAIL_SANDBOX)")
-	fs.StringVar(&cfg.encryptionKeyFile, "encryption-key-file", envOr("IBMAIL_ENCRYPTION_KEY_FILE", ""), "file holding the AES-256 key that seals stored API keys (64 hex digits or base64); empty: IBMAIL_ENCRYPTION_KEY, else <data-dir>/encryption-key, created on first start (env IBMAIL_ENCRYPTION_KEY_FILE)")
-	// Key rotation and the shared webhook secret (see run.go).
-	fs.StringVar(&cfg.previousEncryptionKeyFile, "previous-encryption-key-file", envOr("IBMAIL_PREVIOUS_ENCRYPTION_KEY_FILE", ""), "file holding the encryption key being rotated out: the stored secrets sealed under it are re-sealed under the current key at start, after which it is no longer needed; also IBMAIL_PREVIOUS_ENCRYPTION_KEY (env IBMAIL_PREVIOUS_ENCRYPTION_KEY_FILE)")
-	fs.IntVar(&cfg.sendRate, "send-rate", int(envInt("IBMAIL_SEND_RATE", 100)), "requests per second to Infobip per connection that sets no rate of its own, shared by all replicas; Infobip allows 2000 (env IBMAIL_SEND_RATE)")
-	fs.IntVar(&cfg.sendConcurrency, "send-concurrency", int(envInt("IBMAIL_SEND_CONCURRENCY", 4)), "Infobip requests in flight at once per connection (env IBMAIL_SEND_CONCURRENCY)")
-	fs.IntVar(&cfg.dispatchWorkers, "dispatch-workers", int(envInt("IBMAIL_DISPATCH_WORKERS", 16)), "batches this server dispatches at once, over all connections (env IBMAIL_DISPATCH_WORKERS)")
-	fs.DurationVar(&cfg.dispatchLease, "dispatch-lease", envDuration("IBMAIL_DISPATCH_LEASE", 2*time.Minute), "how long a claimed batch stays this server's before another may take it over (env IBMAIL_DISPATCH_LEASE)")
-	fs.StringVar(&cfg.db, "db", envOr("IBMAIL_DB", ""), "store: a postgres:// URL for PostgreSQL, shared by replicas; empty: the embedded SQLite in the data dir (env IBMAIL_DB)")
-	fs.StringVar(&cfg.replicaID, "replica-id", envOr("IBMAIL_REPLICA_ID", ""), "this replica's name in dispatch leases, unique among replicas sharing a store; empty: generated once into <data-dir>/replica-id (env IBMAIL_REPLICA_ID)")
-	fs.StringVar(&cfg.natsURL, "nats-url", envOr("IBMAIL_NATS_URL", ""), "NATS server URL(s), comma-separated: publish every event to the JetStream stream IBMAIL_EVENTS, created if missing, on ibmail.events.<event name>; empty: no publishing (env IBMAIL_NATS_URL)")
-	fs.StringVar(&cfg.natsStream, "nats-stream", envOr("IBMAIL_NATS_STREAM", events.DefaultStream), "the JetStream stream events are published to, created if missing (env IBMAIL_NATS_STREAM)")
-	fs.StringVar(&cfg.natsSubjectPrefix, "nats-subject-prefix", envOr("IBMAIL_NATS_SUBJECT_PREFIX", events.DefaultSubjectPrefix), "events go out on <prefix>.<event name> (env IBMAIL_NATS_SUBJECT_PREFIX)")
-	fs.StringVar(&cfg.tokensFile, "tokens-file", envOr("IBMAIL_TOKENS_FILE", ""), "file of ROLE TOKEN lines (role read, send or admin; token as is or sha256:<hex digest>) that callers must present as \"authorization: Bearer <token>\"; empty: no caller auth, allowed only on loopback listeners (env IBMAIL_TOKENS_FILE)")
-	fs.Float64Var(&cfg.tokenRate, "token-rate", envFloat("IBMAIL_TOKEN_RATE", server.DefaultTokenRate), "requests per second each caller token may make; more get RESOURCE_EXHAUSTED (HTTP 429) (env IBMAIL_TOKEN_RATE)")
-	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("IBMAIL_TLS_CERT", ""), "PEM certificate (chain) for TLS on both listeners; with --tls-key (env IBMAIL_TLS_CERT)")
-	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("IBMAIL_TLS_KEY", ""), "PEM private key for --tls-cert (env IBMAIL_TLS_KEY)")
-	fs.StringVar(&cfg.otlpEndpoint, "otlp-endpoint", envOr("IBMAIL_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")), "OTLP/gRPC collector URL (such as http://127.0.0.1:4317) for OpenTelemetry traces of gRPC, REST and Infobip calls; empty: tracing off (env IBMAIL_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
-	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
+	fs := flag.NewFlagSet("ibmaild", flag.ContinueOnError)
+	s := envflag.New(fs, nil)
+	s.String(&cfg.grpcAddr, "grpc-addr", "IBMAIL_GRPC_ADDR", "127.0.0.1:9090", "gRPC listen address", envflag.HostPort)
+	s.String(&cfg.httpAddr, "http-addr", "IBMAIL_HTTP_ADDR", "127.0.0.1:8080", "REST and webhook listen address", envflag.HostPort)
+	s.String(&cfg.dataDir, "data-dir", "IBMAIL_DATA_DIR", "data", "directory of the embedded SQLite store and generated secrets", envflag.Path)
+	s.Secret(&cfg.webhookSecret, "webhook-secret", "IBMAIL_WEBHOOK_SECRET", "server-wide secret the webhooks accept, overriding the stored one, 12 to 1024 printable characters without spaces; empty: the one kept in the store for every replica, imported from <data-dir>/webhook-secret or generated there on the store's first start", checkSecret)
+	s.String(&cfg.rulesFile, "rules-file", "IBMAIL_RULES_FILE", "", "YAML rules file replacing the built-in bounce mapping", envflag.Path)
+	s.Int64(&cfg.maxBodyBytes, "max-body-bytes", "IBMAIL_MAX_BODY_BYTES", 16<<20, "largest REST request body accepted, 1024 to 1073741824", envflag.Between[int64](minBodyBytes, maxBodyBytes))
+	s.Duration(&cfg.shutdownGrace, "shutdown-grace", "IBMAIL_SHUTDOWN_GRACE", 15*time.Second, "how long requests in flight may take to finish on SIGTERM", envflag.Positive(time.Hour))
+	s.String(&cfg.logLevel, "log-level", "IBMAIL_LOG_LEVEL", "info", "debug, info, warn or error", checkLogLevel)
+	s.String(&cfg.publicURL, "public-url", "IBMAIL_PUBLIC_URL", "", "base URL Infobip reaches this server's REST listener at, for each send's notifyUrl; empty: http:// and the HTTP listen address", envflag.BaseURL("https", "http"))
+	s.List((*[]string)(&cfg.allowBaseURLs), "allow-base-url", "IBMAIL_ALLOW_BASE_URLS", "admit this origin (scheme://host:port) as a connection base URL besides https://*.api.infobip.com, e.g. a standalone sandbox; repeatable (env comma-separated)", envflag.Origin("https", "http"))
+	s.Bool(&cfg.sandbox, "sandbox", "IBMAIL_SANDBOX", false, "run an in-process Infobip sandbox with a ready connection and sender account, both with id sandbox")
+	s.String(&cfg.encryptionKeyFile, "encryption-key-file", "IBMAIL_ENCRYPTION_KEY_FILE", "", "file holding the AES-256 key that seals stored API keys (64 hex digits or base64); empty: IBMAIL_ENCRYPTION_KEY, else <data-dir>/encryption-key, created on first start", envflag.Path)
+	s.String(&cfg.previousEncryptionKeyFile, "previous-encryption-key-file", "IBMAIL_PREVIOUS_ENCRYPTION_KEY_FILE", "", "file holding the encryption key being rotated out: the stored secrets sealed under it are re-sealed under the current key at start, after which it is no longer needed; also IBMAIL_PREVIOUS_ENCRYPTION_KEY", envflag.Path)
+	s.Int(&cfg.sendRate, "send-rate", "IBMAIL_SEND_RATE", 100, "requests per second to Infobip per connection that sets no rate of its own, shared by all replicas, 1 to 100000; Infobip allows 2000", envflag.Between(1, 100_000))
+	s.Int(&cfg.sendConcurrency, "send-concurrency", "IBMAIL_SEND_CONCURRENCY", 4, "Infobip requests in flight at once per connection, 1 to 1000", envflag.Between(1, 1000))
+	s.Int(&cfg.dispatchWorkers, "dispatch-workers", "IBMAIL_DISPATCH_WORKERS", 16, "batches this server dispatches at once, over all connections, 1 to 10000", envflag.Between(1, 10_000))
+	s.Duration(&cfg.dispatchLease, "dispatch-lease", "IBMAIL_DISPATCH_LEASE", 2*time.Minute, "how long a claimed batch stays this server's before another may take it over, 1s to 24h", envflag.Between(time.Second, 24*time.Hour))
+	s.String(&cfg.db, "db", "IBMAIL_DB", "", "store: a postgres:// URL for PostgreSQL, shared by replicas; empty: the embedded SQLite in the data dir", checkDB)
+	s.String(&cfg.replicaID, "replica-id", "IBMAIL_REPLICA_ID", "", "this replica's name in dispatch leases, unique among replicas sharing a store, at most 200 characters without spaces; empty: generated once into <data-dir>/replica-id", envflag.Printable(200))
+	s.String(&cfg.natsURL, "nats-url", "IBMAIL_NATS_URL", "", "NATS server URL(s), comma-separated: publish every event to the JetStream stream IBMAIL_EVENTS, created if missing, on ibmail.events.<event name>; empty: no publishing", checkNATSURLs)
+	s.String(&cfg.natsStream, "nats-stream", "IBMAIL_NATS_STREAM", events.DefaultStream, "the JetStream stream events are published to, created if missing", checkStreamName)
+	s.String(&cfg.natsSubjectPrefix, "nats-subject-prefix", "IBMAIL_NATS_SUBJECT_PREFIX", events.DefaultSubjectPrefix, "events go out on <prefix>.<event name>", checkSubjectPrefix)
+	s.String(&cfg.tokensFile, "tokens-file", "IBMAIL_TOKENS_FILE", "", "file of ROLE TOKEN lines (role read, send or admin; token as is or sha256:<hex digest>) that callers must present as \"authorization: Bearer <token>\"; empty: no caller auth, allowed only on loopback listeners", envflag.Path)
+	s.Float64(&cfg.tokenRate, "token-rate", "IBMAIL_TOKEN_RATE", server.DefaultTokenRate, "requests per second each caller token may make, above 0, at most 1000000; more get RESOURCE_EXHAUSTED (HTTP 429)", envflag.Positive(1e6))
+	s.String(&cfg.tlsCert, "tls-cert", "IBMAIL_TLS_CERT", "", "PEM certificate (chain) for TLS on both listeners; with --tls-key", envflag.Path)
+	s.String(&cfg.tlsKey, "tls-key", "IBMAIL_TLS_KEY", "", "PEM private key for --tls-cert", envflag.Path)
+	s.String(&cfg.otlpEndpoint, "otlp-endpoint", "IBMAIL_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/gRPC collector URL (such as http://127.0.0.1:4317) for OpenTelemetry traces of gRPC, REST and Infobip calls; empty: tracing off (or env OTEL_EXPORTER_OTLP_ENDPOINT)", envflag.BaseURL("http", "https"))
+	err := s.Parse(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	err = errors.Join(err, cfg.check(s), envErrors())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ibmaild: refusing to start:\n%v\n", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

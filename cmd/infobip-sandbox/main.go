@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ibmail/ibmail/cmd/internal/envflag"
 	"github.com/ibmail/ibmail/sandbox"
 )
 
@@ -87,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
+	if err := envflag.HostPort(*addr); err != nil {
+		return fmt.Errorf("--addr %q: %w", *addr, err)
+	}
 	l, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -121,6 +125,27 @@ func finishOptions(o *sandbox.Options, loseMode, domains string) error {
 	for name, v := range map[string]float64{"fail-rate": o.FailRate, "lose-rate": o.LoseRate, "duplicate-rate": o.DuplicateRate, "bounce-rate": o.BounceRate} {
 		if v < 0 || v > 1 {
 			return fmt.Errorf("--%s %v: want a share between 0 and 1", name, v)
+		}
+	}
+	for name, v := range map[string]time.Duration{"latency": o.Latency, "retry-after": o.RetryAfter, "report-delay": o.ReportDelay} {
+		if v < 0 || v > time.Hour {
+			return fmt.Errorf("--%s %v: want 0 to 1h", name, v)
+		}
+	}
+	if o.ReportRetryBase <= 0 || o.ReportRetryBase > time.Hour {
+		return fmt.Errorf("--report-retry-base %v: want more than 0, at most 1h", o.ReportRetryBase)
+	}
+	for name, v := range map[string][2]int{"report-batch": {o.ReportBatchSize, 1000}, "report-workers": {o.ReportWorkers, 1000}, "max-pending-reports": {o.MaxPendingReports, 100_000_000}, "max-logs": {o.MaxLogs, 100_000_000}} {
+		if v[0] < 1 || v[0] > v[1] {
+			return fmt.Errorf("--%s %d: want 1 to %d", name, v[0], v[1])
+		}
+	}
+	if o.ReportRetries < 0 || o.ReportRetries > 100 {
+		return fmt.Errorf("--report-retries %d: want 0 to 100", o.ReportRetries)
+	}
+	if o.NotifyURL != "" {
+		if err := envflag.BaseURL("http", "https")(o.NotifyURL); err != nil {
+			return fmt.Errorf("--notify-url: %w", err)
 		}
 	}
 	if o.ReportRetries <= 0 {

@@ -55,6 +55,13 @@ func TestBadFlags(t *testing.T) {
 		{"--domains", "a.example:weird"},
 		{"--latency", "soon"},
 		{"extra"},
+		{"--addr", "localhost"},
+		{"--report-workers", "0"},
+		{"--report-batch", "-1"},
+		{"--report-retry-base", "0s"},
+		{"--retry-after", "-1s"},
+		{"--max-logs", "0"},
+		{"--notify-url", "ftp://x"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard, nil); err == nil {
 			t.Errorf("run %q: want an error", args)
