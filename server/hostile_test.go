@@ -224,8 +224,7 @@ func (h *hostileEnv) newest(t *testing.T, path, key string) (int64, []map[string
 	t.Helper()
 	resp, err := h.send("GET", path+"?pageSize=20", nil, nil)
 	if err != nil || resp.status != http.StatusOK {
-		h.failures++
-		t.Errorf("READ BROKEN: GET %s?pageSize=20: %v %d %s", path, err, resp.status, resp.excerpt())
+		h.brokenRead(t, "(bookkeeping)", fmt.Sprintf("GET %s?pageSize=20: %v %d %s", path, err, resp.status, resp.excerpt()))
 		return 0, nil
 	}
 	got := resp.json()
@@ -956,6 +955,9 @@ func (h *hostileEnv) runREST(t *testing.T, c restCase) {
 	switch {
 	case resp.status >= 500:
 		fail("a 5xx: %s", got)
+		if isWebhook || c.method != "GET" {
+			h.readBack(t, c.String(), nil) // what the failed call left behind must not break reads
+		}
 		return
 	case resp.status >= 300 && resp.status < 400:
 		if !c.lenientEdge || resp.header.Get("Location") == "" {
@@ -1121,18 +1123,7 @@ func (h *hostileEnv) touched(t *testing.T, c restCase, resp restResp) []touchedP
 // without a window, and the newest page of every list.
 func (h *hostileEnv) readBack(t *testing.T, after string, profiles []touchedProfile) {
 	t.Helper()
-	fail := func(format string, args ...any) {
-		h.failures++
-		msg := fmt.Sprintf(format, args...)
-		if h.brokenReads == nil {
-			h.brokenReads = map[string]int{}
-		}
-		// A read broken for good is reported once, with the first case
-		// after which it broke.
-		if h.brokenReads[msg]++; h.brokenReads[msg] == 1 {
-			t.Errorf("READ BROKEN, first after %s: %s", after, msg)
-		}
-	}
+	fail := func(format string, args ...any) { h.brokenRead(t, after, fmt.Sprintf(format, args...)) }
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+hostileAdminToken)
 	lo, hi := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Now().Add(25*time.Hour)
 	for _, p := range profiles {
@@ -1183,6 +1174,19 @@ func (h *hostileEnv) readBack(t *testing.T, after string, profiles []touchedProf
 		if resp, err := h.send("GET", list+"?pageSize=5", nil, nil); err != nil || resp.status != 200 {
 			fail("GET %s: %v %d %s", list, err, resp.status, resp.excerpt())
 		}
+	}
+}
+
+// brokenRead reports a read that failed; a read broken for good is
+// reported once, with the first case after which it broke.
+func (h *hostileEnv) brokenRead(t *testing.T, after, msg string) {
+	t.Helper()
+	h.failures++
+	if h.brokenReads == nil {
+		h.brokenReads = map[string]int{}
+	}
+	if h.brokenReads[msg]++; h.brokenReads[msg] == 1 {
+		t.Errorf("READ BROKEN, first after %s: %s", after, msg)
 	}
 }
 
