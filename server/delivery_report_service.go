@@ -67,14 +67,17 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		if err == nil {
 			cb := parseCallback(r)
 			var rep store.Report
-			rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
+			err = checkID("callbackData.ibmailSendId", cb.SendID, 256)
+			if err == nil {
+				rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
+			}
 			if err == nil {
 				reports = append(reports, rep)
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
 				continue
 			}
 		}
-		reason := fmt.Sprintf("results[%d]: %v", i, err)
+		reason := safeText(fmt.Sprintf("results[%d]: %v", i, err), maxMessageBytes)
 		body, _ := protojson.Marshal(r)
 		rejected = append(rejected, store.RejectedPayload{
 			ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body,
