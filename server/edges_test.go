@@ -51,6 +51,10 @@ func TestEdgesRequestsAreRefusedAtTheDoor(t *testing.T) {
 				{"webhook invalid utf-8 outside strings", "POST", server.WebhookPath, append([]byte("\xff"), webhookBody(`{"x":1}`)...), 400, "MALFORMED_BODY", ""},
 				{"send invalid utf-8 outside strings", "POST", "/v1/sends", []byte("\xff{}"), 400, "MALFORMED_BODY", ""},
 				{"webhook ibmailSendId nul", "POST", server.WebhookPath, webhookBody(`{"ibmailSendId":` + jsonStringRaw("x\x00y") + `}`), 200, "", ""},
+				{"invalid utf-8 in a string field", "POST", "/v1/sends", []byte("{\"senderId\":\"hs\",\"subject\":\"x\xffy\"}"), 400, "MALFORMED_BODY", "subject"},
+				{"wrong type in a nested field", "POST", "/v1/sends", []byte(`{"recipients":[{"email":"a@example.com"},{"email":5}]}`), 400, "MALFORMED_BODY", "email"},
+				{"bad timestamp", "POST", "/v1/profiles:search", []byte(`{"eventNames":["newsletter.hardbounce"],"since":"yesterday"}`), 400, "MALFORMED_BODY", "since"},
+				{"timestamp out of range", "POST", "/v1/profiles:search", []byte(`{"until":"10000-01-01T00:00:00Z"}`), 400, "MALFORMED_BODY", "until"},
 				{"wrong method", "PUT", "/v1/sends", []byte(`{}`), 405, "METHOD_NOT_ALLOWED", ""},
 				{"unknown path", "GET", "/v1/nothing-here", nil, 404, "NOT_FOUND", ""},
 			} {

@@ -182,7 +182,7 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 		if isWebhook {
 			what = `the body is not Infobip's delivery-report JSON {"results":[...]}`
 		}
-		err = decodeError(what, st)
+		err = decodeError(r, what, st)
 		st = status.Convert(err)
 	}
 	err = safeStatus(err)

@@ -82,23 +82,30 @@ func (g *gateway) paramsMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc
 			writeHTTPError(g.mux, w, r, err)
 			return
 		}
-		next(w, r, pathParams)
+		next(w, withBodyCopy(r), pathParams)
 	}
 }
 
 // decodeFieldPattern finds the field protojson names in a decode error:
-// `invalid value for string field subject`, `unknown field "x"`, `... field
-// since: ...`.
+// `invalid value for string field subject`, `unknown field "x"`.
 var decodeFieldPattern = regexp.MustCompile(`field "?([A-Za-z_][A-Za-z0-9_.]*)"?`)
 
 // decodeError turns a body the gateway could not decode into MALFORMED_BODY
-// naming the field where protojson's message says which it is, with a
-// BadRequest field violation for it.
-func decodeError(what string, st *status.Status) error {
+// naming the field, with a BadRequest field violation for it: the JSON path
+// at the position protojson reports (invalid UTF-8, a bad Timestamp), else
+// the field its message names.
+func decodeError(r *http.Request, what string, st *status.Status) error {
 	msg := safeText(st.Message(), maxMessageBytes)
-	if m := decodeFieldPattern.FindStringSubmatch(msg); m != nil {
-		return apiError(codes.InvalidArgument, ReasonMalformedBody, what+": field "+m[1]+": "+msg,
-			&errdetails.BadRequest_FieldViolation{Field: m[1], Description: msg})
+	field := fieldAtError(r, st.Message())
+	if field == "" {
+		if m := decodeFieldPattern.FindStringSubmatch(msg); m != nil {
+			field = m[1]
+		}
 	}
-	return apiError(codes.InvalidArgument, ReasonMalformedBody, what+": "+msg)
+	if field == "" {
+		return apiError(codes.InvalidArgument, ReasonMalformedBody, what+": "+msg)
+	}
+	field = safeText(field, 256)
+	return apiError(codes.InvalidArgument, ReasonMalformedBody, what+": field "+field+": "+msg,
+		&errdetails.BadRequest_FieldViolation{Field: field, Description: msg})
 }
