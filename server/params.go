@@ -82,6 +82,7 @@ func (g *gateway) paramsMiddleware(next runtime.HandlerFunc) runtime.HandlerFunc
 			writeHTTPError(g.mux, w, r, err)
 			return
 		}
+		pruneUnknownPatchKeys(r, pathParams)
 		next(w, withBodyCopy(r), pathParams)
 	}
 }
