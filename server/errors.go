@@ -204,3 +204,30 @@ func safeStatus(err error) error {
 	}
 	return status.FromProto(p).Err()
 }
+
+// reasonByCode is the ErrorInfo reason of an error that reached the
+// gateway's error handler without one (errors of grpc-go or the gateway
+// itself, such as a message over the in-process size limit), so that every
+// answer carries a reason.
+var reasonByCode = map[codes.Code]Reason{
+	codes.InvalidArgument:   ReasonInvalidArgument,
+	codes.NotFound:          ReasonNotFound,
+	codes.AlreadyExists:     ReasonAlreadyExists,
+	codes.ResourceExhausted: ReasonBodyTooLarge,
+	codes.Unavailable:       ReasonStoreUnavailable,
+	codes.Unimplemented:     ReasonMethodNotAllowed,
+}
+
+// withReason returns err with an ErrorInfo reason, adding the one of its
+// code (INTERNAL when the code has none) when it has none.
+func withReason(err error) error {
+	st := status.Convert(err)
+	if reasonOf(st) != "" || st.Code() == codes.OK {
+		return err
+	}
+	reason, ok := reasonByCode[st.Code()]
+	if !ok {
+		reason = ReasonInternal
+	}
+	return apiError(st.Code(), reason, st.Message())
+}

@@ -185,7 +185,7 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 		err = decodeError(r, what, st)
 		st = status.Convert(err)
 	}
-	err = safeStatus(err)
+	err = safeStatus(withReason(err))
 	st = status.Convert(err)
 	if isWebhook && st.Code() == codes.InvalidArgument {
 		if saveErr := g.keepRejected(r.Context(), raw, st.Message()); saveErr != nil {
