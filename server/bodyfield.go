@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxKeptBodyBytes bounds the copy of a request body kept to name the
@@ -70,7 +71,44 @@ func fieldAtError(r *http.Request, msg string) string {
 	if off <= 0 || off > len(c.kept) {
 		return ""
 	}
-	return jsonPathAt(c.kept[:off])
+	path := jsonPathAt(c.kept[:off])
+	if inner := embeddedPathAt(c.kept[off:]); path != "" && inner != "" {
+		path += "." + inner
+	}
+	return path
+}
+
+// embeddedPathAt looks into a JSON string value that holds a JSON document
+// (callbackData does) and has bytes that are not UTF-8: it returns the path
+// inside the document where the first such byte lies, or "".
+func embeddedPathAt(value []byte) string {
+	if len(value) < 2 || value[0] != '"' {
+		return ""
+	}
+	end := 1
+	for end < len(value) && value[end] != '"' {
+		if value[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	content := value[1:min(end, len(value))]
+	bad := 0
+	for bad < len(content) && utf8.FullRune(content[bad:]) {
+		r, size := utf8.DecodeRune(content[bad:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		bad += size
+	}
+	if bad >= len(content) {
+		return ""
+	}
+	var inner string
+	if json.Unmarshal(append(append([]byte{'"'}, content[:bad]...), '"'), &inner) != nil || !strings.HasPrefix(strings.TrimSpace(inner), "{") {
+		return ""
+	}
+	return jsonPathAt([]byte(inner))
 }
 
 // jsonFrame is an open object or array of jsonPathAt's walk.

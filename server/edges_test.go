@@ -57,6 +57,7 @@ func TestEdgesRequestsAreRefusedAtTheDoor(t *testing.T) {
 				{"timestamp out of range", "POST", "/v1/profiles:search", []byte(`{"until":"10000-01-01T00:00:00Z"}`), 400, "MALFORMED_BODY", "until"},
 				{"unknown field in a PATCH", "PATCH", "/v1/connections/hc", []byte(`{"displayName":"Edge","zzUnknown":[1],"rateLimit":5}`), 200, "", ""},
 				{"nul in senderId", "POST", "/v1/sends", []byte(`{"senderId":"x\u0000y","subject":"s","text":"t","recipients":[{"email":"a@example.com"}]}`), 400, "INVALID_ARGUMENT", "senderId"},
+				{"invalid utf-8 inside callbackData", "POST", "/v1/reports:classify", []byte("{\"report\":{\"callbackData\":\"{\\\"profileId\\\":\\\"x\xffy\\\"}\"}}"), 400, "MALFORMED_BODY", "profileId"},
 				{"wrong method", "PUT", "/v1/sends", []byte(`{}`), 405, "METHOD_NOT_ALLOWED", ""},
 				{"unknown path", "GET", "/v1/nothing-here", nil, 404, "NOT_FOUND", ""},
 			} {
