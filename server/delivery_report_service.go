@@ -76,7 +76,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	var rejected []store.RejectedPayload
 	resp := &ibmailv1.IngestDeliveryReportsResponse{}
 	refuse := func(index int, messageID, field string, why error, body []byte) {
-		reason := fmt.Sprintf("results[%d]: %v", index, why)
+		reason := safeText(fmt.Sprintf("results[%d]: %v", index, why), maxMessageBytes)
 		rejected = append(rejected, store.RejectedPayload{
 			ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body,
 		})
@@ -88,13 +88,16 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	for i, r := range req.GetResults() {
 		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
 			u := undecodable[next]
-			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
+			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
 		}
 		payload, err := proto.Marshal(r)
 		if err == nil {
 			cb := parseCallback(r)
 			var rep store.Report
-			rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
+			err = checkID("callbackData.ibmailSendId", cb.SendID, 256)
+			if err == nil {
+				rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
+			}
 			if err == nil {
 				reports = append(reports, rep)
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
@@ -105,7 +108,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		refuse(positions[i], r.GetMessageId(), faultField(err), err, body)
 	}
 	for _, u := range undecodable[next:] {
-		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField()), undecodableError(u), u.GetRaw())
+		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
 	}
 	if err := s.attribute(ctx, reports, callbackSends); err != nil {
 		return nil, err
@@ -162,9 +165,9 @@ func bodyPositions(decoded int, undecodable []*ibmailv1.UndecodableItem) ([]int,
 // undecodableError says why an item did not decode, naming its field.
 func undecodableError(u *ibmailv1.UndecodableItem) error {
 	if u.GetField() == "" {
-		return fmt.Errorf("not a delivery report: %s", safeText(u.GetReason()))
+		return fmt.Errorf("not a delivery report: %s", safeText(u.GetReason(), maxReasonBytes))
 	}
-	return fmt.Errorf("%s: %s", safeText(u.GetField()), safeText(u.GetReason()))
+	return fmt.Errorf("%s: %s", safeText(u.GetField(), maxReasonBytes), safeText(u.GetReason(), maxReasonBytes))
 }
 
 // rawMessageID is the messageId of an item that did not decode, when it
@@ -177,7 +180,7 @@ func rawMessageID(raw []byte) string {
 		return ""
 	}
 	id, _ := item.MessageID.(string)
-	return safeText(id)
+	return safeText(id, maxReasonBytes)
 }
 
 // ListDeliveryReports lists stored reports, newest first.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ibmail/ibmail/store"
 )
@@ -64,6 +67,7 @@ const (
 var httpStatusByReason = map[Reason]int{
 	ReasonBodyTooLarge:     http.StatusRequestEntityTooLarge,
 	ReasonUnsupportedMedia: http.StatusUnsupportedMediaType,
+	ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
 }
 
 // apiError builds a status error with an ErrorInfo. Extra details (such as a
@@ -124,7 +128,10 @@ func toStatus(err error) error {
 // with a deliberate code, never an accidental Unknown carrying internals.
 func errorCodeInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
-	return resp, toStatus(err)
+	if err != nil {
+		err = safeStatus(toStatus(err))
+	}
+	return resp, err
 }
 
 // reasonOf returns the ErrorInfo reason of a status, if it has one.
@@ -150,4 +157,98 @@ func httpStatusOf(err error) int {
 // with the same google.rpc.Status body the gateway writes.
 func writeHTTPError(mux *runtime.ServeMux, w http.ResponseWriter, r *http.Request, err error) {
 	runtime.HTTPError(r.Context(), mux, gatewayMarshaler, w, r, err)
+}
+
+// ReasonMethodNotAllowed: the path exists but not for this HTTP method; the
+// Allow header lists the methods it takes.
+const ReasonMethodNotAllowed Reason = "METHOD_NOT_ALLOWED"
+
+// maxMessageBytes bounds every error message and stored reason: a hostile
+// input echoed into a message must neither bloat answers nor the store.
+const maxMessageBytes = 1024
+
+// safeText makes s valid UTF-8 (each invalid byte becomes U+FFFD, so that
+// JSON and protobuf can carry it), shows control characters (NUL among
+// them, which PostgreSQL text refuses, and CR/LF, which would forge log
+// lines) as U+FFFD, and cuts it to at most max bytes on a rune boundary.
+// It is the one sanitiser of error messages and stored reasons.
+func safeText(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '\uFFFD'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// safeStatus returns err's status with its message and its BadRequest
+// descriptions made safe (see safeText), keeping every detail.
+func safeStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || st == nil {
+		return err
+	}
+	p := st.Proto()
+	changed := false
+	if m := safeText(p.GetMessage(), maxMessageBytes); m != p.GetMessage() {
+		p.Message, changed = m, true
+	}
+	for _, a := range p.GetDetails() {
+		var br errdetails.BadRequest
+		if a.MessageIs(&br) && a.UnmarshalTo(&br) == nil {
+			fixed := false
+			for _, v := range br.GetFieldViolations() {
+				if d := safeText(v.GetDescription(), maxMessageBytes); d != v.GetDescription() {
+					v.Description, fixed = d, true
+				}
+				if f := safeText(v.GetField(), 256); f != v.GetField() {
+					v.Field, fixed = f, true
+				}
+			}
+			if fixed {
+				if n, err := anypb.New(&br); err == nil {
+					a.Value, changed = n.Value, true
+				}
+			}
+		}
+	}
+	if !changed {
+		return err
+	}
+	return status.FromProto(p).Err()
+}
+
+// reasonByCode is the ErrorInfo reason of an error that reached the
+// gateway's error handler without one (errors of grpc-go or the gateway
+// itself, such as a message over the in-process size limit), so that every
+// answer carries a reason.
+var reasonByCode = map[codes.Code]Reason{
+	codes.InvalidArgument:   ReasonInvalidArgument,
+	codes.NotFound:          ReasonNotFound,
+	codes.AlreadyExists:     ReasonAlreadyExists,
+	codes.ResourceExhausted: ReasonBodyTooLarge,
+	codes.Unavailable:       ReasonStoreUnavailable,
+	codes.Unimplemented:     ReasonMethodNotAllowed,
+}
+
+// withReason returns err with an ErrorInfo reason, adding the one of its
+// code (INTERNAL when the code has none) when it has none.
+func withReason(err error) error {
+	st := status.Convert(err)
+	if reasonOf(st) != "" || st.Code() == codes.OK {
+		return err
+	}
+	reason, ok := reasonByCode[st.Code()]
+	if !ok {
+		reason = ReasonInternal
+	}
+	return apiError(st.Code(), reason, st.Message())
 }

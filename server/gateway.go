@@ -87,6 +87,8 @@ type gateway struct {
 	auth         WebhookAuthenticator
 	maxBodyBytes int64
 	log          *slog.Logger
+	// routes answers which methods a path takes, for 405's Allow header.
+	routes *routeProbe
 }
 
 func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth WebhookAuthenticator, maxBodyBytes int64, log *slog.Logger) (*gateway, error) {
@@ -97,8 +99,10 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth
 		runtime.WithMetadata(webhookTokenMetadata),
 		// Profile ids are often email addresses; decode %40 and friends.
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllCharacters),
+		runtime.WithRoutingErrorHandler(g.handleRoutingError),
+		runtime.WithMiddlewares(g.paramsMiddleware),
 	)
-	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+	registers := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		ibmailv1.RegisterClassifierServiceHandler,
 		ibmailv1.RegisterDeliveryReportServiceHandler,
 		ibmailv1.RegisterProfileServiceHandler,
@@ -106,7 +110,9 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth
 		ibmailv1.RegisterSenderServiceHandler,
 		ibmailv1.RegisterSendServiceHandler,
 		ibmailv1.RegisterSuppressionServiceHandler,
-	} {
+	}
+	g.routes = newRouteProbe(ctx, registers)
+	for _, register := range registers {
 		if err := register(ctx, g.mux, conn); err != nil {
 			return nil, err
 		}
@@ -138,10 +144,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveWebhook answers what the gateway cannot express (401 before the body
 // is read, 415, 413) and keeps the raw body for the error handler.
 func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	credential := r.URL.Query().Get("token")
-	if pass, ok := basicPassword(r.Header.Get("Authorization")); ok {
-		credential = pass
-	}
+	credential := oneWebhookCredential(r.Header.Values("Authorization"), r.URL.Query()["token"])
 	if _, err := authenticateWebhook(r.Context(), g.auth, credential); err != nil {
 		writeHTTPError(g.mux, w, r, toStatus(err))
 		return
@@ -184,9 +187,11 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 		if isWebhook {
 			what = `the body is not Infobip's delivery-report JSON {"results":[...]}`
 		}
-		err = apiError(codes.InvalidArgument, ReasonMalformedBody, what+": "+st.Message())
+		err = decodeError(r, what, st)
 		st = status.Convert(err)
 	}
+	err = safeStatus(withReason(err))
+	st = status.Convert(err)
 	if isWebhook && st.Code() == codes.InvalidArgument {
 		if saveErr := g.keepRejected(r.Context(), raw, st.Message()); saveErr != nil {
 			// The body was neither stored nor kept: let Infobip retry.
@@ -199,7 +204,7 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 
 func (g *gateway) keepRejected(ctx context.Context, raw *rawBody, reason string) error {
 	err := g.store.SaveRejectedPayload(context.WithoutCancel(ctx), store.RejectedPayload{
-		ReceiveTime: time.Now().UTC(), ContentType: raw.contentType, Reason: reason, Body: raw.body,
+		ReceiveTime: time.Now().UTC(), ContentType: safeText(raw.contentType, 256), Reason: safeText(reason, maxMessageBytes), Body: raw.body,
 	})
 	if err != nil {
 		g.log.Error("keeping a rejected webhook body failed", slog.Any("error", err))

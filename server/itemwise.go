@@ -112,7 +112,7 @@ func unmarshalItemwise(opts protojson.UnmarshalOptions, body []byte, msg proto.M
 			return fmt.Errorf("%w: %s[%d]", errNotJSON, itemsFD.JSONName(), i)
 		} else {
 			field, reason := faultOf(opts, itemsFD.Message(), raw, err)
-			u := &ibmailv1.UndecodableItem{Index: int32(i), Field: safeText(field), Reason: safeText(reason), Raw: raw}
+			u := &ibmailv1.UndecodableItem{Index: int32(i), Field: safeText(field, maxReasonBytes), Reason: safeText(reason, maxReasonBytes), Raw: raw}
 			undec.Append(protoreflect.ValueOfMessage(u.ProtoReflect()))
 		}
 	}
@@ -143,22 +143,6 @@ func faultOf(opts protojson.UnmarshalOptions, md protoreflect.MessageDescriptor,
 		return name, protojsonReason(ferr)
 	}
 	return "", protojsonReason(err)
-}
-
-// safeText makes text quoted from a body (a key, protojson's reason) fit
-// for a proto string, a PostgreSQL text column and a log: valid UTF-8,
-// control characters (NUL among them) shown as U+FFFD, bounded.
-func safeText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '\uFFFD'
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-	if len(s) > maxReasonBytes {
-		s = strings.ToValidUTF8(s[:maxReasonBytes], "") + "…"
-	}
-	return s
 }
 
 func fieldByJSON(md protoreflect.MessageDescriptor, name string) protoreflect.FieldDescriptor {

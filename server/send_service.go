@@ -112,6 +112,9 @@ func sendContent(req *ibmailv1.CreateSendRequest) (dispatch.Content, error) {
 	if strings.TrimSpace(req.GetSenderId()) == "" {
 		return c, invalidField("sender_id", "is required")
 	}
+	if err := checkID("sender_id", req.GetSenderId(), 256); err != nil {
+		return c, err
+	}
 	switch {
 	case c.TemplateID < 0:
 		return c, invalidField("template_id", "must be a positive Infobip template id")

@@ -298,19 +298,29 @@ func basicPassword(authorization string) (string, bool) {
 	return pass, ok
 }
 
-// webhookCredential finds the credential a gRPC call carries: Basic
-// authorization first, then the token entry.
+// webhookCredential finds the one credential a gRPC call carries: a Basic
+// authorization value or the token entry. More than one value, or a value
+// that is not Basic, yields "" (refused), as bearer routes refuse two
+// authorization values: an ambiguous call must not pass on its valid half.
 func webhookCredential(ctx context.Context) string {
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		if pass, ok := basicPassword(v); ok {
-			return pass
-		}
+	return oneWebhookCredential(md.Get("authorization"), md.Get(webhookTokenKey))
+}
+
+// oneWebhookCredential is the webhook's credential rule, for REST and gRPC:
+// exactly one credential, a Basic password or a token, else "".
+func oneWebhookCredential(authorization, tokens []string) string {
+	if len(authorization)+len(tokens) != 1 {
+		return ""
 	}
-	if v := md.Get(webhookTokenKey); len(v) > 0 {
-		return v[0]
+	if len(tokens) == 1 {
+		return tokens[0]
 	}
-	return ""
+	pass, ok := basicPassword(authorization[0])
+	if !ok {
+		return ""
+	}
+	return pass
 }
 
 // authenticateWebhook checks a credential and returns its connection id.
