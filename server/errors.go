@@ -60,6 +60,10 @@ const (
 	// ReasonConcurrentChange: the resource changed while the call changed
 	// it; retry.
 	ReasonConcurrentChange Reason = "CONCURRENT_CHANGE"
+	// ReasonIdempotencyKeyReused: the sender account already has a send
+	// with this idempotency key, made by a different request; the ErrorInfo
+	// metadata "send" names it. A new request needs a new key.
+	ReasonIdempotencyKeyReused Reason = "IDEMPOTENCY_KEY_REUSED"
 )
 
 // httpStatusByReason holds the HTTP statuses that no gRPC code expresses;
@@ -102,6 +106,10 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
+	var reused *store.IdempotencyKeyReusedError
+	if errors.As(err, &reused) {
+		return idempotencyKeyReused(reused.SendID)
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
@@ -122,6 +130,22 @@ func toStatus(err error) error {
 	default:
 		return apiError(codes.Internal, ReasonInternal, "internal error")
 	}
+}
+
+// idempotencyKeyReused answers a send request whose idempotency key the
+// sender account already used for a different request: ALREADY_EXISTS
+// (HTTP 409), naming the send that holds the key in the ErrorInfo metadata.
+func idempotencyKeyReused(sendID string) error {
+	st := status.New(codes.AlreadyExists, "idempotency_key: already used by send "+sendID+
+		" of this sender account for a different request; a new request needs a new key")
+	withInfo, err := st.WithDetails(&errdetails.ErrorInfo{
+		Reason: string(ReasonIdempotencyKeyReused), Domain: errorDomain,
+		Metadata: map[string]string{"send": sendID},
+	})
+	if err != nil {
+		return st.Err()
+	}
+	return withInfo.Err()
 }
 
 // errorCodeInterceptor makes sure every error leaving a handler is a status

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ibmail/ibmail/dispatch"
@@ -65,12 +67,17 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 	content.From = formatFrom(snd)
 	content.ReplyTo = snd.ReplyTo
 
+	digest, err := requestDigest(req)
+	if err != nil {
+		return nil, err
+	}
 	send := store.Send{
 		ID:             newID("send"),
 		SenderID:       snd.ID,
 		ConnectionID:   snd.ConnectionID,
 		CampaignID:     content.CampaignID,
 		IdempotencyKey: req.GetIdempotencyKey(),
+		RequestDigest:  digest,
 		Subject:        content.Subject,
 		Content:        content.Encode(),
 		RecipientCount: len(recipients),
@@ -96,6 +103,21 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 		s.wake()
 	}
 	return &ibmailv1.CreateSendResponse{Send: sendProto(stored)}, nil
+}
+
+// requestDigest is the SHA-256 of a send request's canonical encoding: the
+// deterministic protobuf encoding (map entries in key order, recipients in
+// the order given). The store
+// keeps it with the send, so that a retry with the send's idempotency key
+// (the same request, however its JSON was laid out) gets the send back,
+// while a different request reusing the key is refused.
+func requestDigest(req *ibmailv1.CreateSendRequest) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode the send request for its digest: %w", err)
+	}
+	d := sha256.Sum256(b)
+	return d[:], nil
 }
 
 // sendContent validates what is sent, apart from the sender.

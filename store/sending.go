@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -15,7 +16,33 @@ var (
 	// ErrLeaseLost: another dispatcher took the batch over after this
 	// one's lease expired; the caller must drop its result.
 	ErrLeaseLost = errors.New("batch lease lost")
+	// ErrIdempotencyKeyReused: a send of the same sender account already
+	// holds the idempotency key, made by a different request. The error is
+	// an *IdempotencyKeyReusedError, which names that send.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused by a different request")
 )
+
+// IdempotencyKeyReusedError is what CreateSend answers when the key is
+// taken by a send of a different request: SendID names the send that holds
+// it. errors.Is(err, ErrIdempotencyKeyReused) holds for it.
+type IdempotencyKeyReusedError struct {
+	SendID string
+}
+
+func (e *IdempotencyKeyReusedError) Error() string {
+	return "idempotency key held by send " + e.SendID + " of a different request"
+}
+
+// Is makes the error match ErrIdempotencyKeyReused.
+func (e *IdempotencyKeyReusedError) Is(target error) bool { return target == ErrIdempotencyKeyReused }
+
+// SameRequest says whether a send that holds an idempotency key was made by
+// the request whose digest is digest. A send stored before digests were
+// kept (RequestDigest empty) counts as the same request: that is what a
+// retry of it got before, and there is nothing to tell a different one by.
+func (s Send) SameRequest(digest []byte) bool {
+	return len(s.RequestDigest) == 0 || bytes.Equal(s.RequestDigest, digest)
+}
 
 // Connection is a connection to one Infobip account. The store never sees
 // an API key in the clear: the server seals it before storing.
@@ -93,11 +120,18 @@ const (
 // to send (subject, bodies, template, placeholders, tracking); the store
 // keeps it opaque.
 type Send struct {
-	ID             string
-	SenderID       string
-	ConnectionID   string
-	CampaignID     string
+	ID           string
+	SenderID     string
+	ConnectionID string
+	CampaignID   string
+	// IdempotencyKey is unique among the sends of one sender account ('' :
+	// none).
 	IdempotencyKey string
+	// RequestDigest is the SHA-256 of the request that made the send (the
+	// server's canonical encoding of it), so that a retry with the same
+	// idempotency key can be told from a different request reusing the
+	// key. Empty for sends stored before digests were kept.
+	RequestDigest  []byte
 	Subject        string
 	Content        []byte
 	RecipientCount int
@@ -224,9 +258,12 @@ type ConnectionStore interface {
 // send the same batch.
 type SendStore interface {
 	// CreateSend stores a send with its recipients and batches in one
-	// transaction. When s.IdempotencyKey is set and a send with that key
-	// exists, nothing is stored and the existing send is returned with
-	// created false.
+	// transaction. When s.IdempotencyKey is set and a send of the same
+	// sender account (SenderID) holds that key, nothing is stored: if that
+	// send has the same RequestDigest (see Send.SameRequest), it is
+	// returned with created false; otherwise the error is an
+	// *IdempotencyKeyReusedError naming it. Of concurrent calls with one
+	// key, exactly one creates the send.
 	CreateSend(ctx context.Context, s Send, recipients []Recipient, batches []Batch) (stored Send, created bool, err error)
 	// GetSend returns a send with its counts, or ErrNotFound.
 	GetSend(ctx context.Context, id string) (Send, error)

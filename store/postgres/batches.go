@@ -134,7 +134,7 @@ func fillClaimed(ctx context.Context, tx pgx.Tx, out []store.ClaimedBatch) error
 			done *time.Time
 		)
 		err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-			&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content)
+			&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest)
 		sn.CreateTime, sn.DoneTime = utc(sn.CreateTime), fromNullTime(done)
 		return sn, err
 	})

@@ -116,7 +116,7 @@ var errInvalid = store.ErrInvalidArgument
 // isCallerError reports the store's own answers, which wrapErr must pass on
 // unchanged for errors.Is to find them.
 func isCallerError(err error) bool {
-	for _, target := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrInUse, store.ErrLeaseLost, store.ErrKeyMismatch, store.ErrChanged, errInvalid, store.ErrUnavailable} {
+	for _, target := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrInUse, store.ErrLeaseLost, store.ErrKeyMismatch, store.ErrChanged, store.ErrIdempotencyKeyReused, errInvalid, store.ErrUnavailable} {
 		if errors.Is(err, target) {
 			return true
 		}

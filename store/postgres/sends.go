@@ -11,7 +11,7 @@ import (
 )
 
 const sendColumns = `s.id, s.sender_id, s.connection_id, s.campaign_id, s.idempotency_key, s.subject,
-	s.recipient_count, s.create_time, s.done_time, s.content`
+	s.recipient_count, s.create_time, s.done_time, s.content, s.request_digest`
 
 // sendWithCountsSQL reads sends (aliased s) with their counts by state, in
 // one statement so that both come from one snapshot. The counts read one
@@ -30,7 +30,7 @@ func scanSendWithCounts(row pgx.Row) (store.Send, error) {
 		counts []int64
 	)
 	if err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-		&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &states, &counts); err != nil {
+		&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest, &states, &counts); err != nil {
 		return store.Send{}, err
 	}
 	sn.CreateTime, sn.DoneTime = utc(sn.CreateTime), fromNullTime(done)
@@ -44,12 +44,14 @@ func scanSendWithCounts(row pgx.Row) (store.Send, error) {
 // CreateSend stores a send, its recipients and its batches in one
 // transaction.
 //
-// The idempotency key is the arbiter of the send's INSERT ... ON CONFLICT
-// DO NOTHING: of concurrent calls with one key, on any replica, one inserts
-// and the others wait on its uncommitted row, then insert nothing once it
-// commits. Those then read the send in a new statement, whose snapshot sees
-// the winner's commit, and return it with created false. A taken send id,
-// or bulk id, is a unique violation instead: ErrAlreadyExists.
+// The idempotency key, unique per sender account, is the arbiter of the
+// send's INSERT ... ON CONFLICT DO NOTHING: of concurrent calls with one
+// key, on any replica, one inserts and the others wait on its uncommitted
+// row, then insert nothing once it commits. Those then read the send in a
+// new statement, whose snapshot sees the winner's commit, and return it
+// with created false if it was made by the same request (same digest), or
+// else an *IdempotencyKeyReusedError naming it. A taken send id, or bulk
+// id, is a unique violation instead: ErrAlreadyExists.
 //
 // The store owns two fields: RecipientCount is len(recipients), and
 // DoneTime is the create time when no recipient is pending, else zero. A
@@ -79,11 +81,11 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 	)
 	err = s.inTx(ctx, "create send", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO sends (id, sender_id, connection_id, campaign_id, idempotency_key,
-			subject, recipient_count, create_time, done_time, content)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-			ON CONFLICT (idempotency_key) WHERE idempotency_key <> '' DO NOTHING`,
+			subject, recipient_count, create_time, done_time, content, request_digest)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (sender_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING`,
 			sn.ID, sn.SenderID, sn.ConnectionID, sn.CampaignID, sn.IdempotencyKey, sn.Subject,
-			sn.RecipientCount, sn.CreateTime, nullTime(sn.DoneTime), sn.Content)
+			sn.RecipientCount, sn.CreateTime, nullTime(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest))
 		if pgCode(err) == codeUniqueViolation {
 			return fmt.Errorf("send %q: %w", sn.ID, store.ErrAlreadyExists)
 		}
@@ -91,10 +93,14 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			existing, err := scanSendWithCounts(tx.QueryRow(ctx, sendWithCountsSQL+` WHERE s.idempotency_key = $1 AND s.idempotency_key <> ''`,
-				sn.IdempotencyKey))
+			existing, err := scanSendWithCounts(tx.QueryRow(ctx, sendWithCountsSQL+`
+				WHERE s.sender_id = $1 AND s.idempotency_key = $2 AND s.idempotency_key <> ''`,
+				sn.SenderID, sn.IdempotencyKey))
 			if err != nil {
 				return fmt.Errorf("send with idempotency key %q: %w", sn.IdempotencyKey, err)
+			}
+			if !existing.SameRequest(sn.RequestDigest) {
+				return &store.IdempotencyKeyReusedError{SendID: existing.ID}
 			}
 			stored, created = existing, false
 			return nil

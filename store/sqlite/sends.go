@@ -13,7 +13,7 @@ import (
 )
 
 const sendColumns = `id, sender_id, connection_id, campaign_id, idempotency_key, subject,
-	recipient_count, create_time, done_time, content`
+	recipient_count, create_time, done_time, content, request_digest`
 
 func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 	var (
@@ -22,7 +22,7 @@ func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 		done    sql.NullInt64
 	)
 	if err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-		&sn.RecipientCount, &created, &done, &sn.Content); err != nil {
+		&sn.RecipientCount, &created, &done, &sn.Content, &sn.RequestDigest); err != nil {
 		return store.Send{}, err
 	}
 	sn.CreateTime, sn.DoneTime = fromMicros(created), fromNullMicros(done)
@@ -30,10 +30,11 @@ func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 }
 
 // CreateSend stores a send, its recipients and its batches in one
-// transaction on the write connection. The idempotency key is looked up in
-// that transaction, which holds the write lock from its BEGIN: of concurrent
-// calls with one key, the first to get the connection creates the send and
-// the others find it.
+// transaction on the write connection. The idempotency key is looked up,
+// among the sends of the sender account, in that transaction, which holds
+// the write lock from its BEGIN: of concurrent calls with one key, the
+// first to get the connection creates the send and the others find it,
+// then compare request digests.
 //
 // The store owns two fields: RecipientCount is len(recipients), and
 // DoneTime is the create time when no recipient is pending, else zero. A
@@ -69,8 +70,11 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 	)
 	err = s.writeTx(ctx, "create send", func(tx *sql.Tx) error {
 		if sn.IdempotencyKey != "" {
-			existing, err := scanSend(tx.QueryRowContext(ctx, sendByKeySQL, sn.IdempotencyKey))
+			existing, err := scanSend(tx.QueryRowContext(ctx, sendByKeySQL, sn.SenderID, sn.IdempotencyKey))
 			if err == nil {
+				if !existing.SameRequest(sn.RequestDigest) {
+					return &store.IdempotencyKeyReusedError{SendID: existing.ID}
+				}
 				if existing.Counts, err = countsOf(ctx, tx, existing.ID); err != nil {
 					return err
 				}
@@ -81,9 +85,9 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sends (`+sendColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO sends (`+sendColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sn.ID, sn.SenderID, sn.ConnectionID, sn.CampaignID, sn.IdempotencyKey, sn.Subject,
-			sn.RecipientCount, micros(sn.CreateTime), nullMicros(sn.DoneTime), sn.Content)
+			sn.RecipientCount, micros(sn.CreateTime), nullMicros(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest))
 		if isUniqueViolation(err) {
 			return fmt.Errorf("send %q: %w", sn.ID, store.ErrAlreadyExists)
 		}
@@ -188,7 +192,7 @@ type querier interface {
 const (
 	// sendByKeySQL repeats the partial index's condition: SQLite uses a
 	// partial index only when the query implies its WHERE.
-	sendByKeySQL = `SELECT ` + sendColumns + ` FROM sends WHERE idempotency_key = ? AND idempotency_key <> ''`
+	sendByKeySQL = `SELECT ` + sendColumns + ` FROM sends WHERE sender_id = ? AND idempotency_key = ? AND idempotency_key <> ''`
 	// countsSQL reads one range of the state index, already grouped.
 	countsSQL        = `SELECT state, COUNT(*) FROM send_recipients WHERE send_id = ? GROUP BY state`
 	sendsPageSQL     = `SELECT ` + sendColumns + ` FROM sends ORDER BY create_time DESC, id DESC LIMIT ?`

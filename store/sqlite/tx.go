@@ -19,7 +19,7 @@ var errInvalid = store.ErrInvalidArgument
 // isCallerError reports the store's own answers, which wrapErr must pass
 // on unchanged for errors.Is to find them.
 func isCallerError(err error) bool {
-	for _, target := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrInUse, store.ErrLeaseLost, store.ErrKeyMismatch, store.ErrChanged, errInvalid} {
+	for _, target := range []error{store.ErrNotFound, store.ErrAlreadyExists, store.ErrInUse, store.ErrLeaseLost, store.ErrKeyMismatch, store.ErrChanged, store.ErrIdempotencyKeyReused, errInvalid} {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -1,10 +1,13 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -244,6 +247,7 @@ func testCreateSendConcurrentIdempotency(t *testing.T, open opener) {
 		wg.Go(func() {
 			f := newSend(fmt.Sprint("attempt-", i), 20, 5)
 			f.send.IdempotencyKey = "same-key"
+			f.send.RequestDigest = requestDigest("the one request")
 			results[i], created[i], errs[i] = s.CreateSend(context.Background(), f.send, f.recipients, f.batches)
 		})
 	}
@@ -277,6 +281,144 @@ func testCreateSendConcurrentIdempotency(t *testing.T, open opener) {
 	}
 	if cs := claim(t, s, "d", at(0), time.Minute, 100); len(cs) != 4 {
 		t.Errorf("batches stored = %d, want the one send's 4", len(cs))
+	}
+}
+
+// requestDigest stands in for the server's SHA-256 of a request.
+func requestDigest(request string) []byte {
+	d := sha256.Sum256([]byte(request))
+	return d[:]
+}
+
+// An idempotency key belongs to the sender account, and a send remembers
+// the digest of the request that made it: the same request with the key
+// gets the send back, a different one an IdempotencyKeyReusedError naming
+// it, and a send stored without a digest (before digests were kept) counts
+// every retry as the same request.
+func testCreateSendIdempotencyScope(t *testing.T, open opener) {
+	s := open(t)
+	ctx := context.Background()
+	first := newSend("first", 3, 2)
+	first.send.IdempotencyKey = "key-1"
+	first.send.RequestDigest = requestDigest("request A")
+	createSend(t, s, first)
+	legacy := newSend("legacy", 3, 2)
+	legacy.send.IdempotencyKey = "key-legacy"
+	createSend(t, s, legacy)
+
+	tests := []struct {
+		name        string
+		sender, key string
+		digest      []byte
+		wantSend    string // the send returned, or held by the key when wantReused
+		wantCreated bool
+		wantReused  bool
+	}{
+		{"same sender, key and request", "sender-1", "key-1", requestDigest("request A"), "first", false, false},
+		{"same sender and key, other request", "sender-1", "key-1", requestDigest("request B"), "first", false, true},
+		{"same sender and key, request without digest", "sender-1", "key-1", nil, "first", false, true},
+		{"other sender, same key", "sender-2", "key-1", requestDigest("request B"), "other-sender", true, false},
+		{"other sender's key, repeated", "sender-2", "key-1", requestDigest("request B"), "other-sender", false, false},
+		{"send stored without digest", "sender-1", "key-legacy", requestDigest("request C"), "legacy", false, false},
+		{"legacy key from another sender", "sender-2", "key-legacy", requestDigest("request C"), "other-legacy", true, false},
+	}
+	for _, tt := range tests {
+		id := tt.wantSend
+		if !tt.wantCreated {
+			id = "attempt-" + fmt.Sprint(len(tt.name))
+		}
+		f := newSend(id, 2, 2)
+		f.send.SenderID, f.send.IdempotencyKey, f.send.RequestDigest = tt.sender, tt.key, tt.digest
+		got, created, err := s.CreateSend(ctx, f.send, f.recipients, f.batches)
+		if tt.wantReused {
+			var reused *store.IdempotencyKeyReusedError
+			if !errors.As(err, &reused) || !errors.Is(err, store.ErrIdempotencyKeyReused) {
+				t.Errorf("%s: err = %v, want an IdempotencyKeyReusedError", tt.name, err)
+				continue
+			}
+			if reused.SendID != tt.wantSend {
+				t.Errorf("%s: the error names send %q, want %q", tt.name, reused.SendID, tt.wantSend)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: CreateSend: %v", tt.name, err)
+			continue
+		}
+		if got.ID != tt.wantSend || created != tt.wantCreated {
+			t.Errorf("%s: got send %q created %v, want %q created %v", tt.name, got.ID, created, tt.wantSend, tt.wantCreated)
+		}
+	}
+	sends, err := s.ListSends(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, sn := range sends {
+		ids = append(ids, sn.ID)
+	}
+	slices.Sort(ids)
+	if want := []string{"first", "legacy", "other-legacy", "other-sender"}; !slices.Equal(ids, want) {
+		t.Errorf("sends stored = %q, want %q", ids, want)
+	}
+	for id, want := range map[string][]byte{"first": requestDigest("request A"), "legacy": nil} {
+		got, err := s.GetSend(ctx, id)
+		if err != nil {
+			t.Fatalf("GetSend(%s): %v", id, err)
+		}
+		if !bytes.Equal(got.RequestDigest, want) {
+			t.Errorf("GetSend(%s).RequestDigest = %x, want %x", id, got.RequestDigest, want)
+		}
+	}
+}
+
+// Concurrent creates with one key but different requests: one creates
+// the send, every other caller is told the key is taken, by that send.
+func testCreateSendConcurrentKeyReuse(t *testing.T, open opener) {
+	s := open(t)
+	const callers = 8
+	var (
+		wg      sync.WaitGroup
+		results = make([]store.Send, callers)
+		created = make([]bool, callers)
+		errs    = make([]error, callers)
+	)
+	for i := range callers {
+		wg.Go(func() {
+			f := newSend(fmt.Sprint("attempt-", i), 4, 2)
+			f.send.IdempotencyKey = "same-key"
+			f.send.RequestDigest = requestDigest(fmt.Sprint("request ", i))
+			results[i], created[i], errs[i] = s.CreateSend(context.Background(), f.send, f.recipients, f.batches)
+		})
+	}
+	wg.Wait()
+	winner := ""
+	for i := range callers {
+		if errs[i] == nil && created[i] {
+			if winner != "" {
+				t.Errorf("both %s and %s were created", winner, results[i].ID)
+			}
+			winner = results[i].ID
+		}
+	}
+	if winner == "" {
+		t.Fatalf("no caller created the send: errors %v", errs)
+	}
+	for i := range callers {
+		if results[i].ID == winner && errs[i] == nil {
+			continue
+		}
+		var reused *store.IdempotencyKeyReusedError
+		if !errors.As(errs[i], &reused) || reused.SendID != winner {
+			t.Errorf("caller %d: send %q, err %v; want an IdempotencyKeyReusedError naming %q", i, results[i].ID, errs[i], winner)
+		}
+	}
+	sends, err := s.ListSends(context.Background(), "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sends) != 1 {
+		t.Errorf("sends stored = %d, want 1", len(sends))
 	}
 }
 

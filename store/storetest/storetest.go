@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CreateSendLarge", func(t *testing.T) { testCreateSendLarge(t, o) })
 	t.Run("CreateSendIdempotent", func(t *testing.T) { testCreateSendIdempotent(t, o) })
 	t.Run("CreateSendConcurrentIdempotency", func(t *testing.T) { testCreateSendConcurrentIdempotency(t, o) })
+	t.Run("CreateSendIdempotencyScope", func(t *testing.T) { testCreateSendIdempotencyScope(t, o) })
+	t.Run("CreateSendConcurrentKeyReuse", func(t *testing.T) { testCreateSendConcurrentKeyReuse(t, o) })
 	t.Run("ListSends", func(t *testing.T) { testListSends(t, o) })
 	t.Run("ListRecipients", func(t *testing.T) { testListRecipients(t, o) })
 	t.Run("RecipientLookups", func(t *testing.T) { testRecipientLookups(t, o) })
