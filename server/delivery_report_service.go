@@ -110,7 +110,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	for _, u := range undecodable[next:] {
 		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
 	}
-	if err := s.attribute(ctx, reports, callbackSends); err != nil {
+	if err := s.attribute(ctx, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
 	res, err := s.store.IngestReports(ctx, reports, rejected)
@@ -253,7 +253,14 @@ func (s *DeliveryReportService) ListRejectedPayloads(ctx context.Context, req *i
 // report that beats that answer, by the send id in callbackData and the
 // address. Attributed reports land on the profile given at send time, and
 // bounces that warrant it suppress the address.
-func (s *DeliveryReportService) attribute(ctx context.Context, reports []store.Report, callbackSends []string) error {
+//
+// Only sends of connectionID, the connection whose webhook secret
+// authenticated the body, are candidates ("" : the server-wide secret, any
+// send): a caller holding one connection's secret must not be able to move
+// another connection's recipients, or their profiles, by naming their
+// messageId or send. Its reports still land, on the profile their address
+// gives.
+func (s *DeliveryReportService) attribute(ctx context.Context, connectionID string, reports []store.Report, callbackSends []string) error {
 	for i := range reports {
 		reports[i].Suppress = suppressingEvents[reports[i].EventName]
 	}
@@ -261,7 +268,7 @@ func (s *DeliveryReportService) attribute(ctx context.Context, reports []store.R
 	for i, r := range reports {
 		ids[i] = r.Key.MessageID
 	}
-	byMessage, err := s.store.RecipientsByMessageID(ctx, ids)
+	byMessage, err := s.store.RecipientsByMessageID(ctx, connectionID, ids)
 	if err != nil {
 		return err
 	}
@@ -269,7 +276,7 @@ func (s *DeliveryReportService) attribute(ctx context.Context, reports []store.R
 		r := &reports[i]
 		rec, ok := byMessage[r.Key.MessageID]
 		if !ok && callbackSends[i] != "" {
-			found, err := s.store.RecipientByEmail(ctx, callbackSends[i], r.Email)
+			found, err := s.store.RecipientByEmail(ctx, connectionID, callbackSends[i], r.Email)
 			switch {
 			case err == nil:
 				rec, ok = found, true

@@ -294,10 +294,15 @@ type SendStore interface {
 	ReleaseLeases(ctx context.Context, owner string, now time.Time) (int, error)
 
 	// RecipientsByMessageID finds the recipients Infobip's message ids
-	// belong to; ids with no recipient are left out of the map.
-	RecipientsByMessageID(ctx context.Context, messageIDs []string) (map[string]Recipient, error)
-	// RecipientByEmail finds a send's recipient by address, or ErrNotFound.
-	RecipientByEmail(ctx context.Context, sendID, email string) (Recipient, error)
+	// name, keyed by message id; ids it does not know are left out. With
+	// connectionID set, only recipients of that connection's sends are
+	// found: a report authenticated by one connection's webhook secret
+	// must not reach another connection's sends. "" finds any.
+	RecipientsByMessageID(ctx context.Context, connectionID string, messageIDs []string) (map[string]Recipient, error)
+	// RecipientByEmail finds a send's recipient by address, or ErrNotFound;
+	// with connectionID set, only if the send is that connection's ("" :
+	// any send).
+	RecipientByEmail(ctx context.Context, connectionID, sendID, email string) (Recipient, error)
 
 	SendRateStore
 }

@@ -284,8 +284,9 @@ func (s *Store) ListRecipients(ctx context.Context, q store.RecipientQuery) ([]s
 
 // RecipientsByMessageID looks every message id up in one statement, on the
 // partial index of message ids; the query repeats the index's condition,
-// which the planner must see to use it.
-func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) (map[string]store.Recipient, error) {
+// which the planner must see to use it. With connectionID set, a recipient
+// counts only if its send is the connection's.
+func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, messageIDs []string) (map[string]store.Recipient, error) {
 	ids := make([]string, 0, len(messageIDs))
 	for _, id := range messageIDs {
 		if id != "" {
@@ -302,7 +303,7 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) 
 	err := s.run(ctx, "recipients by message id", func() error {
 		clear(out)
 		rows, err := s.pool.Query(ctx, `SELECT `+recipientColumns+` FROM send_recipients r
-			WHERE r.message_id = ANY($1) AND r.message_id <> ''`, ids)
+			WHERE r.message_id = ANY($1) AND r.message_id <> ''`+ofConnectionSQL("$2"), ids, connectionID)
 		if err != nil {
 			return err
 		}
@@ -318,15 +319,23 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) 
 	return out, nil
 }
 
+// ofConnectionSQL keeps the recipients (aliased r) whose send is the
+// connection's given by the parameter param, or every one when it is ”.
+func ofConnectionSQL(param string) string {
+	return ` AND (` + param + ` = '' OR EXISTS (SELECT 1 FROM sends s
+		WHERE s.id = r.send_id AND s.connection_id = ` + param + `))`
+}
+
 // RecipientByEmail finds a send's recipient by address, the first in
-// request order if the address repeats. Addresses compare exactly: the
-// server lower-cases them, as it does those of reports.
-func (s *Store) RecipientByEmail(ctx context.Context, sendID, email string) (store.Recipient, error) {
+// request order if the address repeats, and only if the send is
+// connectionID's when that is set. Addresses compare exactly: the server
+// lower-cases them, as it does those of reports.
+func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, email string) (store.Recipient, error) {
 	var rc store.Recipient
 	err := s.run(ctx, "recipient by email", func() error {
 		var err error
 		rc, err = scanRecipient(s.pool.QueryRow(ctx, `SELECT `+recipientColumns+` FROM send_recipients r
-			WHERE r.send_id = $1 AND r.email = $2 ORDER BY r.seq LIMIT 1`, sendID, email))
+			WHERE r.send_id = $1 AND r.email = $2`+ofConnectionSQL("$3")+` ORDER BY r.seq LIMIT 1`, sendID, email, connectionID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
 		}

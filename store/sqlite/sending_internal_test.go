@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,10 +58,14 @@ func TestSendingQueryPlans(t *testing.T) {
 			[]string{"send_recipients_state (send_id=? AND state=? AND seq>?)"}, []string{"TEMP B-TREE"}},
 		{"recipients", recipientsSQL, []any{"s", -1, 10},
 			[]string{"PRIMARY KEY (send_id=? AND seq>?)"}, []string{"TEMP B-TREE"}},
-		{"by message id", byMessageIDSQL(3), ids,
+		{"by message id", byMessageIDSQL(3, false), ids,
 			[]string{"send_recipients_message (message_id=?)"}, []string{"SCAN"}},
-		{"by email", recipientByEmailSQL, []any{"s", "e"},
+		{"by message id of a connection", byMessageIDSQL(3, true), append(slices.Clip(ids), "c"),
+			[]string{"send_recipients_message (message_id=?)", "SEARCH sends EXISTS USING INDEX sqlite_autoindex_sends_1 (id=?)"}, []string{"SCAN"}},
+		{"by email", recipientByEmailSQL(false), []any{"s", "e"},
 			[]string{"send_recipients_email (send_id=? AND email=?)"}, []string{"TEMP B-TREE"}},
+		{"by email of a connection", recipientByEmailSQL(true), []any{"s", "e", "c"},
+			[]string{"send_recipients_email (send_id=? AND email=?)", "SEARCH sends EXISTS USING INDEX sqlite_autoindex_sends_1 (id=?)"}, []string{"TEMP B-TREE", "SCAN"}},
 		{"sends first page", sendsPageSQL, []any{10}, []string{"SCAN sends USING INDEX sends_created"}, []string{"TEMP B-TREE"}},
 		{"sends page", sendsPageFromSQL, []any{1, "s", 10},
 			[]string{"sends_created"}, []string{"TEMP B-TREE"}},

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -202,9 +203,18 @@ const (
 		WHERE send_id = ? AND seq > ? ORDER BY seq LIMIT ?`
 	recipientsByStateSQL = `SELECT ` + recipientColumns + ` FROM send_recipients INDEXED BY send_recipients_state
 		WHERE send_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?`
-	recipientByEmailSQL = `SELECT ` + recipientColumns + ` FROM send_recipients INDEXED BY send_recipients_email
-		WHERE send_id = ? AND email = ? ORDER BY seq LIMIT 1`
 )
+
+// recipientByEmailSQL finds a send's recipient by address, only if the
+// send is the connection's (its id the third parameter) when scoped.
+func recipientByEmailSQL(scoped bool) string {
+	q := `SELECT ` + recipientColumns + ` FROM send_recipients INDEXED BY send_recipients_email
+		WHERE send_id = ? AND email = ?`
+	if scoped {
+		q += ofConnectionSQL
+	}
+	return q + ` ORDER BY seq LIMIT 1`
+}
 
 // countsOf counts a send's recipients by state.
 func countsOf(ctx context.Context, q querier, sendID string) (map[store.RecipientState]int, error) {
@@ -378,15 +388,29 @@ func (s *Store) ListRecipients(ctx context.Context, q store.RecipientQuery) ([]s
 	return out, nil
 }
 
-func byMessageIDSQL(n int) string {
-	return `SELECT ` + recipientColumns + ` FROM send_recipients
+// ofConnectionSQL keeps the recipients (of send_recipients) whose send is
+// the connection's given as its one parameter; it looks each send up by
+// its primary key, after the recipient was found by its own index.
+const ofConnectionSQL = ` AND EXISTS (SELECT 1 FROM sends
+		WHERE sends.id = send_recipients.send_id AND sends.connection_id = ?)`
+
+// byMessageIDSQL looks up n message ids, of the sends of one connection
+// (its id the last parameter) when scoped.
+func byMessageIDSQL(n int, scoped bool) string {
+	q := `SELECT ` + recipientColumns + ` FROM send_recipients
 		WHERE message_id IN (` + placeholders(n) + `) AND message_id <> ''`
+	if scoped {
+		q += ofConnectionSQL
+	}
+	return q
 }
 
 // RecipientsByMessageID looks message ids up on their partial index, in IN
 // lists of inChunk ids. The query repeats the index's condition (not the
-// empty string), which SQLite must see in it to use the index.
-func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) (map[string]store.Recipient, error) {
+// empty string), which SQLite must see in it to use the index. With
+// connectionID set, a recipient counts only if its send is the
+// connection's.
+func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, messageIDs []string) (map[string]store.Recipient, error) {
 	ids := make([]any, 0, len(messageIDs))
 	for _, id := range messageIDs {
 		if id != "" {
@@ -394,9 +418,14 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) 
 		}
 	}
 	out := make(map[string]store.Recipient, len(ids))
+	scoped := connectionID != ""
 	err := s.readTx(ctx, "recipients by message id", func(tx *sql.Tx) error {
 		return chunks(ids, func(chunk []any) error {
-			rows, err := tx.QueryContext(ctx, byMessageIDSQL(len(chunk)), chunk...)
+			args := chunk
+			if scoped {
+				args = append(slices.Clip(chunk), connectionID)
+			}
+			rows, err := tx.QueryContext(ctx, byMessageIDSQL(len(chunk), scoped), args...)
 			if err != nil {
 				return err
 			}
@@ -410,10 +439,15 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, messageIDs []string) 
 }
 
 // RecipientByEmail finds a send's recipient by address, the first in
-// request order if the address repeats. Addresses compare exactly: the
-// server lower-cases them, as it does those of reports.
-func (s *Store) RecipientByEmail(ctx context.Context, sendID, email string) (store.Recipient, error) {
-	r, err := scanRecipient(s.readDB.QueryRowContext(ctx, recipientByEmailSQL, sendID, email))
+// request order if the address repeats, and only if the send is
+// connectionID's when that is set. Addresses compare exactly: the server
+// lower-cases them, as it does those of reports.
+func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, email string) (store.Recipient, error) {
+	args := []any{sendID, email}
+	if connectionID != "" {
+		args = append(args, connectionID)
+	}
+	r, err := scanRecipient(s.readDB.QueryRowContext(ctx, recipientByEmailSQL(connectionID != ""), args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Recipient{}, fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
 	}

@@ -241,7 +241,7 @@ func BenchRecipientsByMessageID(b *testing.B, open func(*testing.B) store.Store)
 		for j := range ids {
 			ids[j] = fmt.Sprintf("msg-%08d", (i*7919+j*104729)%100_000)
 		}
-		got, err := s.RecipientsByMessageID(ctx, ids)
+		got, err := s.RecipientsByMessageID(ctx, "", ids)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -166,7 +166,7 @@ func testCreateSendLarge(t *testing.T, open opener) {
 	for i := range 1500 {
 		ids = append(ids, fmt.Sprint("unknown-", i))
 	}
-	byID, err := s.RecipientsByMessageID(context.Background(), ids)
+	byID, err := s.RecipientsByMessageID(context.Background(), "", ids)
 	if err != nil {
 		t.Fatalf("RecipientsByMessageID: %v", err)
 	}
@@ -529,6 +529,59 @@ func testListRecipients(t *testing.T, open opener) {
 	sameRecipients(t, got, want)
 }
 
+// The webhook's lookups, scoped to the connection whose secret
+// authenticated the report: a recipient of another connection's send is
+// not found, by message id or by address; "" finds every one.
+func testRecipientLookupsByConnection(t *testing.T, open opener) {
+	s := open(t)
+	ctx := context.Background()
+	a, b := newSend("a", 2, 2), newSend("b", 2, 2)
+	b.send.ConnectionID = "conn-2"
+	createSend(t, s, a)
+	createSend(t, s, b)
+	claim(t, s, "d", at(0), time.Minute, 10)
+	completeBatch(t, s, "d", "a", 0, accepted("a", []int{0, 1}))
+	completeBatch(t, s, "d", "b", 0, accepted("b", []int{0, 1}))
+
+	tests := []struct {
+		connection string
+		want       []string // the sends found, of a-m0 and b-m0 and of the addresses a/0 and b/0
+	}{
+		{"", []string{"a", "b"}},
+		{"conn-1", []string{"a"}},
+		{"conn-2", []string{"b"}},
+		{"conn-unknown", nil},
+	}
+	for _, tt := range tests {
+		byID, err := s.RecipientsByMessageID(ctx, tt.connection, []string{"a-m0", "b-m0"})
+		if err != nil {
+			t.Fatalf("RecipientsByMessageID(%q): %v", tt.connection, err)
+		}
+		var got []string
+		for _, id := range []string{"a-m0", "b-m0"} {
+			if r, ok := byID[id]; ok {
+				got = append(got, r.SendID)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("RecipientsByMessageID(%q) found the recipients of %q, want %q", tt.connection, got, tt.want)
+		}
+		got = nil
+		for _, f := range []sendFixture{a, b} {
+			r, err := s.RecipientByEmail(ctx, tt.connection, f.send.ID, f.recipients[0].Email)
+			switch {
+			case err == nil:
+				got = append(got, r.SendID)
+			case !errors.Is(err, store.ErrNotFound):
+				t.Fatalf("RecipientByEmail(%q, %s): %v", tt.connection, f.send.ID, err)
+			}
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("RecipientByEmail(%q) found the recipients of %q, want %q", tt.connection, got, tt.want)
+		}
+	}
+}
+
 func testRecipientLookups(t *testing.T, open opener) {
 	s := open(t)
 	ctx := context.Background()
@@ -540,7 +593,7 @@ func testRecipientLookups(t *testing.T, open opener) {
 	completeBatch(t, s, "d", "s", 0, accepted("s", []int{0, 1}))
 	completeBatch(t, s, "d", "other", 0, accepted("other", []int{0, 1, 2}))
 
-	byID, err := s.RecipientsByMessageID(ctx, []string{"s-m1", "other-m0", "nope", "", "s-m1"})
+	byID, err := s.RecipientsByMessageID(ctx, "", []string{"s-m1", "other-m0", "nope", "", "s-m1"})
 	if err != nil {
 		t.Fatalf("RecipientsByMessageID: %v", err)
 	}
@@ -553,11 +606,11 @@ func testRecipientLookups(t *testing.T, open opener) {
 	if r := byID["other-m0"]; r.SendID != "other" || r.Seq != 0 {
 		t.Errorf("other-m0 = %s/%d, want other/0", r.SendID, r.Seq)
 	}
-	if empty, err := s.RecipientsByMessageID(ctx, nil); err != nil || len(empty) != 0 {
+	if empty, err := s.RecipientsByMessageID(ctx, "", nil); err != nil || len(empty) != 0 {
 		t.Errorf("RecipientsByMessageID(nil) = %v, %v; want empty", empty, err)
 	}
 
-	r, err := s.RecipientByEmail(ctx, "s", f.recipients[3].Email)
+	r, err := s.RecipientByEmail(ctx, "", "s", f.recipients[3].Email)
 	if err != nil {
 		t.Fatalf("RecipientByEmail: %v", err)
 	}
@@ -567,7 +620,7 @@ func testRecipientLookups(t *testing.T, open opener) {
 		{"s", g.recipients[0].Email},
 		{"nope", f.recipients[0].Email},
 	} {
-		if _, err := s.RecipientByEmail(ctx, tt.send, tt.email); !errors.Is(err, store.ErrNotFound) {
+		if _, err := s.RecipientByEmail(ctx, "", tt.send, tt.email); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("RecipientByEmail(%s, %s): err = %v, want ErrNotFound", tt.send, tt.email, err)
 		}
 	}

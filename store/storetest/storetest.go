@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ListSends", func(t *testing.T) { testListSends(t, o) })
 	t.Run("ListRecipients", func(t *testing.T) { testListRecipients(t, o) })
 	t.Run("RecipientLookups", func(t *testing.T) { testRecipientLookups(t, o) })
+	t.Run("RecipientLookupsByConnection", func(t *testing.T) { testRecipientLookupsByConnection(t, o) })
 	t.Run("ClaimBatches", func(t *testing.T) { testClaimBatches(t, o) })
 	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, o) })
 	t.Run("CompleteBatch", func(t *testing.T) { testCompleteBatch(t, o) })

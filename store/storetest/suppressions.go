@@ -49,7 +49,7 @@ func testIngestRecipientEvents(t *testing.T, open opener) {
 	}
 	for _, st := range steps {
 		ingest(t, s, st.reports, nil)
-		r, err := s.RecipientByEmail(context.Background(), "s", email)
+		r, err := s.RecipientByEmail(context.Background(), "", "s", email)
 		if err != nil {
 			t.Fatalf("%s: RecipientByEmail: %v", st.name, err)
 		}
