@@ -97,7 +97,8 @@ func TestSendAndSendStatus(t *testing.T) {
 		wantOut  []string
 		wantErr  []string
 	}{
-		{"same idempotency key gives the same send", "", append(base, "--recipients", people, "--idempotency-key", "k1"), exitOK, []string{id}, nil},
+		{"same idempotency key gives the same send", "", append(base, "--recipients", people, "--idempotency-key", "k1", "--campaign", "spring"), exitOK, []string{id}, nil},
+		{"same idempotency key with another request is refused, naming the send", "", append(base, "--recipients", people, "--idempotency-key", "k1"), exitServer, nil, []string{"ibmailctl: ", id}},
 		{"recipients from stdin", "email,profileId\ncy@example.com,cy\n", append(base, "--recipients", "-"), exitOK, []string{"send-"}, nil},
 		{"unknown sender is refused by the server", "", []string{"send", "--sender", "nobody", "--subject", "S", "--html", html, "--recipients", people}, exitServer, nil, []string{"ibmailctl: "}},
 		{"no sender", "", []string{"send", "--subject", "S", "--html", html, "--recipients", people}, exitUsage, nil, []string{"--sender is required"}},
