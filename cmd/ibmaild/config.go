@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ibmail/ibmail/server"
 )
 
 // config is what the flags and their IBMAIL_ environment variables set.
@@ -35,6 +37,8 @@ type config struct {
 	otlpEndpoint      string
 	tlsKey            string
 	tokenRate         float64
+	maxAPIBodyBytes   int64
+	limits            server.TransportLimits
 }
 
 // listFlag is a repeatable flag whose environment variable holds a

@@ -45,6 +45,13 @@ func main() {
 	fs.StringVar(&cfg.tlsCert, "tls-cert", envOr("IBMAIL_TLS_CERT", ""), "PEM certificate (chain) for TLS on both listeners; with --tls-key (env IBMAIL_TLS_CERT)")
 	fs.StringVar(&cfg.tlsKey, "tls-key", envOr("IBMAIL_TLS_KEY", ""), "PEM private key for --tls-cert (env IBMAIL_TLS_KEY)")
 	fs.StringVar(&cfg.otlpEndpoint, "otlp-endpoint", envOr("IBMAIL_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")), "OTLP/gRPC collector URL (such as http://127.0.0.1:4317) for OpenTelemetry traces of gRPC, REST and Infobip calls; empty: tracing off (env IBMAIL_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
+	// Transport limits (see server.TransportLimits).
+	fs.Int64Var(&cfg.maxAPIBodyBytes, "max-api-body-bytes", envInt("IBMAIL_MAX_API_BODY_BYTES", server.DefaultMaxAPIBodyBytes), "largest body of a REST call other than the webhook, such as a send of 100,000 recipients; gRPC messages are bounded by the larger of this and --max-body-bytes (env IBMAIL_MAX_API_BODY_BYTES)")
+	fs.DurationVar(&cfg.limits.ReadHeaderTimeout, "read-header-timeout", envDuration("IBMAIL_READ_HEADER_TIMEOUT", server.DefaultReadHeaderTimeout), "longest wait for a request's headers, and for the first bytes of its body (env IBMAIL_READ_HEADER_TIMEOUT)")
+	fs.Int64Var(&cfg.limits.BodyMinRate, "body-min-rate", envInt("IBMAIL_BODY_MIN_RATE", server.DefaultBodyMinRate), "slowest rate in bytes per second at which a request body must keep arriving; slower clients are cut off with 408 (env IBMAIL_BODY_MIN_RATE)")
+	fs.DurationVar(&cfg.limits.BodyTimeout, "body-timeout", envDuration("IBMAIL_BODY_TIMEOUT", server.DefaultBodyTimeout), "longest any request body may take (env IBMAIL_BODY_TIMEOUT)")
+	fs.DurationVar(&cfg.limits.IdleTimeout, "idle-timeout", envDuration("IBMAIL_IDLE_TIMEOUT", server.DefaultIdleTimeout), "close REST keep-alive connections and gRPC connections without calls idle this long (env IBMAIL_IDLE_TIMEOUT)")
+	fs.IntVar(&cfg.limits.MaxConnections, "max-connections", int(envInt("IBMAIL_MAX_CONNECTIONS", server.DefaultMaxConnections)), "most open connections on each listener; more wait until one closes (env IBMAIL_MAX_CONNECTIONS)")
 	fs.Parse(os.Args[1:]) //nolint:errcheck // ExitOnError
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
