@@ -278,8 +278,12 @@ func (s *Server) followStore(ctx context.Context) {
 	}
 	tick := time.NewTicker(probeInterval)
 	defer tick.Stop()
-	// The health server starts SERVING; the first probe is a tick later.
+	// Every name starts SERVING, as the health server does for ""; the
+	// first probe is a tick later.
 	last := healthpb.HealthCheckResponse_SERVING
+	for _, n := range names {
+		s.health.SetServingStatus(n, last)
+	}
 	for {
 		select {
 		case <-ctx.Done():
