@@ -61,6 +61,7 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.DeliveryReportService/IngestDeliveryReports": RoleNone,
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   RoleRead,
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  RoleRead,
+	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    RoleRead,
 
 	"/ibmail.v1.ClassifierService/ClassifyReport":       RoleRead,
 	"/ibmail.v1.ClassifierService/BatchClassifyReports": RoleRead,

@@ -138,6 +138,16 @@ func errorCodeInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 	return resp, err
 }
 
+// errorCodeStreamInterceptor is errorCodeInterceptor for streams: a stream's
+// error is a status too, and its message travels in a trailer, where an
+// unbounded echo of the request would break the connection itself.
+func errorCodeStreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return safeStatus(toStatus(err))
+	}
+	return nil
+}
+
 // reasonOf returns the ErrorInfo reason of a status, if it has one.
 func reasonOf(st *status.Status) Reason {
 	for _, d := range st.Details() {

@@ -131,7 +131,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: opts.Limits.IdleTimeout, Time: time.Minute, Timeout: 20 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 			grpc.ChainUnaryInterceptor(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), errorCodeInterceptor),
-			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger)),
+			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), errorCodeStreamInterceptor),
 		),
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -208,6 +207,12 @@ type pingSwitch struct {
 
 func (p *pingSwitch) Ping(ctx context.Context) error { return (*p.current.Load()).Ping(ctx) }
 
+// EncryptionKeyCheck goes to the current store too: readiness also checks
+// that the store's secrets are sealed under this server's key.
+func (p *pingSwitch) EncryptionKeyCheck(ctx context.Context) ([]byte, error) {
+	return (*p.current.Load()).EncryptionKeyCheck(ctx)
+}
+
 // TestGRPCHealthFollowsTheStore closes the store under a running server:
 // gRPC health of the server and of each ibmail.v1 service turns
 // NOT_SERVING, as a Watch sees, and back to SERVING once a store answers.
@@ -251,7 +256,9 @@ func TestGRPCHealthFollowsTheStore(t *testing.T) {
 	if code, _ := env.do(t, http.MethodGet, "/healthz", "", nil); code != http.StatusOK {
 		t.Errorf("/healthz during the outage = %d, want 200", code)
 	}
-	fresh, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "again.db"))
+	// The same database, opened again: it answers, and its secrets are
+	// sealed under this server's key.
+	fresh, err := sqlite.Open(ctx, env.sqlitePath)
 	if err != nil {
 		t.Fatal(err)
 	}
