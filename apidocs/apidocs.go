@@ -26,3 +26,7 @@ func Register(mux *http.ServeMux) {
 		w.Write(page) //nolint:errcheck // the client went away
 	})
 }
+
+// Description returns the OpenAPI description. The server reads its routes
+// from it to know, before it reads a body, which RPC a REST route calls.
+func Description() []byte { return description }

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Role is what a caller token may do. Roles are ordered: each includes the
@@ -59,6 +61,7 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.DeliveryReportService/IngestDeliveryReports": RoleNone,
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   RoleRead,
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  RoleRead,
+	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    RoleRead,
 
 	"/ibmail.v1.ClassifierService/ClassifyReport":       RoleRead,
 	"/ibmail.v1.ClassifierService/BatchClassifyReports": RoleRead,
@@ -251,17 +254,20 @@ func ParseTokens(r io.Reader) (*Tokens, error) {
 }
 
 // tokenAuth checks caller tokens, roles and per-token rates for every RPC.
+// Without tokens (tokens nil) it admits every call.
 type tokenAuth struct {
 	tokens  *Tokens
 	limiter *tokenLimiter
+	log     *slog.Logger
 }
 
 // authenticate returns nil when the call may go on. It is the one check of
-// unary and stream calls, gRPC and REST (the gateway calls in-process and
-// passes the Authorization header on as `authorization` metadata).
+// unary and stream calls, gRPC and REST: gRPC runs it on the call's
+// metadata as the call arrives (tap), the gateway on the metadata it would
+// pass on, before it reads the body (guard).
 func (a *tokenAuth) authenticate(ctx context.Context, fullMethod string) error {
 	need := RequiredRole(fullMethod)
-	if need == RoleNone {
+	if need == RoleNone || a.tokens.Len() == 0 {
 		return nil
 	}
 	token, err := bearerToken(ctx)
@@ -312,32 +318,32 @@ func bearerToken(ctx context.Context) (string, error) {
 	return token, nil
 }
 
-func (a *tokenAuth) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := a.authenticate(ctx, info.FullMethod); err != nil {
-		return nil, err
+// tap checks the token of every gRPC call when its headers arrive, before
+// the transport reads a byte of its message: a refused call costs neither
+// the memory of its message nor the work of decoding it. It is the gRPC
+// side of the one check; the REST gateway makes the same check before it
+// reads a body (see gateway.guard), and its calls, which arrive over the
+// gateway's own in-process listener, are not checked (nor counted against
+// the token's rate) a second time.
+func (a *tokenAuth) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if fromGateway(ctx) {
+		return ctx, nil
 	}
-	return handler(ctx, req)
+	err := a.authenticate(metadata.NewIncomingContext(ctx, info.Header), info.FullMethodName)
+	if err != nil {
+		observeRPC(ctx, a.log, info.FullMethodName, status.Code(err), 0)
+	}
+	return ctx, err
 }
 
-func (a *tokenAuth) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := a.authenticate(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	return handler(srv, ss)
-}
-
-// newTokenAuth returns the unary and stream interceptors. With no tokens
-// they let everything through: cmd/ibmaild allows that only on loopback.
-// The internal token it returns is an admin token for the server's own
+// newTokenAuth returns the caller token check. With no tokens it lets
+// everything through: cmd/ibmaild allows that only on loopback. The
+// internal token it returns is an admin token for the server's own
 // in-process callers, such as the sandbox provisioning; it is random per
 // start and never written anywhere.
-func newTokenAuth(tokens *Tokens, perSecond float64) (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor, string) {
+func newTokenAuth(tokens *Tokens, perSecond float64, log *slog.Logger) (*tokenAuth, string) {
 	if tokens.Len() == 0 {
-		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-				return handler(ctx, req)
-			}, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-				return handler(srv, ss)
-			}, ""
+		return &tokenAuth{log: log}, ""
 	}
 	// Copy, so that the internal token stays out of the caller's set.
 	own := &Tokens{entries: append([]tokenEntry(nil), tokens.entries...)}
@@ -345,8 +351,7 @@ func newTokenAuth(tokens *Tokens, perSecond float64) (grpc.UnaryServerIntercepto
 	rand.Read(b) //nolint:errcheck // crypto/rand.Read never fails
 	internal := hex.EncodeToString(b)
 	own.add(sha256.Sum256([]byte(internal)), RoleAdmin, "internal")
-	a := &tokenAuth{tokens: own, limiter: newTokenLimiter(perSecond)}
-	return a.unary, a.stream, internal
+	return &tokenAuth{tokens: own, limiter: newTokenLimiter(perSecond), log: log}, internal
 }
 
 // InternalContext returns ctx carrying the server's own admin token, for

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -235,17 +237,66 @@ func (s *DeliveryReportService) ListRejectedPayloads(ctx context.Context, req *i
 	}
 	resp := &ibmailv1.ListRejectedPayloadsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(p store.RejectedPayload) pageToken { return pageToken{ID: p.ID} })
+	// A page ends early once its bodies add up to the budget (at least one
+	// row), so that a page of large kept bodies still fits a client's
+	// default message size.
+	budget := 0
+	for i, row := range rows {
+		budget += min(len(row.Body), listedBodyBytes)
+		if budget > rejectedPageBytes && i > 0 {
+			rows = rows[:i]
+			resp.NextPageToken = encodePageToken(pageToken{ID: rows[i-1].ID, Query: tok.Query})
+			break
+		}
+	}
 	resp.Payloads = showable(ctx, s.rows.rejected, rows, func(p store.RejectedPayload) string { return fmt.Sprint(p.ID) },
 		func(row store.RejectedPayload) (*ibmailv1.RejectedPayload, error) {
-			return &ibmailv1.RejectedPayload{
-				Id:          fmt.Sprint(row.ID),
-				ReceiveTime: timestamppb.New(row.ReceiveTime),
-				ContentType: row.ContentType,
-				Reason:      row.Reason,
-				Body:        row.Body,
-			}, nil
+			return rejectedProto(row, listedBodyBytes), nil
 		})
 	return resp, nil
+}
+
+// The listing's bounds on kept bodies: each body shortened to
+// listedBodyBytes, and a page's bodies to about rejectedPageBytes.
+const (
+	listedBodyBytes   = 64 << 10
+	rejectedPageBytes = 1 << 20
+)
+
+// GetRejectedPayload returns one rejected payload with its whole body.
+func (s *DeliveryReportService) GetRejectedPayload(ctx context.Context, req *ibmailv1.GetRejectedPayloadRequest) (*ibmailv1.GetRejectedPayloadResponse, error) {
+	id, err := strconv.ParseInt(req.GetRejectedPayloadId(), 10, 64)
+	if err != nil || id <= 0 || id == math.MaxInt64 {
+		return nil, invalidField("rejected_payload_id", "is not a payload id: ids are the positive whole numbers a listing gives")
+	}
+	rows, err := s.store.ListRejectedPayloads(ctx, store.RejectedQuery{Limit: 1, BeforeID: id + 1})
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 || rows[0].ID != id {
+		return nil, apiError(codes.NotFound, ReasonNotFound, "rejected payload "+strconv.FormatInt(id, 10)+" not found")
+	}
+	p, err := showOne(ctx, s.rows.rejected, "rejected payload", req.GetRejectedPayloadId(), rejectedProto(rows[0], math.MaxInt))
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.GetRejectedPayloadResponse{Payload: p}, nil
+}
+
+// rejectedProto shows a kept payload with at most limit bytes of its body.
+func rejectedProto(row store.RejectedPayload, limit int) *ibmailv1.RejectedPayload {
+	p := &ibmailv1.RejectedPayload{
+		Id:          fmt.Sprint(row.ID),
+		ReceiveTime: timestamppb.New(row.ReceiveTime),
+		ContentType: row.ContentType,
+		Reason:      row.Reason,
+		Body:        row.Body,
+		BodyBytes:   int64(len(row.Body)),
+	}
+	if len(row.Body) > limit {
+		p.Body, p.BodyTruncated = row.Body[:limit], true
+	}
+	return p
 }
 
 // attribute ties reports to the recipients of this server's sends: by

@@ -25,10 +25,13 @@ type Reason string
 
 // The reasons ibmail returns. They are a public contract: add, never rename.
 const (
-	ReasonInvalidArgument     Reason = "INVALID_ARGUMENT"
-	ReasonInvalidPageToken    Reason = "INVALID_PAGE_TOKEN"
-	ReasonMalformedBody       Reason = "MALFORMED_BODY"
-	ReasonBodyTooLarge        Reason = "BODY_TOO_LARGE"
+	ReasonInvalidArgument  Reason = "INVALID_ARGUMENT"
+	ReasonInvalidPageToken Reason = "INVALID_PAGE_TOKEN"
+	ReasonMalformedBody    Reason = "MALFORMED_BODY"
+	ReasonBodyTooLarge     Reason = "BODY_TOO_LARGE"
+	// ReasonBodyTimeout: the body fell behind the minimum rate or took
+	// longer than the longest a body may take (HTTP 408).
+	ReasonBodyTimeout         Reason = "BODY_TIMEOUT"
 	ReasonUnsupportedMedia    Reason = "UNSUPPORTED_MEDIA_TYPE"
 	ReasonWebhookUnauthorized Reason = "WEBHOOK_UNAUTHENTICATED"
 	ReasonStoreUnavailable    Reason = "STORE_UNAVAILABLE"
@@ -70,6 +73,7 @@ const (
 // every other error takes the gateway's standard mapping of its code.
 var httpStatusByReason = map[Reason]int{
 	ReasonBodyTooLarge:     http.StatusRequestEntityTooLarge,
+	ReasonBodyTimeout:      http.StatusRequestTimeout,
 	ReasonUnsupportedMedia: http.StatusUnsupportedMediaType,
 	ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
 }
@@ -156,6 +160,16 @@ func errorCodeInterceptor(ctx context.Context, req any, _ *grpc.UnaryServerInfo,
 		err = safeStatus(toStatus(err))
 	}
 	return resp, err
+}
+
+// errorCodeStreamInterceptor is errorCodeInterceptor for streams: a stream's
+// error is a status too, and its message travels in a trailer, where an
+// unbounded echo of the request would break the connection itself.
+func errorCodeStreamInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return safeStatus(toStatus(err))
+	}
+	return nil
 }
 
 // reasonOf returns the ErrorInfo reason of a status, if it has one.

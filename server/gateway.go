@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ibmail/ibmail/apidocs"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/store"
 )
@@ -79,20 +80,29 @@ type rawBody struct {
 }
 
 // gateway is the REST face of the services: grpc-gateway over an in-process
-// gRPC connection (so every call passes the same interceptors as a gRPC
-// call), behind the webhook guard.
+// gRPC connection of its own, behind the guard that checks the caller's
+// token and bounds the body before anything reads it.
 type gateway struct {
-	mux          *runtime.ServeMux
-	store        store.Store
-	auth         WebhookAuthenticator
-	maxBodyBytes int64
-	log          *slog.Logger
-	// routes answers which methods a path takes, for 405's Allow header.
-	routes *routeProbe
+	mux    *runtime.ServeMux
+	store  store.Store
+	auth   WebhookAuthenticator
+	tokens *tokenAuth
+	routes restRoutes
+	// maxBodyBytes bounds the webhook's bodies, maxAPIBodyBytes those of
+	// every other route.
+	maxBodyBytes    int64
+	maxAPIBodyBytes int64
+	log             *slog.Logger
+	// routeProbe answers which methods a path takes, for 405's Allow header.
+	routeProbe *routeProbe
 }
 
-func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth WebhookAuthenticator, maxBodyBytes int64, log *slog.Logger) (*gateway, error) {
-	g := &gateway{store: st, auth: auth, maxBodyBytes: maxBodyBytes, log: log}
+func newGateway(ctx context.Context, conn *grpc.ClientConn, g *gateway) (*gateway, error) {
+	routes, err := parseRESTRoutes(apidocs.Description())
+	if err != nil {
+		return nil, err
+	}
+	g.routes = routes
 	g.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler),
 		runtime.WithErrorHandler(g.handleError),
@@ -100,7 +110,13 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth
 		// Profile ids are often email addresses; decode %40 and friends.
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllCharacters),
 		runtime.WithRoutingErrorHandler(g.handleRoutingError),
-		runtime.WithMiddlewares(g.paramsMiddleware),
+		// The fallback parses a form body to route a POST as a GET, before
+		// any handler (and so before the token check) runs; the API has
+		// no use for it.
+		runtime.WithDisablePathLengthFallback(),
+		// The token first: an unauthenticated caller learns nothing of
+		// the parameters' rules, and no body is read before it passes.
+		runtime.WithMiddlewares(g.guard, g.paramsMiddleware),
 	)
 	registers := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		ibmailv1.RegisterClassifierServiceHandler,
@@ -111,7 +127,7 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, st store.Store, auth
 		ibmailv1.RegisterSendServiceHandler,
 		ibmailv1.RegisterSuppressionServiceHandler,
 	}
-	g.routes = newRouteProbe(ctx, registers)
+	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {
 		if err := register(ctx, g.mux, conn); err != nil {
 			return nil, err
@@ -132,18 +148,147 @@ func webhookTokenMetadata(_ context.Context, r *http.Request) metadata.MD {
 	return nil
 }
 
-// ServeHTTP guards the webhook, then lets the gateway route the call.
+// ServeHTTP shuts the body until the call is authenticated, guards the
+// webhook, then lets the gateway route the call, which passes guard.
 func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body := &gatedBody{src: r.Body, w: w}
+	r.Body = body
+	r = r.WithContext(context.WithValue(r.Context(), gatedBodyKey{}, body))
 	if r.URL.Path == WebhookPath && r.Method == http.MethodPost {
-		g.serveWebhook(w, r)
+		g.serveWebhook(w, r, body)
 		return
 	}
 	g.mux.ServeHTTP(w, r)
 }
 
+// guard runs once the gateway has matched a route, before the route's
+// handler reads the body: it finds the route's RPC, makes the one token
+// check on the metadata the call would carry, and only then opens the body,
+// bounded by the RPC's limit. A refused call reads no byte of its body.
+func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+		var method string
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			method, _ = g.routes.method(r.Method, p)
+		}
+		if method == "" {
+			// A route the gateway serves but the description lacks: a
+			// build out of step; refuse rather than guess its role.
+			g.log.Error("REST route without an RPC in the route table", slog.String("method", r.Method), slog.String("path", r.URL.Path))
+			writeHTTPError(g.mux, w, r, apiError(codes.Internal, ReasonInternal, "internal error"))
+			return
+		}
+		ctx, err := runtime.AnnotateIncomingContext(r.Context(), g.mux, r, method)
+		if err == nil {
+			err = g.tokens.authenticate(ctx, method)
+			if err != nil {
+				observeRPC(ctx, g.log, method, status.Code(err), 0)
+			}
+		}
+		if err != nil {
+			writeHTTPError(g.mux, w, r, err)
+			return
+		}
+		body, _ := r.Context().Value(gatedBodyKey{}).(*gatedBody)
+		if body == nil {
+			writeHTTPError(g.mux, w, r, apiError(codes.Internal, ReasonInternal, "internal error"))
+			return
+		}
+		if err := body.open(g.bodyLimit(method), r.ContentLength); err != nil {
+			writeHTTPError(g.mux, w, r, err)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), gatewayAuthorizedKey{}, method)), pathParams)
+	}
+}
+
+// bodyLimit is the largest body method's route takes.
+func (g *gateway) bodyLimit(method string) int64 {
+	if method == ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName {
+		return g.maxBodyBytes
+	}
+	return g.maxAPIBodyBytes
+}
+
+// gatewayAuthorizedKey carries the RPC that guard authenticated a REST
+// call for, to the gateway connection's client interceptor.
+type gatewayAuthorizedKey struct{}
+
+// gatewayCallGuard is the gateway connection's client interceptor: a call
+// goes out only for the RPC guard authenticated, since the server does not
+// check the gateway's calls again. Anything else is a bug, refused.
+func gatewayCallGuard(log *slog.Logger) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if authorized, _ := ctx.Value(gatewayAuthorizedKey{}).(string); authorized != method {
+			log.Error("gateway call without its token check", slog.String("method", method), slog.String("checked", authorized))
+			return apiError(codes.Internal, ReasonInternal, "internal error")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// gatedBodyKey carries a request's gatedBody.
+type gatedBodyKey struct{}
+
+// errBodyShut is what reading a body before its call is authenticated
+// gives: nothing of it.
+var errBodyShut = apiError(codes.Internal, ReasonInternal, "internal error: the body was read before the call was authenticated")
+
+// gatedBody is a REST request's body: shut until open, then bounded by a
+// limit. It remembers why a read failed, so that the answer says so (413,
+// 408) rather than calling the body malformed.
+type gatedBody struct {
+	src    io.ReadCloser
+	w      http.ResponseWriter
+	r      io.Reader
+	limit  int64
+	failed error
+}
+
+// open lets the body be read, up to limit bytes; a declared length over
+// the limit is refused at once, without reading.
+func (b *gatedBody) open(limit, declared int64) error {
+	b.limit = limit
+	if declared > limit {
+		b.failed = &http.MaxBytesError{Limit: limit}
+		return b.failure()
+	}
+	b.r = http.MaxBytesReader(b.w, b.src, limit)
+	return nil
+}
+
+func (b *gatedBody) Read(p []byte) (int, error) {
+	if b.r == nil {
+		return 0, errBodyShut
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.failed == nil {
+		b.failed = err
+	}
+	return n, err
+}
+
+func (b *gatedBody) Close() error { return b.src.Close() }
+
+// failure is the error to answer when reading the body failed for a reason
+// of its own (too large, too slow), or nil.
+func (b *gatedBody) failure() error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case b.failed == nil:
+		return nil
+	case errors.As(b.failed, &tooLarge):
+		return apiError(codes.ResourceExhausted, ReasonBodyTooLarge,
+			"the body is larger than this call's limit of "+formatBytes(tooLarge.Limit))
+	case errors.Is(b.failed, errBodyTooSlow):
+		return errBodyTimeout
+	}
+	return nil
+}
+
 // serveWebhook answers what the gateway cannot express (401 before the body
 // is read, 415, 413) and keeps the raw body for the error handler.
-func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request) {
+func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request, gated *gatedBody) {
 	credential := oneWebhookCredential(r.Header.Values("Authorization"), r.URL.Query()["token"])
 	if _, err := authenticateWebhook(r.Context(), g.auth, credential); err != nil {
 		writeHTTPError(g.mux, w, r, toStatus(err))
@@ -158,12 +303,14 @@ func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.maxBodyBytes))
+	if err := gated.open(g.maxBodyBytes, r.ContentLength); err != nil {
+		writeHTTPError(g.mux, w, r, webhookTooLarge(err))
+		return
+	}
+	body, err := io.ReadAll(gated)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeHTTPError(g.mux, w, r, apiError(codes.ResourceExhausted, ReasonBodyTooLarge,
-				"the body is larger than the limit of "+formatBytes(g.maxBodyBytes)+"; send fewer reports per call"))
+		if failure := gated.failure(); failure != nil {
+			writeHTTPError(g.mux, w, r, webhookTooLarge(failure))
 			return
 		}
 		writeHTTPError(g.mux, w, r, apiError(codes.InvalidArgument, ReasonMalformedBody, "the body could not be read: "+err.Error()))
@@ -175,10 +322,24 @@ func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	g.mux.ServeHTTP(w, r)
 }
 
+// webhookTooLarge adds to a too-large answer what Infobip's users can do.
+func webhookTooLarge(err error) error {
+	if reasonOf(status.Convert(err)) != ReasonBodyTooLarge {
+		return err
+	}
+	return apiError(codes.ResourceExhausted, ReasonBodyTooLarge, status.Convert(err).Message()+"; send fewer reports per call")
+}
+
 // handleError is the gateway's one error writer: it maps each error to its
 // HTTP status (see httpStatusOf) and keeps webhook bodies that were refused
 // as malformed, so that nothing Infobip sent is lost.
 func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if body, ok := r.Context().Value(gatedBodyKey{}).(*gatedBody); ok {
+		if failure := body.failure(); failure != nil {
+			// The decoder saw a read error; say what it was.
+			err = failure
+		}
+	}
 	st := status.Convert(err)
 	raw, isWebhook := r.Context().Value(rawBodyKey{}).(*rawBody)
 	if st.Code() == codes.InvalidArgument && reasonOf(st) == "" {

@@ -55,6 +55,7 @@ var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.DeliveryReportService/IngestDeliveryReports": {request: `{"results":[` + reportJSON + `,` + controlJSON + `]}`},
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   {request: `{"pageSize":10,"outcome":"REPORT_OUTCOME_EVENT"}`},
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  {request: `{"pageSize":10}`},
+	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    {request: `{"rejectedPayloadId":"999999999"}`, want: 404},
 	"/ibmail.v1.ProfileService/ListProfileEvents":            {request: `{"profileId":"fx@example.com","pageSize":10,"eventNames":["newsletter.hardbounce"]}`},
 	"/ibmail.v1.ProfileService/SearchProfiles": {request: `{"eventNames":["newsletter.hardbounce"],"since":"2024-01-01T00:00:00Z",
 "until":"2025-01-01T00:00:00Z","pageSize":10}`},

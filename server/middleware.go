@@ -24,21 +24,26 @@ func logInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		elapsed := time.Since(start)
-		code := status.Code(err)
-		metrics.RPCs.WithLabelValues(info.FullMethod, code.String()).Inc()
-		metrics.RPCLatency.WithLabelValues(info.FullMethod).Observe(elapsed.Seconds())
-		level := slog.LevelDebug
-		if code != codes.OK {
-			level = slog.LevelInfo
-			if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
-				level = slog.LevelError
-			}
-		}
-		log.LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()),
-			slog.Duration("duration", elapsed))
+		observeRPC(ctx, log, info.FullMethod, status.Code(err), time.Since(start))
 		return resp, err
 	}
+}
+
+// observeRPC counts and logs one call: by logInterceptor for the calls that
+// reach a handler, and by the token checks for the calls they refuse before
+// the call is read (which no interceptor sees).
+func observeRPC(ctx context.Context, log *slog.Logger, method string, code codes.Code, elapsed time.Duration) {
+	metrics.RPCs.WithLabelValues(method, code.String()).Inc()
+	metrics.RPCLatency.WithLabelValues(method).Observe(elapsed.Seconds())
+	level := slog.LevelDebug
+	if code != codes.OK {
+		level = slog.LevelInfo
+		if code == codes.Internal || code == codes.Unavailable || code == codes.Unknown {
+			level = slog.LevelError
+		}
+	}
+	log.LogAttrs(ctx, level, "rpc", slog.String("method", method), slog.String("code", code.String()),
+		slog.Duration("duration", elapsed))
 }
 
 // recoverInterceptor turns a panic into an Internal error, logging the stack
@@ -115,6 +120,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines) through the recorder.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Flush keeps streaming responses working through the recorder.
 func (r *statusRecorder) Flush() {

@@ -37,7 +37,7 @@ func (g *gateway) handleRoutingError(ctx context.Context, mux *runtime.ServeMux,
 func (g *gateway) allowedMethods(r *http.Request) string {
 	out := ""
 	for _, method := range routingMethods {
-		if g.routes != nil && g.routes.matches(r.Context(), method, r) {
+		if g.routeProbe != nil && g.routeProbe.matches(r.Context(), method, r) {
 			if out != "" {
 				out += ", "
 			}

@@ -10,14 +10,18 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -64,6 +68,11 @@ type Options struct {
 	// TokenRate is the requests per second each token may make; 0 means
 	// DefaultTokenRate.
 	TokenRate float64
+	// MaxAPIBodyBytes bounds the bodies of every REST route but the
+	// webhook; 0 means DefaultMaxAPIBodyBytes.
+	MaxAPIBodyBytes int64
+	// Limits bound connections, headers and slow bodies on both listeners.
+	Limits TransportLimits
 }
 
 // Server holds the gRPC server, the gateway that calls it in-process and
@@ -73,6 +82,15 @@ type Server struct {
 	health   *health.Server
 	internal *bufconn.Listener
 	conn     *grpc.ClientConn
+	// gatewayLis and gatewayConn carry the gateway's calls, which it
+	// authenticated itself (see fromGateway).
+	gatewayLis  gatewayListener
+	gatewayConn *grpc.ClientConn
+	limits      TransportLimits
+	// draining is set once shutdown began: /healthz then answers 503.
+	draining atomic.Bool
+	closed   chan struct{}
+	closeMu  sync.Once
 	http     http.Handler
 	log      *slog.Logger
 	probe    *storeProbe
@@ -91,23 +109,37 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	maxMsg := int(opts.MaxBodyBytes) * 2 // the binary form of a JSON body is smaller; leave room anyway
-	// Auth runs after logging, so that refused calls are logged (by method
-	// and code, never metadata), and before everything that does work.
-	authUnary, authStream, internalToken := newTokenAuth(opts.Tokens, opts.TokenRate)
+	if opts.MaxAPIBodyBytes <= 0 {
+		opts.MaxAPIBodyBytes = DefaultMaxAPIBodyBytes
+	}
+	opts.Limits = opts.Limits.withDefaults()
+	// A call's binary form is smaller than its JSON, so the largest body
+	// REST admits fits; gRPC callers get no more.
+	maxMsg := int(max(opts.MaxBodyBytes, opts.MaxAPIBodyBytes))
+	// The token check runs as a call's headers arrive (InTapHandle), before
+	// its message is read; it logs and counts what it refuses.
+	auth, internalToken := newTokenAuth(opts.Tokens, opts.TokenRate, opts.Logger)
 	s := &Server{
 		grpc: grpc.NewServer(
 			// Tracing follows the global OpenTelemetry provider: a no-op
 			// unless tracing.Setup configured an exporter.
 			grpc.StatsHandler(otelgrpc.NewServerHandler()),
 			grpc.MaxRecvMsgSize(maxMsg),
-			grpc.ChainUnaryInterceptor(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), authUnary, errorCodeInterceptor),
-			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), authStream),
+			grpc.InTapHandle(auth.tap),
+			grpc.MaxConcurrentStreams(opts.Limits.GRPCMaxConcurrentStreams),
+			grpc.ConnectionTimeout(opts.Limits.ReadHeaderTimeout),
+			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: opts.Limits.IdleTimeout, Time: time.Minute, Timeout: 20 * time.Second}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+			grpc.ChainUnaryInterceptor(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), errorCodeInterceptor),
+			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), errorCodeStreamInterceptor),
 		),
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
+		gatewayLis:    gatewayListener{bufconn.Listen(1 << 20)},
+		limits:        opts.Limits,
 		log:           opts.Logger,
 		probe:         &storeProbe{store: opts.Store, log: opts.Logger, verifyKey: opts.Vault.Verify},
+		closed:        make(chan struct{}),
 		internalToken: internalToken,
 	}
 	if opts.Vault.boundStore() == nil {
@@ -131,7 +163,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	ibmailv1.RegisterEventServiceServer(s.grpc, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	go s.grpc.Serve(s.internal) //nolint:errcheck // ends with Stop, reported by Serve of the public listener
+	go s.grpc.Serve(s.internal)   //nolint:errcheck // ends with Stop, reported by Serve of the public listener
+	go s.grpc.Serve(s.gatewayLis) //nolint:errcheck // likewise
 
 	conn, err := grpc.NewClient("passthrough:///ibmail-internal",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.internal.DialContext(ctx) }),
@@ -144,7 +177,20 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: in-process connection: %w", err)
 	}
 	s.conn = conn
-	gw, err := newGateway(ctx, conn, opts.Store, webhookAuth, opts.MaxBodyBytes, opts.Logger)
+	gwConn, err := grpc.NewClient("passthrough:///ibmail-gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithUnaryInterceptor(gatewayCallGuard(opts.Logger)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMsg), grpc.MaxCallRecvMsgSize(maxMsg)),
+	)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("server: gateway connection: %w", err)
+	}
+	s.gatewayConn = gwConn
+	gw, err := newGateway(ctx, gwConn, &gateway{store: opts.Store, auth: webhookAuth, tokens: auth,
+		maxBodyBytes: opts.MaxBodyBytes, maxAPIBodyBytes: opts.MaxAPIBodyBytes, log: opts.Logger})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("server: gateway: %w", err)
@@ -155,8 +201,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
-	s.http = otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) }))
+	s.http = bodyDeadlines(opts.Limits, otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })))
+	go s.followStore(ctx)
 	return s, nil
 }
 
@@ -174,17 +221,27 @@ func (s *Server) Handler() http.Handler { return s.http }
 // Serve serves gRPC on grpcLis and REST on httpLis until ctx ends, then
 // shuts down gracefully: requests in flight finish within grace.
 func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener, grace time.Duration) error {
-	httpSrv := &http.Server{Handler: s.http, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	// Bodies are bounded by bodyDeadlines, not by ReadTimeout, which would
+	// give a large webhook body no more time than a small one.
+	httpSrv := &http.Server{
+		Handler:           s.http,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	grpcLis = netutil.LimitListener(grpcLis, s.limits.MaxConnections)
+	httpLis = netutil.LimitListener(httpLis, s.limits.MaxConnections)
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(grpcLis) }()
 	go func() { errc <- httpSrv.Serve(httpLis) }()
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.draining.Store(true)
 	s.health.Shutdown()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -206,15 +263,63 @@ func (s *Server) Serve(ctx context.Context, grpcLis, httpLis net.Listener, grace
 
 // Close stops the server at once and releases the in-process connection.
 func (s *Server) Close() {
+	s.closeMu.Do(func() { close(s.closed) })
+	s.draining.Store(true)
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	if s.gatewayConn != nil {
+		s.gatewayConn.Close()
 	}
 	s.grpc.Stop()
 }
 
+// followStore keeps the gRPC health of the server ("") and of each
+// ibmail.v1 service it serves at SERVING while the store answers and
+// NOT_SERVING while it does not, as /readyz says: gRPC load balancers and
+// probes then steer calls away from a replica that cannot do them. The
+// names are read from the services registered, so a new one is covered.
+func (s *Server) followStore(ctx context.Context) {
+	names := []string{""}
+	for name := range s.grpc.GetServiceInfo() {
+		if strings.HasPrefix(name, "ibmail.v1.") {
+			names = append(names, name)
+		}
+	}
+	tick := time.NewTicker(probeInterval)
+	defer tick.Stop()
+	// Every name starts SERVING, as the health server does for ""; the
+	// first probe is a tick later.
+	last := healthpb.HealthCheckResponse_SERVING
+	for _, n := range names {
+		s.health.SetServingStatus(n, last)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.closed:
+			return
+		case <-tick.C:
+		}
+		st := healthpb.HealthCheckResponse_SERVING
+		if err := s.probe.Ping(ctx); err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		if st != last {
+			// After Shutdown, the health server ignores these.
+			for _, n := range names {
+				s.health.SetServingStatus(n, st)
+			}
+			last = st
+		}
+	}
+}
+
+// serveHealthz is liveness: 200 until shutdown begins, through store
+// outages (which gRPC health and /readyz report).
 func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
-	resp, err := s.health.Check(r.Context(), &healthpb.HealthCheckRequest{})
-	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+	if s.draining.Load() {
 		http.Error(w, "not serving", http.StatusServiceUnavailable)
 		return
 	}

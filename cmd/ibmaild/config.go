@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ibmail/ibmail/cmd/internal/envflag"
+	"github.com/ibmail/ibmail/server"
 )
 
 // config is what the flags and their IBMAIL_ environment variables set.
@@ -43,6 +44,8 @@ type config struct {
 	otlpEndpoint              string
 	tlsKey                    string
 	tokenRate                 float64
+	maxAPIBodyBytes           int64
+	limits                    server.TransportLimits
 }
 
 // The bounds of --max-body-bytes: below a kilobyte no real report body

@@ -48,6 +48,13 @@ func main() {
 	s.String(&cfg.tlsCert, "tls-cert", "IBMAIL_TLS_CERT", "", "PEM certificate (chain) for TLS on both listeners; with --tls-key", envflag.Path)
 	s.String(&cfg.tlsKey, "tls-key", "IBMAIL_TLS_KEY", "", "PEM private key for --tls-cert", envflag.Path)
 	s.String(&cfg.otlpEndpoint, "otlp-endpoint", "IBMAIL_OTLP_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/gRPC collector URL (such as http://127.0.0.1:4317) for OpenTelemetry traces of gRPC, REST and Infobip calls; empty: tracing off (or env OTEL_EXPORTER_OTLP_ENDPOINT)", envflag.BaseURL("http", "https"))
+	// Transport limits (see server.TransportLimits).
+	s.Int64(&cfg.maxAPIBodyBytes, "max-api-body-bytes", "IBMAIL_MAX_API_BODY_BYTES", server.DefaultMaxAPIBodyBytes, "largest body of a REST call other than the webhook, such as a send of 100,000 recipients, 1024 to 1073741824; gRPC messages are bounded by the larger of this and --max-body-bytes", envflag.Between[int64](minBodyBytes, maxBodyBytes))
+	s.Duration(&cfg.limits.ReadHeaderTimeout, "read-header-timeout", "IBMAIL_READ_HEADER_TIMEOUT", server.DefaultReadHeaderTimeout, "longest wait for a request's headers, and for the first bytes of its body, 100ms to 10m", envflag.Between(100*time.Millisecond, 10*time.Minute))
+	s.Int64(&cfg.limits.BodyMinRate, "body-min-rate", "IBMAIL_BODY_MIN_RATE", server.DefaultBodyMinRate, "slowest rate in bytes per second at which a request body must keep arriving, 1 to 1073741824; slower clients are cut off with 408", envflag.Between[int64](1, 1<<30))
+	s.Duration(&cfg.limits.BodyTimeout, "body-timeout", "IBMAIL_BODY_TIMEOUT", server.DefaultBodyTimeout, "longest any request body may take, 1s to 1h", envflag.Between(time.Second, time.Hour))
+	s.Duration(&cfg.limits.IdleTimeout, "idle-timeout", "IBMAIL_IDLE_TIMEOUT", server.DefaultIdleTimeout, "close REST keep-alive connections and gRPC connections without calls idle this long, 1s to 24h", envflag.Between(time.Second, 24*time.Hour))
+	s.Int(&cfg.limits.MaxConnections, "max-connections", "IBMAIL_MAX_CONNECTIONS", server.DefaultMaxConnections, "most open connections on each listener, 1 to 1000000; more wait until one closes", envflag.Between(1, 1_000_000))
 	err := s.Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return

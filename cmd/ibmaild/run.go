@@ -147,19 +147,21 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer evs.close()
 	srv, err := server.New(ctx, server.Options{
-		Store:          st,
-		Engine:         engine,
-		WebhookSecret:  cfg.webhookSecret,
-		Vault:          vault,
-		BaseURLs:       server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},
-		PublicURL:      publicURL,
-		Tester:         server.InfobipTester{HTTPClient: httpClient},
-		WakeDispatcher: dispatcher.Wake,
-		Logger:         log,
-		EventsChanged:  evs.seq.Changed,
-		MaxBodyBytes:   cfg.maxBodyBytes,
-		Tokens:         tokens,
-		TokenRate:      cfg.tokenRate,
+		Store:           st,
+		Engine:          engine,
+		WebhookSecret:   cfg.webhookSecret,
+		Vault:           vault,
+		BaseURLs:        server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},
+		PublicURL:       publicURL,
+		Tester:          server.InfobipTester{HTTPClient: httpClient},
+		WakeDispatcher:  dispatcher.Wake,
+		Logger:          log,
+		EventsChanged:   evs.seq.Changed,
+		MaxBodyBytes:    cfg.maxBodyBytes,
+		Tokens:          tokens,
+		TokenRate:       cfg.tokenRate,
+		MaxAPIBodyBytes: cfg.maxAPIBodyBytes,
+		Limits:          cfg.limits,
 	})
 	if err != nil {
 		return err

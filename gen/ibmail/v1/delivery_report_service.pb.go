@@ -512,7 +512,9 @@ func (x *ListRejectedPayloadsRequest) GetPageToken() string {
 // ListRejectedPayloadsResponse is a page of rejected payloads.
 type ListRejectedPayloadsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The rejected payloads, newest first.
+	// The rejected payloads, newest first. A page also ends early once its
+	// bodies add up to 1 MiB, so that any page fits a client's default
+	// message size; the token then goes on after the last one.
 	Payloads []*RejectedPayload `protobuf:"bytes,1,rep,name=payloads,proto3" json:"payloads,omitempty"`
 	// The token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
@@ -564,6 +566,100 @@ func (x *ListRejectedPayloadsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetRejectedPayloadRequest names one rejected payload.
+type GetRejectedPayloadRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The payload's id, as a listing gives it.
+	RejectedPayloadId string `protobuf:"bytes,1,opt,name=rejected_payload_id,json=rejectedPayloadId,proto3" json:"rejected_payload_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetRejectedPayloadRequest) Reset() {
+	*x = GetRejectedPayloadRequest{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRejectedPayloadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRejectedPayloadRequest) ProtoMessage() {}
+
+func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRejectedPayloadRequest.ProtoReflect.Descriptor instead.
+func (*GetRejectedPayloadRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetRejectedPayloadRequest) GetRejectedPayloadId() string {
+	if x != nil {
+		return x.RejectedPayloadId
+	}
+	return ""
+}
+
+// GetRejectedPayloadResponse is one rejected payload, body whole.
+type GetRejectedPayloadResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The payload; its body is never truncated here. A body can be as large
+	// as the webhook's --max-body-bytes: a gRPC client raises its receive
+	// limit for this call accordingly.
+	Payload       *RejectedPayload `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRejectedPayloadResponse) Reset() {
+	*x = GetRejectedPayloadResponse{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRejectedPayloadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRejectedPayloadResponse) ProtoMessage() {}
+
+func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRejectedPayloadResponse.ProtoReflect.Descriptor instead.
+func (*GetRejectedPayloadResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetRejectedPayloadResponse) GetPayload() *RejectedPayload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 // RejectedPayload is a webhook body, or one report of it, that was refused.
 type RejectedPayload struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -576,15 +672,21 @@ type RejectedPayload struct {
 	// Why it was refused.
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The payload exactly as it arrived (for a whole body) or as JSON (for one
-	// report of a body).
-	Body          []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	// report of a body). In a listing, only its first 64 KiB when
+	// body_truncated is set.
+	Body []byte `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	// The size of the whole payload in bytes.
+	BodyBytes int64 `protobuf:"varint,6,opt,name=body_bytes,json=bodyBytes,proto3" json:"body_bytes,omitempty"`
+	// Whether body holds only the start of the payload; GetRejectedPayload
+	// returns all of it.
+	BodyTruncated bool `protobuf:"varint,7,opt,name=body_truncated,json=bodyTruncated,proto3" json:"body_truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RejectedPayload) Reset() {
 	*x = RejectedPayload{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +698,7 @@ func (x *RejectedPayload) String() string {
 func (*RejectedPayload) ProtoMessage() {}
 
 func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +711,7 @@ func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedPayload.ProtoReflect.Descriptor instead.
 func (*RejectedPayload) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RejectedPayload) GetId() string {
@@ -645,6 +747,20 @@ func (x *RejectedPayload) GetBody() []byte {
 		return x.Body
 	}
 	return nil
+}
+
+func (x *RejectedPayload) GetBodyBytes() int64 {
+	if x != nil {
+		return x.BodyBytes
+	}
+	return 0
+}
+
+func (x *RejectedPayload) GetBodyTruncated() bool {
+	if x != nil {
+		return x.BodyTruncated
+	}
+	return false
 }
 
 var File_ibmail_v1_delivery_report_service_proto protoreflect.FileDescriptor
@@ -691,17 +807,25 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"~\n" +
 	"\x1cListRejectedPayloadsResponse\x126\n" +
 	"\bpayloads\x18\x01 \x03(\v2\x1a.ibmail.v1.RejectedPayloadR\bpayloads\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaf\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"K\n" +
+	"\x19GetRejectedPayloadRequest\x12.\n" +
+	"\x13rejected_payload_id\x18\x01 \x01(\tR\x11rejectedPayloadId\"R\n" +
+	"\x1aGetRejectedPayloadResponse\x124\n" +
+	"\apayload\x18\x01 \x01(\v2\x1a.ibmail.v1.RejectedPayloadR\apayload\"\xf5\x01\n" +
 	"\x0fRejectedPayload\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12=\n" +
 	"\freceive_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12!\n" +
 	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04body\x18\x05 \x01(\fR\x04body2\xd2\x02\n" +
+	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
+	"\n" +
+	"body_bytes\x18\x06 \x01(\x03R\tbodyBytes\x12%\n" +
+	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xb5\x03\n" +
 	"\x15DeliveryReportService\x12j\n" +
 	"\x15IngestDeliveryReports\x12'.ibmail.v1.IngestDeliveryReportsRequest\x1a(.ibmail.v1.IngestDeliveryReportsResponse\x12d\n" +
 	"\x13ListDeliveryReports\x12%.ibmail.v1.ListDeliveryReportsRequest\x1a&.ibmail.v1.ListDeliveryReportsResponse\x12g\n" +
-	"\x14ListRejectedPayloads\x12&.ibmail.v1.ListRejectedPayloadsRequest\x1a'.ibmail.v1.ListRejectedPayloadsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x14ListRejectedPayloads\x12&.ibmail.v1.ListRejectedPayloadsRequest\x1a'.ibmail.v1.ListRejectedPayloadsResponse\x12a\n" +
+	"\x12GetRejectedPayload\x12$.ibmail.v1.GetRejectedPayloadRequest\x1a%.ibmail.v1.GetRejectedPayloadResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_delivery_report_service_proto_rawDescOnce sync.Once
@@ -715,7 +839,7 @@ func file_ibmail_v1_delivery_report_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_delivery_report_service_proto_rawDescData
 }
 
-var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
 	(*IngestDeliveryReportsRequest)(nil),  // 0: ibmail.v1.IngestDeliveryReportsRequest
 	(*IngestDeliveryReportsResponse)(nil), // 1: ibmail.v1.IngestDeliveryReportsResponse
@@ -725,35 +849,40 @@ var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
 	(*StoredDeliveryReport)(nil),          // 5: ibmail.v1.StoredDeliveryReport
 	(*ListRejectedPayloadsRequest)(nil),   // 6: ibmail.v1.ListRejectedPayloadsRequest
 	(*ListRejectedPayloadsResponse)(nil),  // 7: ibmail.v1.ListRejectedPayloadsResponse
-	(*RejectedPayload)(nil),               // 8: ibmail.v1.RejectedPayload
-	(*DeliveryReport)(nil),                // 9: ibmail.v1.DeliveryReport
-	(*UndecodableItem)(nil),               // 10: ibmail.v1.UndecodableItem
-	(ReportOutcome)(0),                    // 11: ibmail.v1.ReportOutcome
-	(*Classification)(nil),                // 12: ibmail.v1.Classification
-	(*timestamppb.Timestamp)(nil),         // 13: google.protobuf.Timestamp
+	(*GetRejectedPayloadRequest)(nil),     // 8: ibmail.v1.GetRejectedPayloadRequest
+	(*GetRejectedPayloadResponse)(nil),    // 9: ibmail.v1.GetRejectedPayloadResponse
+	(*RejectedPayload)(nil),               // 10: ibmail.v1.RejectedPayload
+	(*DeliveryReport)(nil),                // 11: ibmail.v1.DeliveryReport
+	(*UndecodableItem)(nil),               // 12: ibmail.v1.UndecodableItem
+	(ReportOutcome)(0),                    // 13: ibmail.v1.ReportOutcome
+	(*Classification)(nil),                // 14: ibmail.v1.Classification
+	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
 }
 var file_ibmail_v1_delivery_report_service_proto_depIdxs = []int32{
-	9,  // 0: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
-	10, // 1: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
+	11, // 0: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
+	12, // 1: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
 	2,  // 2: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	11, // 3: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	13, // 3: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
 	5,  // 4: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
-	9,  // 5: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
-	12, // 6: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
-	13, // 7: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
-	13, // 9: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
-	0,  // 10: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
-	3,  // 11: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
-	6,  // 12: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
-	1,  // 13: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
-	4,  // 14: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
-	7,  // 15: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 5: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
+	14, // 6: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
+	15, // 7: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
+	10, // 8: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
+	10, // 9: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
+	15, // 10: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
+	0,  // 11: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
+	3,  // 12: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
+	6,  // 13: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
+	8,  // 14: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
+	1,  // 15: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
+	4,  // 16: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
+	7,  // 17: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
+	9,  // 18: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_delivery_report_service_proto_init() }
@@ -768,7 +897,7 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_delivery_report_service_proto_rawDesc), len(file_ibmail_v1_delivery_report_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -132,6 +132,45 @@ func local_request_DeliveryReportService_ListRejectedPayloads_0(ctx context.Cont
 	return msg, metadata, err
 }
 
+func request_DeliveryReportService_GetRejectedPayload_0(ctx context.Context, marshaler runtime.Marshaler, client DeliveryReportServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRejectedPayloadRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["rejected_payload_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "rejected_payload_id")
+	}
+	protoReq.RejectedPayloadId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "rejected_payload_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetRejectedPayload(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_DeliveryReportService_GetRejectedPayload_0(ctx context.Context, marshaler runtime.Marshaler, server DeliveryReportServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetRejectedPayloadRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["rejected_payload_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "rejected_payload_id")
+	}
+	protoReq.RejectedPayloadId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "rejected_payload_id", err)
+	}
+	msg, err := server.GetRejectedPayload(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterDeliveryReportServiceHandlerServer registers the http handlers for service DeliveryReportService to "mux".
 // UnaryRPC     :call DeliveryReportServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -197,6 +236,26 @@ func RegisterDeliveryReportServiceHandlerServer(ctx context.Context, mux *runtim
 			return
 		}
 		forward_DeliveryReportService_ListRejectedPayloads_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_DeliveryReportService_GetRejectedPayload_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ibmail.v1.DeliveryReportService/GetRejectedPayload", runtime.WithHTTPPathPattern("/v1/rejectedPayloads/{rejected_payload_id}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_DeliveryReportService_GetRejectedPayload_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DeliveryReportService_GetRejectedPayload_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -289,6 +348,23 @@ func RegisterDeliveryReportServiceHandlerClient(ctx context.Context, mux *runtim
 		}
 		forward_DeliveryReportService_ListRejectedPayloads_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_DeliveryReportService_GetRejectedPayload_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ibmail.v1.DeliveryReportService/GetRejectedPayload", runtime.WithHTTPPathPattern("/v1/rejectedPayloads/{rejected_payload_id}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_DeliveryReportService_GetRejectedPayload_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DeliveryReportService_GetRejectedPayload_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -296,10 +372,12 @@ var (
 	pattern_DeliveryReportService_IngestDeliveryReports_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "webhooks", "infobip", "delivery-reports"}, ""))
 	pattern_DeliveryReportService_ListDeliveryReports_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "deliveryReports"}, ""))
 	pattern_DeliveryReportService_ListRejectedPayloads_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "rejectedPayloads"}, ""))
+	pattern_DeliveryReportService_GetRejectedPayload_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "rejectedPayloads", "rejected_payload_id"}, ""))
 )
 
 var (
 	forward_DeliveryReportService_IngestDeliveryReports_0 = runtime.ForwardResponseMessage
 	forward_DeliveryReportService_ListDeliveryReports_0   = runtime.ForwardResponseMessage
 	forward_DeliveryReportService_ListRejectedPayloads_0  = runtime.ForwardResponseMessage
+	forward_DeliveryReportService_GetRejectedPayload_0    = runtime.ForwardResponseMessage
 )

@@ -22,6 +22,7 @@ const (
 	DeliveryReportService_IngestDeliveryReports_FullMethodName = "/ibmail.v1.DeliveryReportService/IngestDeliveryReports"
 	DeliveryReportService_ListDeliveryReports_FullMethodName   = "/ibmail.v1.DeliveryReportService/ListDeliveryReports"
 	DeliveryReportService_ListRejectedPayloads_FullMethodName  = "/ibmail.v1.DeliveryReportService/ListRejectedPayloads"
+	DeliveryReportService_GetRejectedPayload_FullMethodName    = "/ibmail.v1.DeliveryReportService/GetRejectedPayload"
 )
 
 // DeliveryReportServiceClient is the client API for DeliveryReportService service.
@@ -45,6 +46,9 @@ type DeliveryReportServiceClient interface {
 	// ListRejectedPayloads lists the webhook bodies and reports that were
 	// refused as malformed, newest first, kept so that nothing is lost.
 	ListRejectedPayloads(ctx context.Context, in *ListRejectedPayloadsRequest, opts ...grpc.CallOption) (*ListRejectedPayloadsResponse, error)
+	// GetRejectedPayload returns one rejected payload with its whole body,
+	// which a listing shortens (see RejectedPayload.body_truncated).
+	GetRejectedPayload(ctx context.Context, in *GetRejectedPayloadRequest, opts ...grpc.CallOption) (*GetRejectedPayloadResponse, error)
 }
 
 type deliveryReportServiceClient struct {
@@ -85,6 +89,16 @@ func (c *deliveryReportServiceClient) ListRejectedPayloads(ctx context.Context, 
 	return out, nil
 }
 
+func (c *deliveryReportServiceClient) GetRejectedPayload(ctx context.Context, in *GetRejectedPayloadRequest, opts ...grpc.CallOption) (*GetRejectedPayloadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRejectedPayloadResponse)
+	err := c.cc.Invoke(ctx, DeliveryReportService_GetRejectedPayload_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryReportServiceServer is the server API for DeliveryReportService service.
 // All implementations must embed UnimplementedDeliveryReportServiceServer
 // for forward compatibility.
@@ -106,6 +120,9 @@ type DeliveryReportServiceServer interface {
 	// ListRejectedPayloads lists the webhook bodies and reports that were
 	// refused as malformed, newest first, kept so that nothing is lost.
 	ListRejectedPayloads(context.Context, *ListRejectedPayloadsRequest) (*ListRejectedPayloadsResponse, error)
+	// GetRejectedPayload returns one rejected payload with its whole body,
+	// which a listing shortens (see RejectedPayload.body_truncated).
+	GetRejectedPayload(context.Context, *GetRejectedPayloadRequest) (*GetRejectedPayloadResponse, error)
 	mustEmbedUnimplementedDeliveryReportServiceServer()
 }
 
@@ -124,6 +141,9 @@ func (UnimplementedDeliveryReportServiceServer) ListDeliveryReports(context.Cont
 }
 func (UnimplementedDeliveryReportServiceServer) ListRejectedPayloads(context.Context, *ListRejectedPayloadsRequest) (*ListRejectedPayloadsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRejectedPayloads not implemented")
+}
+func (UnimplementedDeliveryReportServiceServer) GetRejectedPayload(context.Context, *GetRejectedPayloadRequest) (*GetRejectedPayloadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRejectedPayload not implemented")
 }
 func (UnimplementedDeliveryReportServiceServer) mustEmbedUnimplementedDeliveryReportServiceServer() {}
 func (UnimplementedDeliveryReportServiceServer) testEmbeddedByValue()                               {}
@@ -200,6 +220,24 @@ func _DeliveryReportService_ListRejectedPayloads_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryReportService_GetRejectedPayload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRejectedPayloadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryReportServiceServer).GetRejectedPayload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryReportService_GetRejectedPayload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryReportServiceServer).GetRejectedPayload(ctx, req.(*GetRejectedPayloadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryReportService_ServiceDesc is the grpc.ServiceDesc for DeliveryReportService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -218,6 +256,10 @@ var DeliveryReportService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListRejectedPayloads",
 			Handler:    _DeliveryReportService_ListRejectedPayloads_Handler,
+		},
+		{
+			MethodName: "GetRejectedPayload",
+			Handler:    _DeliveryReportService_GetRejectedPayload_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/delivery_report_service.proto.
  */
 export const file_ibmail_v1_delivery_report_service: GenFile = /*@__PURE__*/
-  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjcKE3VuZGVjb2RhYmxlX3Jlc3VsdHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQiUgoOUmVqZWN0ZWRSZXBvcnQSDQoFaW5kZXgYASABKAUSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZmllbGQYBCABKAkibgoaTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZERlbGl2ZXJ5UmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkRGVsaXZlcnlSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIkQKG0xpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJlChxMaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEiwKCHBheWxvYWRzGAEgAygLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkigwEKD1JlamVjdGVkUGF5bG9hZBIKCgJpZBgBIAEoCRIwCgxyZWNlaXZlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSDAoEYm9keRgFIAEoDDLSAgoVRGVsaXZlcnlSZXBvcnRTZXJ2aWNlEmoKFUluZ2VzdERlbGl2ZXJ5UmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3REZWxpdmVyeVJlcG9ydHMSJS5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmcKFExpc3RSZWplY3RlZFBheWxvYWRzEiYuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBonLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
+  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjcKE3VuZGVjb2RhYmxlX3Jlc3VsdHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQiUgoOUmVqZWN0ZWRSZXBvcnQSDQoFaW5kZXgYASABKAUSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZmllbGQYBCABKAkibgoaTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZERlbGl2ZXJ5UmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkRGVsaXZlcnlSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIkQKG0xpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJlChxMaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEiwKCHBheWxvYWRzGAEgAygLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoZR2V0UmVqZWN0ZWRQYXlsb2FkUmVxdWVzdBIbChNyZWplY3RlZF9wYXlsb2FkX2lkGAEgASgJIkkKGkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlEisKB3BheWxvYWQYASABKAsyGi5pYm1haWwudjEuUmVqZWN0ZWRQYXlsb2FkIq8BCg9SZWplY3RlZFBheWxvYWQSCgoCaWQYASABKAkSMAoMcmVjZWl2ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjb250ZW50X3R5cGUYAyABKAkSDgoGcmVhc29uGAQgASgJEgwKBGJvZHkYBSABKAwSEgoKYm9keV9ieXRlcxgGIAEoAxIWCg5ib2R5X3RydW5jYXRlZBgHIAEoCDK1AwoVRGVsaXZlcnlSZXBvcnRTZXJ2aWNlEmoKFUluZ2VzdERlbGl2ZXJ5UmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3REZWxpdmVyeVJlcG9ydHMSJS5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmcKFExpc3RSZWplY3RlZFBheWxvYWRzEiYuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBonLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEmEKEkdldFJlamVjdGVkUGF5bG9hZBIkLmlibWFpbC52MS5HZXRSZWplY3RlZFBheWxvYWRSZXF1ZXN0GiUuaWJtYWlsLnYxLkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
 
 /**
  * IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
@@ -301,7 +301,9 @@ export const ListRejectedPayloadsRequestSchema: GenMessage<ListRejectedPayloadsR
  */
 export type ListRejectedPayloadsResponse = Message<"ibmail.v1.ListRejectedPayloadsResponse"> & {
   /**
-   * The rejected payloads, newest first.
+   * The rejected payloads, newest first. A page also ends early once its
+   * bodies add up to 1 MiB, so that any page fits a client's default
+   * message size; the token then goes on after the last one.
    *
    * @generated from field: repeated ibmail.v1.RejectedPayload payloads = 1;
    */
@@ -321,6 +323,50 @@ export type ListRejectedPayloadsResponse = Message<"ibmail.v1.ListRejectedPayloa
  */
 export const ListRejectedPayloadsResponseSchema: GenMessage<ListRejectedPayloadsResponse> = /*@__PURE__*/
   messageDesc(file_ibmail_v1_delivery_report_service, 7);
+
+/**
+ * GetRejectedPayloadRequest names one rejected payload.
+ *
+ * @generated from message ibmail.v1.GetRejectedPayloadRequest
+ */
+export type GetRejectedPayloadRequest = Message<"ibmail.v1.GetRejectedPayloadRequest"> & {
+  /**
+   * The payload's id, as a listing gives it.
+   *
+   * @generated from field: string rejected_payload_id = 1;
+   */
+  rejectedPayloadId: string;
+};
+
+/**
+ * Describes the message ibmail.v1.GetRejectedPayloadRequest.
+ * Use `create(GetRejectedPayloadRequestSchema)` to create a new message.
+ */
+export const GetRejectedPayloadRequestSchema: GenMessage<GetRejectedPayloadRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 8);
+
+/**
+ * GetRejectedPayloadResponse is one rejected payload, body whole.
+ *
+ * @generated from message ibmail.v1.GetRejectedPayloadResponse
+ */
+export type GetRejectedPayloadResponse = Message<"ibmail.v1.GetRejectedPayloadResponse"> & {
+  /**
+   * The payload; its body is never truncated here. A body can be as large
+   * as the webhook's --max-body-bytes: a gRPC client raises its receive
+   * limit for this call accordingly.
+   *
+   * @generated from field: ibmail.v1.RejectedPayload payload = 1;
+   */
+  payload?: RejectedPayload | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.GetRejectedPayloadResponse.
+ * Use `create(GetRejectedPayloadResponseSchema)` to create a new message.
+ */
+export const GetRejectedPayloadResponseSchema: GenMessage<GetRejectedPayloadResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 9);
 
 /**
  * RejectedPayload is a webhook body, or one report of it, that was refused.
@@ -358,11 +404,27 @@ export type RejectedPayload = Message<"ibmail.v1.RejectedPayload"> & {
 
   /**
    * The payload exactly as it arrived (for a whole body) or as JSON (for one
-   * report of a body).
+   * report of a body). In a listing, only its first 64 KiB when
+   * body_truncated is set.
    *
    * @generated from field: bytes body = 5;
    */
   body: Uint8Array;
+
+  /**
+   * The size of the whole payload in bytes.
+   *
+   * @generated from field: int64 body_bytes = 6;
+   */
+  bodyBytes: bigint;
+
+  /**
+   * Whether body holds only the start of the payload; GetRejectedPayload
+   * returns all of it.
+   *
+   * @generated from field: bool body_truncated = 7;
+   */
+  bodyTruncated: boolean;
 };
 
 /**
@@ -370,7 +432,7 @@ export type RejectedPayload = Message<"ibmail.v1.RejectedPayload"> & {
  * Use `create(RejectedPayloadSchema)` to create a new message.
  */
 export const RejectedPayloadSchema: GenMessage<RejectedPayload> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 8);
+  messageDesc(file_ibmail_v1_delivery_report_service, 10);
 
 /**
  * DeliveryReportService takes in Infobip's delivery reports, stores them and
@@ -416,6 +478,17 @@ export const DeliveryReportService: GenService<{
     methodKind: "unary";
     input: typeof ListRejectedPayloadsRequestSchema;
     output: typeof ListRejectedPayloadsResponseSchema;
+  },
+  /**
+   * GetRejectedPayload returns one rejected payload with its whole body,
+   * which a listing shortens (see RejectedPayload.body_truncated).
+   *
+   * @generated from rpc ibmail.v1.DeliveryReportService.GetRejectedPayload
+   */
+  getRejectedPayload: {
+    methodKind: "unary";
+    input: typeof GetRejectedPayloadRequestSchema;
+    output: typeof GetRejectedPayloadResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_delivery_report_service, 0);
