@@ -232,8 +232,11 @@ type CreateSendRequest struct {
 	// A campaign id, passed to Infobip as `campaignReferenceId` and echoed in
 	// its reports.
 	CampaignId string `protobuf:"bytes,10,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
-	// A key that makes the request safe to retry: the same key gives the
-	// same send, and nothing is sent twice.
+	// A key that makes the request safe to retry (AIP-155), scoped to the
+	// sender account: the same key with the same request gives the same send,
+	// and nothing is sent twice; the same key with a different request is
+	// refused with ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED, whose
+	// metadata `send` names the send that holds the key.
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Send also to suppressed addresses (after a hard bounce or a spam
 	// complaint). Use with care: it hurts the sender's reputation.

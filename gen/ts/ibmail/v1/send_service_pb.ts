@@ -130,8 +130,11 @@ export type CreateSendRequest = Message<"ibmail.v1.CreateSendRequest"> & {
   campaignId: string;
 
   /**
-   * A key that makes the request safe to retry: the same key gives the
-   * same send, and nothing is sent twice.
+   * A key that makes the request safe to retry (AIP-155), scoped to the
+   * sender account: the same key with the same request gives the same send,
+   * and nothing is sent twice; the same key with a different request is
+   * refused with ALREADY_EXISTS, reason IDEMPOTENCY_KEY_REUSED, whose
+   * metadata `send` names the send that holds the key.
    *
    * @generated from field: string idempotency_key = 11;
    */
