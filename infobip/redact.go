@@ -121,10 +121,7 @@ func (r Redactor) holdsKey(s string) bool {
 	if u, err := url.PathUnescape(s); err == nil {
 		forms = append(forms, u)
 	}
-	var j string
-	if json.Unmarshal([]byte(`"`+s+`"`), &j) == nil {
-		forms = append(forms, j)
-	}
+	forms = append(forms, unescapeBackslashes(s))
 	for _, f := range forms {
 		if strings.Contains(strings.ToLower(f), key) {
 			return true
@@ -223,4 +220,40 @@ func boundText(s string) string {
 		cut--
 	}
 	return s[:cut] + more
+}
+
+// unescapeBackslashes undoes JSON and Go string escapes (\u006b, \x6b, \/)
+// wherever they appear, leaving anything else as it is: a tolerant decoder
+// for text that is only partly a JSON string.
+func unescapeBackslashes(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch c := s[i+1]; {
+		case (c == 'u' || c == 'U') && i+6 <= len(s):
+			if v, err := strconv.ParseUint(s[i+2:i+6], 16, 32); err == nil {
+				b.WriteRune(rune(v))
+				i += 5
+				continue
+			}
+		case c == 'x' && i+4 <= len(s):
+			if v, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		case c == '/' || c == '\\' || c == '"' || c == '-':
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
