@@ -195,7 +195,7 @@ func (c *Client) requestError(cl call, written bool, status int, err error) *Req
 		Op: cl.op(), Written: written, StatusCode: status,
 		msg: c.redact(err.Error()), cause: err, permanent: isPermanentTransportError(err),
 	}
-	if re.msg != sanitizeText(err.Error()) {
+	if raw := sanitizeText(err.Error()); c.redactor.Redact(raw) != raw {
 		// A transport that quoted the request put the key in its error;
 		// keep errors.Is working without handing that text out.
 		re.cause = &scrubbedError{msg: re.msg, orig: err}
@@ -212,6 +212,7 @@ const maxUpstreamEntries = 8
 // lines and API answers.
 func (c *Client) redactAPIError(e *APIError) *APIError {
 	e.MessageID, e.Text, e.Action = c.redact(e.MessageID), c.redact(e.Text), c.redact(e.Action)
+	e.RedirectOrigin = c.redact(e.RedirectOrigin)
 	if len(e.ValidationErrors) > 0 {
 		fields := make([]string, 0, len(e.ValidationErrors))
 		for f := range e.ValidationErrors {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // APIError is an answer from Infobip (or from a proxy in front of it) with a
@@ -78,7 +79,7 @@ func (e *APIError) Error() string {
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
 	}
-	return b.String()
+	return boundErrorText(b.String())
 }
 
 // RequestError is a request that got no decodable answer: it could not be
@@ -157,6 +158,21 @@ func IsAmbiguous(err error) bool {
 		return re.Written
 	}
 	return false
+}
+
+// maxErrorText bounds Error(): each upstream field is already bounded, but a
+// body may carry many of them.
+const maxErrorText = 4 * MaxUpstreamText
+
+func boundErrorText(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // IsRedirect reports a 3xx answer. Infobip's API never redirects, so the

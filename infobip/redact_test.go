@@ -206,3 +206,36 @@ func TestRedirectIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// shoutingTransport fails quoting the request's Authorization in upper
+// case and URL-encoded, as a careless proxy library might.
+type shoutingTransport struct{}
+
+func (shoutingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	auth := r.Header.Get("Authorization")
+	return nil, fmt.Errorf("%w: refused %s (%s)", context.DeadlineExceeded, strings.ToUpper(auth), url.QueryEscape(auth))
+}
+
+// TestTransportAndRedirectTextIsRedacted: the key spelled in a transport's
+// error, or in the host a redirect names, is redacted too.
+func TestTransportAndRedirectTextIsRedacted(t *testing.T) {
+	c := newClient(t, "https://xyz.api.infobip.com", func(cfg *infobip.Config) {
+		cfg.HTTPClient = &http.Client{Transport: shoutingTransport{}}
+	})
+	_, err := c.Domains(context.Background(), 1)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v lost its identity", err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		if s := fmt.Sprintf(verb, err); leaksKey(s, testKey) {
+			t.Errorf("error printed with %s holds the key: %s", verb, s)
+		}
+	}
+
+	fake := newFake(t, canned{status: 302, header: http.Header{"Location": {"http://" + strings.ToUpper(testKey) + ".example.com:8080/x"}}})
+	_, err = newClient(t, fake.srv.URL).Domains(context.Background(), 1)
+	var ae *infobip.APIError
+	if !errors.As(err, &ae) || leaksKey(err.Error(), testKey) || leaksKey(ae.RedirectOrigin, testKey) {
+		t.Errorf("redirect error %v (origin %q) holds the key", err, ae.RedirectOrigin)
+	}
+}
