@@ -286,7 +286,9 @@ func (d *Dispatcher) handle(ctx context.Context, log *slog.Logger, b store.Claim
 	switch f.Kind {
 	case Permanent:
 		state := store.RecipientRejected
-		if f.HTTPStatus == 401 || f.HTTPStatus == 403 {
+		if f.HTTPStatus == 401 || f.HTTPStatus == 403 || (f.HTTPStatus >= 300 && f.HTTPStatus <= 399) {
+			// The connection, not the message, is at fault: a wrong key or
+			// a base URL that redirects (Infobip never does).
 			state = store.RecipientFailed
 		}
 		log.Warn("Infobip refused the request", slog.Int("status", f.HTTPStatus), slog.String("reason", f.Reason))

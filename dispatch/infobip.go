@@ -51,7 +51,7 @@ func (m *InfobipMailer) Send(ctx context.Context, req Request) (map[string]Accep
 	for _, msg := range resp.Messages {
 		a := Accepted{MessageID: msg.MessageID}
 		if msg.Status.GroupName == "REJECTED" || msg.Status.GroupID == 5 {
-			a.Rejected, a.Reason = true, strings.TrimSpace(msg.Status.Name+": "+msg.Status.Description)
+			a.Rejected, a.Reason = true, m.client.Excerpt(msg.Status.Name+": "+msg.Status.Description)
 		}
 		out[strings.ToLower(msg.To)] = a
 	}
@@ -71,14 +71,22 @@ func (m *InfobipMailer) LookupBulk(ctx context.Context, bulkID string) (map[stri
 		}
 		a := Accepted{MessageID: l.MessageID}
 		if l.Status.GroupName == "REJECTED" || l.Status.GroupID == 5 {
-			a.Rejected, a.Reason = true, strings.TrimSpace(l.Status.Name+": "+l.Status.Description)
+			a.Rejected, a.Reason = true, m.client.Excerpt(l.Status.Name+": "+l.Status.Description)
 		}
 		out[strings.ToLower(l.To)] = a
 	}
 	return out, nil
 }
 
-// failureOf classifies an error of the Infobip client.
+// failureOf classifies an error of the Infobip client. Its text is already
+// redacted, sanitised and bounded by the client (infobip.Redactor), the one
+// place that knows the key.
+//
+// A redirect is Permanent: Infobip's API never answers 3xx, so the base URL
+// points at something that is not Infobip; the client followed nothing, so
+// nothing was sent, and every retry would meet the same redirect until the
+// connection is fixed. Failing the batch at once, with the reason naming
+// the redirect's origin, never sends twice and tells the operator why.
 func failureOf(err error) *Failure {
 	f := &Failure{Reason: err.Error()}
 	var apiErr *infobip.APIError
@@ -94,6 +102,8 @@ func failureOf(err error) *Failure {
 	}
 	var fieldErr *infobip.FieldError
 	switch {
+	case infobip.IsRedirect(err):
+		f.Kind = Permanent
 	case errors.As(err, &fieldErr):
 		f.Kind = Permanent // refused by the client: nothing was sent
 	case infobip.IsAmbiguous(err):

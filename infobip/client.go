@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ type Client struct {
 	applicationID string
 	entityID      string
 	hc            *http.Client
+	redactor      Redactor
 	userAgent     string
 	now           func() time.Time
 }
@@ -84,17 +86,23 @@ func New(cfg Config) (*Client, error) {
 			return nil, &FieldError{Field: field, Problem: fmt.Sprintf("longer than %d characters", MaxIDLength)}
 		}
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
+	// A copy of the caller's client (its transport, timeout and jar kept)
+	// that follows no redirect: Infobip's API never redirects, and
+	// following one would hand the Authorization header, and the request
+	// body, to whoever the Location names.
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if cfg.HTTPClient != nil {
+		copied := *cfg.HTTPClient
+		hc = &copied
 	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	ua := cfg.UserAgent
 	if ua == "" {
 		ua = "ibmail-infobip"
 	}
 	return &Client{
 		base: base, apiKey: cfg.APIKey, applicationID: cfg.ApplicationID, entityID: cfg.EntityID,
-		hc: hc, userAgent: ua, now: time.Now,
+		hc: hc, redactor: NewRedactor(cfg.APIKey), userAgent: ua, now: time.Now,
 	}, nil
 }
 
@@ -160,6 +168,9 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 		// An answer had started, so the request was taken in.
 		return c.requestError(cl, true, resp.StatusCode, fmt.Errorf("read answer: %w", err))
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return c.redactAPIError(redirectError(resp, u))
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.redactAPIError(decodeAPIError(resp.StatusCode, resp.Header, data, c.now()))
 	}
@@ -172,21 +183,19 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	return nil
 }
 
-const redacted = "[redacted]"
+// Excerpt is s, text that came from Infobip (a status description, say),
+// made fit for a stored reason, a log line or an API answer: the client's
+// key redacted in any spelling, sanitised and bounded (see Redactor.Excerpt).
+func (c *Client) Excerpt(s string) string { return c.redactor.Excerpt(s) }
 
-func (c *Client) redact(s string) string {
-	if c.apiKey == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, c.apiKey, redacted)
-}
+func (c *Client) redact(s string) string { return c.redactor.Excerpt(s) }
 
 func (c *Client) requestError(cl call, written bool, status int, err error) *RequestError {
 	re := &RequestError{
 		Op: cl.op(), Written: written, StatusCode: status,
 		msg: c.redact(err.Error()), cause: err, permanent: isPermanentTransportError(err),
 	}
-	if strings.Contains(err.Error(), c.apiKey) {
+	if raw := sanitizeText(err.Error()); c.redactor.Redact(raw) != raw {
 		// A transport that quoted the request put the key in its error;
 		// keep errors.Is working without handing that text out.
 		re.cause = &scrubbedError{msg: re.msg, orig: err}
@@ -194,16 +203,35 @@ func (c *Client) requestError(cl call, written bool, status int, err error) *Req
 	return re
 }
 
+// maxUpstreamEntries bounds the validation errors and violations kept of
+// one error body, so that Error() stays short whatever the body held.
+const maxUpstreamEntries = 8
+
+// redactAPIError keeps only redacted, sanitised and bounded excerpts of
+// what the error body said: every field of it reaches stored reasons, log
+// lines and API answers.
 func (c *Client) redactAPIError(e *APIError) *APIError {
 	e.MessageID, e.Text, e.Action = c.redact(e.MessageID), c.redact(e.Text), c.redact(e.Action)
-	for k, vs := range e.ValidationErrors {
-		for i := range vs {
-			vs[i] = c.redact(vs[i])
+	e.RedirectOrigin = c.redact(e.RedirectOrigin)
+	if len(e.ValidationErrors) > 0 {
+		fields := make([]string, 0, len(e.ValidationErrors))
+		for f := range e.ValidationErrors {
+			fields = append(fields, f)
 		}
-		if rk := c.redact(k); rk != k {
-			delete(e.ValidationErrors, k)
-			e.ValidationErrors[rk] = vs
+		sort.Strings(fields)
+		kept := make(map[string][]string, min(len(fields), maxUpstreamEntries))
+		for _, f := range fields[:min(len(fields), maxUpstreamEntries)] {
+			vs := e.ValidationErrors[f]
+			out := make([]string, 0, min(len(vs), maxUpstreamEntries))
+			for _, v := range vs[:min(len(vs), maxUpstreamEntries)] {
+				out = append(out, c.redact(v))
+			}
+			kept[c.redact(f)] = out
 		}
+		e.ValidationErrors = kept
+	}
+	if len(e.Violations) > maxUpstreamEntries {
+		e.Violations = e.Violations[:maxUpstreamEntries]
 	}
 	for i := range e.Violations {
 		e.Violations[i].Property = c.redact(e.Violations[i].Property)

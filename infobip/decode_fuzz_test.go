@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -36,7 +37,7 @@ func FuzzDecodeError(f *testing.F) {
 	}
 	now := time.Date(2015, 10, 21, 7, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, status int, retryAfter string, body []byte) {
-		e := decodeAPIError(status, http.Header{"Retry-After": {retryAfter}}, body, now)
+		e := (&Client{}).redactAPIError(decodeAPIError(status, http.Header{"Retry-After": {retryAfter}}, body, now))
 		if e == nil || e.StatusCode != status {
 			t.Fatalf("decodeAPIError kept status %v, want %d", e, status)
 		}
@@ -50,8 +51,10 @@ func FuzzDecodeError(f *testing.F) {
 		if e.MessageID == "" && !utf8.ValidString(e.Text) {
 			t.Fatalf("excerpt of a foreign body is not UTF-8: %q", e.Text)
 		}
-		if utf8.RuneCountInString(e.Text) > maxErrorText+3 && e.MessageID == "" {
-			t.Fatalf("excerpt is %d characters long", utf8.RuneCountInString(e.Text))
+		for _, field := range []string{e.Text, e.MessageID, e.Action} {
+			if len(field) > MaxUpstreamText || !utf8.ValidString(field) || strings.ContainsFunc(field, unicode.IsControl) {
+				t.Fatalf("excerpt %q is not bounded and sanitised", field)
+			}
 		}
 		var sr SendResponse
 		_ = json.Unmarshal(body, &sr)

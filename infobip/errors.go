@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +40,10 @@ type APIError struct {
 	// RetryAfter is the Retry-After header as a duration from the answer's
 	// arrival; zero when absent or unparsable.
 	RetryAfter time.Duration
+	// RedirectOrigin is set for a 3xx: the origin (scheme://host:port, never
+	// a path or query, which may carry secrets) the Location pointed at, or
+	// empty when it had none usable. The client follows no redirect.
+	RedirectOrigin string
 }
 
 // Violation is one entry of the newer error body's "violations".
@@ -48,6 +54,9 @@ type Violation struct {
 
 // Error reads like "infobip: HTTP 429 TOO_MANY_REQUESTS: Too many requests (retry after 2s)".
 func (e *APIError) Error() string {
+	if IsRedirect(e) {
+		return fmt.Sprintf("infobip: HTTP %d: %s", e.StatusCode, e.Text)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "infobip: HTTP %d", e.StatusCode)
 	if e.MessageID != "" {
@@ -70,7 +79,7 @@ func (e *APIError) Error() string {
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
 	}
-	return b.String()
+	return boundErrorText(b.String())
 }
 
 // RequestError is a request that got no decodable answer: it could not be
@@ -151,6 +160,61 @@ func IsAmbiguous(err error) bool {
 	return false
 }
 
+// maxErrorText bounds Error(): each upstream field is already bounded, but a
+// body may carry many of them.
+const maxErrorText = 4 * MaxUpstreamText
+
+func boundErrorText(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// IsRedirect reports a 3xx answer. Infobip's API never redirects, so the
+// base URL points at something else (a proxy, a moved host): a
+// configuration problem that no retry fixes. Nothing was sent on, because
+// the client follows no redirect.
+func IsRedirect(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.StatusCode >= 300 && ae.StatusCode <= 399
+}
+
+// redirectError describes a 3xx answer to a request for u, naming only the
+// origin of its Location.
+func redirectError(resp *http.Response, u *url.URL) *APIError {
+	e := &APIError{StatusCode: resp.StatusCode}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if target, err := u.Parse(loc); err == nil && target.Host != "" && (target.Scheme == "http" || target.Scheme == "https") {
+			e.RedirectOrigin = origin(target)
+		}
+	}
+	if e.RedirectOrigin != "" {
+		e.Text = "Infobip does not redirect; the base URL answered a redirect to " + e.RedirectOrigin +
+			" (not followed; check the connection's base URL)"
+	} else {
+		e.Text = "Infobip does not redirect; the base URL answered a redirect without a usable Location (not followed; check the connection's base URL)"
+	}
+	return e
+}
+
+// origin is scheme://host:port of u, the port spelled out even when it is
+// the scheme's default, and nothing of its user info, path or query.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return u.Scheme + "://" + net.JoinHostPort(u.Hostname(), port)
+}
+
 // IsUnauthorized reports a 401: the API key is wrong or revoked.
 func IsUnauthorized(err error) bool { return statusIs(err, http.StatusUnauthorized) }
 
@@ -171,10 +235,6 @@ func statusIs(err error, code int) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.StatusCode == code
 }
-
-// maxErrorText bounds the excerpt of a foreign error body (an HTML page of a
-// proxy, say) kept in APIError.Text.
-const maxErrorText = 200
 
 type errorBody struct {
 	RequestError *struct {
@@ -215,7 +275,9 @@ func decodeAPIError(status int, header http.Header, body []byte, now time.Time) 
 		}
 	}
 	if e.MessageID == "" && e.Text == "" {
-		e.Text = excerpt(body)
+		// Bounded and redacted by the client (redactAPIError), which holds
+		// the key: cutting here first could leave a key half-spelled.
+		e.Text = string(body)
 	}
 	return e
 }
@@ -238,19 +300,6 @@ func decodeValidationErrors(raw json.RawMessage) map[string][]string {
 		return many
 	}
 	return nil
-}
-
-func excerpt(body []byte) string {
-	s := strings.TrimSpace(string(body))
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "?")
-	}
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > maxErrorText {
-		r := []rune(s)
-		s = string(r[:maxErrorText]) + "..."
-	}
-	return s
 }
 
 // maxRetryAfter caps a Retry-After, so that a garbled header cannot park a

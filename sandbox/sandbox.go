@@ -137,6 +137,7 @@ type Sandbox struct {
 	now     func() time.Time
 	keys    map[string]bool // key -> limited
 	faults  atomic.Pointer[faultState]
+	hostile atomic.Pointer[Hostile] // see hostile.go
 	store   *store
 	reports *queue
 	stats   counters
@@ -221,6 +222,9 @@ func withDefaults(o Options) Options {
 
 // ServeHTTP serves Infobip's endpoints and the sandbox's own.
 func (s *Sandbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveHostile(w, r) {
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		if strings.HasPrefix(r.URL.Path, "/email/") {
 			s.stats.requests.Add(1)

@@ -56,6 +56,11 @@ func (t InfobipTester) TestConnection(ctx context.Context, c store.Connection, a
 		resp.Message = "Infobip knows the API key but refused the call (403 Forbidden): the key lacks a scope. " +
 			"The integration needs " + strings.Join(requiredScopes, ", ") + "."
 		return resp
+	case infobip.IsRedirect(err):
+		// The client followed nothing: the key went only to the base URL.
+		resp.Result = ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_UNEXPECTED
+		resp.Message = apiErr.Text
+		return resp
 	case apiErr != nil:
 		resp.Result = ibmailv1.ConnectionTestResult_CONNECTION_TEST_RESULT_UNEXPECTED
 		resp.Message = fmt.Sprintf("Infobip answered %d %s: %s", apiErr.StatusCode, http.StatusText(apiErr.StatusCode), apiErr.Text)
