@@ -22,10 +22,7 @@ import (
 // unknown paths all get a google.rpc.Status with a reason and the field
 // named, never a 5xx, and every read still works afterwards.
 func TestEdgesRequestsAreRefusedAtTheDoor(t *testing.T) {
-	for _, engine := range []struct {
-		name string
-		opts []envOption
-	}{{"sqlite", nil}, {"postgres", []envOption{withPostgres()}}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			h := newHostileEnv(t, engine.opts...)
 			n := 0

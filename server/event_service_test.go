@@ -25,16 +25,6 @@ type eventEnv struct {
 	watcher ibmailv1.EventServiceClient
 }
 
-// eventEngines are the stores the WatchEvents tests run on; PostgreSQL's skips
-// when there is none.
-var eventEngines = []struct {
-	name string
-	opts []envOption
-}{
-	{"sqlite", nil},
-	{"postgres", []envOption{withPostgres()}},
-}
-
 func newEventEnv(t *testing.T, opts []envOption) *eventEnv {
 	t.Helper()
 	env := newTestEnv(t, append(opts, withSequencer())...)
@@ -120,7 +110,7 @@ func watchContext(t *testing.T) context.Context {
 // The stream gives the log from a position, filtered by name, each event as
 // the activity list shows it.
 func TestWatchEventsFilterAndPosition(t *testing.T) {
-	for _, engine := range eventEngines {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env := newEventEnv(t, engine.opts)
 			env.ingest(t, hardReport("m1", "ann@example.com"), softReport("m2", "bob@example.com"), droppedReport("m3", "ann@example.com"))
@@ -170,7 +160,7 @@ func TestWatchEventsFilterAndPosition(t *testing.T) {
 // what was stored while it was away; events stored while it watches come
 // live.
 func TestWatchEventsResumeAndLive(t *testing.T) {
-	for _, engine := range eventEngines {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env := newEventEnv(t, engine.opts)
 			env.ingest(t, hardReport("a1", "ann@example.com"), hardReport("a2", "bob@example.com"), hardReport("a3", "cy@example.com"))
@@ -197,7 +187,7 @@ func TestWatchEventsResumeAndLive(t *testing.T) {
 
 // from_now skips the log so far and streams only what comes next.
 func TestWatchEventsFromNow(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].opts)
+	env := newEventEnv(t, engines[0].opts)
 	env.ingest(t, hardReport("old", "ann@example.com"))
 	stream := env.watch(t, watchContext(t), &ibmailv1.WatchEventsRequest{FromNow: true, EventNames: []string{"newsletter.softbounce"}})
 	env.ingest(t, hardReport("new-hard", "ann@example.com"), softReport("new-soft", "ann@example.com"))
@@ -207,7 +197,7 @@ func TestWatchEventsFromNow(t *testing.T) {
 }
 
 func TestWatchEventsValidated(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].opts)
+	env := newEventEnv(t, engines[0].opts)
 	env.ingest(t, hardReport("m1", "ann@example.com"))
 	tests := []struct {
 		name      string
@@ -239,7 +229,7 @@ func TestWatchEventsValidated(t *testing.T) {
 // UNAVAILABLE, so that the client reconnects elsewhere and the server's
 // graceful stop need not wait out its grace.
 func TestWatchEventsEndsWhenServerStops(t *testing.T) {
-	env := newEventEnv(t, eventEngines[0].opts)
+	env := newEventEnv(t, engines[0].opts)
 	env.ingest(t, hardReport("m1", "ann@example.com"))
 	stream := env.watch(t, watchContext(t), &ibmailv1.WatchEventsRequest{})
 	recvEvents(t, stream, 1)

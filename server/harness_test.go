@@ -75,6 +75,16 @@ type envConfig struct {
 
 // withServerOptions adjusts the server's options after the harness has
 // filled them in.
+// engines are the stores a test runs on, each as a subtest: SQLite, and
+// PostgreSQL, which skips with a message when there is none.
+var engines = []struct {
+	name string
+	opts []envOption
+}{
+	{"sqlite", nil},
+	{"postgres", []envOption{withPostgres()}},
+}
+
 func withServerOptions(adjust func(*server.Options)) envOption {
 	return func(c *envConfig) { c.serverOpts = append(c.serverOpts, adjust) }
 }

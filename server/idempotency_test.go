@@ -62,10 +62,7 @@ func postSend(t *testing.T, env *testEnv, jsonBody string) (code int, sendID, re
 // request got the old send with 200 and the second account's send was the
 // first account's.
 func TestIdempotencyKeyReuse(t *testing.T) {
-	for _, engine := range []struct {
-		name string
-		opts []envOption
-	}{{"sqlite", nil}, {"postgres", []envOption{withPostgres()}}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env := newTestEnv(t, engine.opts...)
 			provisionSender(t, env, "https://c1.api.infobip.com")
@@ -150,10 +147,7 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 // requests with another key make one send, and the other 7 are told 409
 // naming it.
 func TestIdempotencyKeyConcurrent(t *testing.T) {
-	for _, engine := range []struct {
-		name string
-		opts []envOption
-	}{{"sqlite", nil}, {"postgres", []envOption{withPostgres()}}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env := newTestEnv(t, engine.opts...)
 			provisionSender(t, env, "https://c1.api.infobip.com")

@@ -23,10 +23,7 @@ import (
 // signed with B's secret landed on A's recipient's profile and marked A's
 // recipient.
 func TestReportAttributionStaysInItsConnection(t *testing.T) {
-	for _, engine := range []struct {
-		name string
-		opts []envOption
-	}{{"sqlite", nil}, {"postgres", []envOption{withPostgres()}}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			// The sandbox posts no reports of its own during the test.
 			_, url := newSandbox(t, sandbox.Options{ReportDelay: time.Hour})

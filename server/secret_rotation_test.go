@@ -21,10 +21,7 @@ import (
 // secret at once, and the server-wide secret set by configuration cannot
 // be rotated through the API.
 func TestWebhookSecretRotationRequests(t *testing.T) {
-	for _, engine := range []struct {
-		name string
-		opts []envOption
-	}{{"sqlite", nil}, {"postgres", []envOption{withPostgres()}}} {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env := newTestEnv(t, engine.opts...)
 			ctx := context.Background()

@@ -52,7 +52,7 @@ func redirectTarget(t *testing.T) (*atomic.Int64, string) {
 // the same, after one request: the batch is not retried, so it cannot go
 // out twice.
 func TestUpstreamRedirectIsNeverFollowed(t *testing.T) {
-	for _, engine := range eventEngines {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			hits, targetURL := redirectTarget(t)
 			target, _ := url.Parse(targetURL)
@@ -112,7 +112,7 @@ func TestUpstreamRedirectIsNeverFollowed(t *testing.T) {
 // recipient's stored reason, nor the log, nor the connection test's answer,
 // while the reason still says what Infobip answered.
 func TestUpstreamErrorEchoingTheKeyIsRedacted(t *testing.T) {
-	for _, engine := range eventEngines {
+	for _, engine := range engines {
 		t.Run(engine.name, func(t *testing.T) {
 			env, sb := sendingEnv(t, sandbox.Options{}, nil, engine.opts...)
 			sb.SetHostile(sandbox.Hostile{EchoKey: true})

@@ -9,15 +9,6 @@ import (
 	"time"
 )
 
-// engines runs a test on each store engine (PostgreSQL skips when absent).
-var engines = []struct {
-	name string
-	opts []envOption
-}{
-	{"sqlite", nil},
-	{"postgres", []envOption{withPostgres()}},
-}
-
 // withField replaces, in a report made by report(), the JSON text old by
 // new, to make one field of it bad.
 func withField(r, old, new string) string {
