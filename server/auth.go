@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+
+	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 )
 
 // Role is what a caller token may do. Roles are ordered: each includes the
@@ -329,7 +331,20 @@ func (a *tokenAuth) tap(ctx context.Context, info *tap.Info) (context.Context, e
 	if fromGateway(ctx) {
 		return ctx, nil
 	}
-	err := a.authenticate(metadata.NewIncomingContext(ctx, info.Header), info.FullMethodName)
+	incoming := metadata.NewIncomingContext(ctx, info.Header)
+	if info.FullMethodName == ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName {
+		// The webhook takes no caller token but its own secret, which the
+		// handler checks against the store. A call that carries no
+		// credential at all is refused here, before its message (up to the
+		// webhook's limit) is read.
+		var err error
+		if webhookCredential(incoming) == "" {
+			err = errWebhookUnauthenticated
+			observeRPC(ctx, a.log, info.FullMethodName, status.Code(err), 0)
+		}
+		return ctx, err
+	}
+	err := a.authenticate(incoming, info.FullMethodName)
 	if err != nil {
 		observeRPC(ctx, a.log, info.FullMethodName, status.Code(err), 0)
 	}
