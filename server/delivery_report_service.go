@@ -338,6 +338,11 @@ func (s *DeliveryReportService) attribute(ctx context.Context, connectionID stri
 		if ok {
 			r.ProfileID = rec.ProfileID
 			r.Recipient = &store.RecipientRef{SendID: rec.SendID, Seq: rec.Seq}
+		} else if connectionID != "" {
+			// The suppression list is shared by every connection: one
+			// connection's secret may suppress only the addresses of its
+			// own sends, or its holder could stop another's mail.
+			r.Suppress = false
 		}
 	}
 	return nil

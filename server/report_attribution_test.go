@@ -18,8 +18,8 @@ import (
 // connection's webhook secret is attributed only to that connection's
 // sends, whether it names another connection's send by messageId or by
 // callbackData; with the server-wide secret it is attributed to any send.
-// Unattributed, it lands on the profile of its own address and leaves the
-// other connection's recipient as it was. On the old code the report
+// Unattributed, it lands on the profile of its own address, leaves the
+// other connection's recipient as it was and suppresses nothing. On the old code the report
 // signed with B's secret landed on A's recipient's profile and marked A's
 // recipient.
 func TestReportAttributionStaysInItsConnection(t *testing.T) {
@@ -112,6 +112,12 @@ func TestReportAttributionStaysInItsConnection(t *testing.T) {
 				rs, err := env.sends.ListSendRecipients(ctx, &ibmailv1.ListSendRecipientsRequest{SendId: sendA})
 				if err != nil {
 					t.Fatal(err)
+				}
+				// Suppressions are shared by all connections: only a report
+				// attributed to its own connection's send may add one.
+				_, sup := env.do(t, http.MethodGet, "/v1/suppressions?pageSize=1000", "", nil)
+				if suppressed := strings.Contains(fmt.Sprint(sup), fmt.Sprintf("a%d@example.com", tt.recipient)); suppressed != tt.wantAttached {
+					t.Errorf("%s: a%d@example.com suppressed %v, want %v", tt.name, tt.recipient, suppressed, tt.wantAttached)
 				}
 				if attached := rs.GetRecipients()[tt.recipient].GetLastEvent() != ""; attached != tt.wantAttached {
 					t.Errorf("%s: A's recipient %d marked %v (last event %q), want %v", tt.name, tt.recipient, attached,
