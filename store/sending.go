@@ -83,6 +83,12 @@ type Sender struct {
 	CreateTime   time.Time
 }
 
+// MessageSendEvent is the event each recipient that Infobip accepted gets,
+// the platform's name for "an email was sent to a profile". Its params:
+// title (the send's subject), sendId, campaignId, senderId, connectionId
+// and messageId; its time is when the acceptance was stored.
+const MessageSendEvent = "message.send"
+
 // RecipientState is where a recipient stands; values match
 // ibmail.v1.RecipientState.
 type RecipientState int8
@@ -131,8 +137,12 @@ type Send struct {
 	// server's canonical encoding of it), so that a retry with the same
 	// idempotency key can be told from a different request reusing the
 	// key. Empty for sends stored before digests were kept.
-	RequestDigest  []byte
-	Subject        string
+	RequestDigest []byte
+	Subject       string
+	// FromDomain is the sending domain (lower case) of the sender's from
+	// address: while it is held (see SendingDomain.Holds), the send's
+	// batches are not claimed.
+	FromDomain     string
 	Content        []byte
 	RecipientCount int
 	CreateTime     time.Time
@@ -276,10 +286,17 @@ type SendStore interface {
 	// ClaimBatches leases up to limit batches that are due (pending or
 	// ambiguous with NextAttemptTime <= now, or in flight with an expired
 	// lease) to owner until now+lease, marks them in flight and counts the
-	// attempt.
+	// attempt. A batch whose send's FromDomain is held at now (blocked
+	// until after now, or paused) is left as it is, neither claimed nor
+	// counted: it goes once the domain is active again.
 	ClaimBatches(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]ClaimedBatch, error)
 	// CompleteBatch gives the batch's recipients their final states and
-	// marks it done, if owner still holds the lease (else ErrLeaseLost).
+	// marks it done, if owner still holds the lease (else ErrLeaseLost). In
+	// the same transaction each recipient given RecipientAccepted gets a
+	// MessageSendEvent on its profile (params: see MessageSendEvent), which
+	// goes through the outbox like every event and becomes the recipient's
+	// last event unless it already has one (a report can beat Infobip's
+	// answer).
 	CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []RecipientOutcome) error
 	// RescheduleBatch puts a batch back as pending or ambiguous, due at
 	// next, if owner still holds the lease (else ErrLeaseLost).

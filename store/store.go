@@ -40,12 +40,46 @@ type ReportKey struct {
 	DoneAt    string
 }
 
-// Report is a classified delivery report, ready to be stored with the event
-// it makes, if any.
+// ReportKind says which of Infobip's webhooks a report came from.
+type ReportKind int8
+
+// The kinds of report.
+const (
+	// ReportDelivery is a delivery report (the notifyUrl), keyed by Key.
+	ReportDelivery ReportKind = 0
+	// ReportTracking is a tracking report (the trackingUrl: an open, a
+	// click, a complaint, a late bounce, an unsubscribe), keyed by
+	// TrackingKey, Infobip's eventId.
+	ReportTracking ReportKind = 1
+)
+
+// DomainCount says how a report counts towards its sending domain's
+// bounce rate.
+type DomainCount int8
+
+// How reports count.
+const (
+	// CountNone: not at all (a pending status, an open, a click).
+	CountNone DomainCount = 0
+	// CountSent: one more message with a final outcome that did not bounce.
+	CountSent DomainCount = 1
+	// CountBounce: one more message that bounced.
+	CountBounce DomainCount = 2
+)
+
+// Report is a classified report, delivery or tracking, ready to be stored
+// with the event it makes, if any.
 type Report struct {
-	Key          ReportKey
-	ConnectionID string
-	ProfileID    string
+	// Kind is where the report came from; Key applies to delivery reports,
+	// TrackingKey to tracking reports (whose Key.MessageID still holds the
+	// message id, for attribution and listings).
+	Kind        ReportKind
+	Key         ReportKey
+	TrackingKey string
+	// NotificationType is a tracking report's (OPENED, COMPLAINED, ...).
+	NotificationType string
+	ConnectionID     string
+	ProfileID        string
 	// Email is the lower-cased recipient address.
 	Email     string
 	Outcome   Outcome
@@ -64,6 +98,15 @@ type Report struct {
 	// Suppress adds the address to the suppression list (with the event as
 	// the cause) when the report is stored for the first time.
 	Suppress bool
+	// SuppressReason is the reason the suppression records; empty: the
+	// event's errorName param, else the rule.
+	SuppressReason string
+	// Domain is the sending domain (lower case) of the send the report is
+	// about, when known. A newly stored report with Domain set counts
+	// towards that domain's bounce rate as CountsAs says (see
+	// DomainStore.DomainReportCounts).
+	Domain   string
+	CountsAs DomainCount
 }
 
 // IngestResult counts what an ingest did.
@@ -125,20 +168,25 @@ type ProfileMatch struct {
 
 // StoredReport is a report as stored, for listings.
 type StoredReport struct {
-	ID           int64
-	Key          ReportKey
-	ConnectionID string
-	ProfileID    string
-	Email        string
-	Outcome      Outcome
-	EventName    string
-	Rule         string
-	ReceiveTime  time.Time
-	Payload      []byte
+	ID               int64
+	Kind             ReportKind
+	Key              ReportKey
+	TrackingKey      string
+	NotificationType string
+	ConnectionID     string
+	ProfileID        string
+	Email            string
+	Outcome          Outcome
+	EventName        string
+	Rule             string
+	ReceiveTime      time.Time
+	Payload          []byte
 }
 
-// ReportQuery selects stored reports, newest (highest id) first.
+// ReportQuery selects stored reports of one kind, newest (highest id)
+// first.
 type ReportQuery struct {
+	Kind     ReportKind
 	Outcome  Outcome // OutcomeUnspecified: all
 	Limit    int
 	BeforeID int64 // 0: from the newest
@@ -169,16 +217,23 @@ type Store interface {
 	EventLogStore
 	BacklogStore
 	SecretStore
+	DomainStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes
 	// nothing and counts as a duplicate, also when it repeats within reports.
+	// Delivery and tracking reports are kept apart, each kind deduplicated
+	// by its own key, and may be mixed in one call. Every event's id is
+	// unique across all events, whatever made them, and an event made from
+	// a report has that report's id.
 	IngestReports(ctx context.Context, reports []Report, rejected []RejectedPayload) (IngestResult, error)
 	// SaveRejectedPayload durably keeps a refused payload.
 	SaveRejectedPayload(ctx context.Context, p RejectedPayload) error
 	// ListEvents returns up to q.Limit events of one profile, newest first.
 	ListEvents(ctx context.Context, q EventQuery) ([]Event, error)
 	// SearchProfiles returns up to q.Limit matching profiles by profile id.
+	// Events without a profile (a domain's, see DomainEvent.EventName) are
+	// never matched.
 	SearchProfiles(ctx context.Context, q ProfileQuery) ([]ProfileMatch, error)
 	// ListReports returns up to q.Limit stored reports, newest first.
 	ListReports(ctx context.Context, q ReportQuery) ([]StoredReport, error)

@@ -21,6 +21,138 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ClassifyTrackingReportRequest carries the tracking report to classify.
+type ClassifyTrackingReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The report, exactly as Infobip posts it; over REST it is the whole
+	// request body.
+	Report        *TrackingReport `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClassifyTrackingReportRequest) Reset() {
+	*x = ClassifyTrackingReportRequest{}
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassifyTrackingReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassifyTrackingReportRequest) ProtoMessage() {}
+
+func (x *ClassifyTrackingReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassifyTrackingReportRequest.ProtoReflect.Descriptor instead.
+func (*ClassifyTrackingReportRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ClassifyTrackingReportRequest) GetReport() *TrackingReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+// ClassifyTrackingReportResponse is the classification of one tracking
+// report.
+type ClassifyTrackingReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event name, such as `newsletter.spambounce`; empty when the report
+	// makes no event.
+	EventName string `protobuf:"bytes,1,opt,name=event_name,json=eventName,proto3" json:"event_name,omitempty"`
+	// Whether a rule matched the report's notification type.
+	Classified bool `protobuf:"varint,2,opt,name=classified,proto3" json:"classified,omitempty"`
+	// Which rule decided, or why none did, in words a person can read.
+	Rule string `protobuf:"bytes,3,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The outcome: an event or unclassified.
+	Outcome ReportOutcome `protobuf:"varint,4,opt,name=outcome,proto3,enum=ibmail.v1.ReportOutcome" json:"outcome,omitempty"`
+	// The reason the address is suppressed with, such as `complaint`; empty
+	// when the rule does not suppress.
+	SuppressionReason string `protobuf:"bytes,5,opt,name=suppression_reason,json=suppressionReason,proto3" json:"suppression_reason,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ClassifyTrackingReportResponse) Reset() {
+	*x = ClassifyTrackingReportResponse{}
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClassifyTrackingReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClassifyTrackingReportResponse) ProtoMessage() {}
+
+func (x *ClassifyTrackingReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClassifyTrackingReportResponse.ProtoReflect.Descriptor instead.
+func (*ClassifyTrackingReportResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClassifyTrackingReportResponse) GetEventName() string {
+	if x != nil {
+		return x.EventName
+	}
+	return ""
+}
+
+func (x *ClassifyTrackingReportResponse) GetClassified() bool {
+	if x != nil {
+		return x.Classified
+	}
+	return false
+}
+
+func (x *ClassifyTrackingReportResponse) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *ClassifyTrackingReportResponse) GetOutcome() ReportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReportOutcome_REPORT_OUTCOME_UNSPECIFIED
+}
+
+func (x *ClassifyTrackingReportResponse) GetSuppressionReason() string {
+	if x != nil {
+		return x.SuppressionReason
+	}
+	return ""
+}
+
 // ClassifyReportRequest carries the report to classify.
 type ClassifyReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -33,7 +165,7 @@ type ClassifyReportRequest struct {
 
 func (x *ClassifyReportRequest) Reset() {
 	*x = ClassifyReportRequest{}
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +177,7 @@ func (x *ClassifyReportRequest) String() string {
 func (*ClassifyReportRequest) ProtoMessage() {}
 
 func (x *ClassifyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +190,7 @@ func (x *ClassifyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassifyReportRequest.ProtoReflect.Descriptor instead.
 func (*ClassifyReportRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{0}
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ClassifyReportRequest) GetReport() *DeliveryReport {
@@ -86,7 +218,7 @@ type ClassifyReportResponse struct {
 
 func (x *ClassifyReportResponse) Reset() {
 	*x = ClassifyReportResponse{}
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -98,7 +230,7 @@ func (x *ClassifyReportResponse) String() string {
 func (*ClassifyReportResponse) ProtoMessage() {}
 
 func (x *ClassifyReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -111,7 +243,7 @@ func (x *ClassifyReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClassifyReportResponse.ProtoReflect.Descriptor instead.
 func (*ClassifyReportResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{1}
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClassifyReportResponse) GetEventName() string {
@@ -153,7 +285,7 @@ type BatchClassifyReportsRequest struct {
 
 func (x *BatchClassifyReportsRequest) Reset() {
 	*x = BatchClassifyReportsRequest{}
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +297,7 @@ func (x *BatchClassifyReportsRequest) String() string {
 func (*BatchClassifyReportsRequest) ProtoMessage() {}
 
 func (x *BatchClassifyReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +310,7 @@ func (x *BatchClassifyReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchClassifyReportsRequest.ProtoReflect.Descriptor instead.
 func (*BatchClassifyReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{2}
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BatchClassifyReportsRequest) GetReports() []*DeliveryReport {
@@ -199,7 +331,7 @@ type BatchClassifyReportsResponse struct {
 
 func (x *BatchClassifyReportsResponse) Reset() {
 	*x = BatchClassifyReportsResponse{}
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -211,7 +343,7 @@ func (x *BatchClassifyReportsResponse) String() string {
 func (*BatchClassifyReportsResponse) ProtoMessage() {}
 
 func (x *BatchClassifyReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_classifier_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -224,7 +356,7 @@ func (x *BatchClassifyReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchClassifyReportsResponse.ProtoReflect.Descriptor instead.
 func (*BatchClassifyReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{3}
+	return file_ibmail_v1_classifier_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchClassifyReportsResponse) GetClassifications() []*Classification {
@@ -238,7 +370,18 @@ var File_ibmail_v1_classifier_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_classifier_service_proto_rawDesc = "" +
 	"\n" +
-	"\"ibmail/v1/classifier_service.proto\x12\tibmail.v1\x1a\x16ibmail/v1/report.proto\"J\n" +
+	"\"ibmail/v1/classifier_service.proto\x12\tibmail.v1\x1a\x16ibmail/v1/report.proto\"R\n" +
+	"\x1dClassifyTrackingReportRequest\x121\n" +
+	"\x06report\x18\x01 \x01(\v2\x19.ibmail.v1.TrackingReportR\x06report\"\xd6\x01\n" +
+	"\x1eClassifyTrackingReportResponse\x12\x1d\n" +
+	"\n" +
+	"event_name\x18\x01 \x01(\tR\teventName\x12\x1e\n" +
+	"\n" +
+	"classified\x18\x02 \x01(\bR\n" +
+	"classified\x12\x12\n" +
+	"\x04rule\x18\x03 \x01(\tR\x04rule\x122\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\x12-\n" +
+	"\x12suppression_reason\x18\x05 \x01(\tR\x11suppressionReason\"J\n" +
 	"\x15ClassifyReportRequest\x121\n" +
 	"\x06report\x18\x01 \x01(\v2\x19.ibmail.v1.DeliveryReportR\x06report\"\x9f\x01\n" +
 	"\x16ClassifyReportResponse\x12\x1d\n" +
@@ -252,10 +395,11 @@ const file_ibmail_v1_classifier_service_proto_rawDesc = "" +
 	"\x1bBatchClassifyReportsRequest\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.ibmail.v1.DeliveryReportR\areports\"c\n" +
 	"\x1cBatchClassifyReportsResponse\x12C\n" +
-	"\x0fclassifications\x18\x01 \x03(\v2\x19.ibmail.v1.ClassificationR\x0fclassifications2\xd3\x01\n" +
+	"\x0fclassifications\x18\x01 \x03(\v2\x19.ibmail.v1.ClassificationR\x0fclassifications2\xc2\x02\n" +
 	"\x11ClassifierService\x12U\n" +
 	"\x0eClassifyReport\x12 .ibmail.v1.ClassifyReportRequest\x1a!.ibmail.v1.ClassifyReportResponse\x12g\n" +
-	"\x14BatchClassifyReports\x12&.ibmail.v1.BatchClassifyReportsRequest\x1a'.ibmail.v1.BatchClassifyReportsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x14BatchClassifyReports\x12&.ibmail.v1.BatchClassifyReportsRequest\x1a'.ibmail.v1.BatchClassifyReportsResponse\x12m\n" +
+	"\x16ClassifyTrackingReport\x12(.ibmail.v1.ClassifyTrackingReportRequest\x1a).ibmail.v1.ClassifyTrackingReportResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_classifier_service_proto_rawDescOnce sync.Once
@@ -269,30 +413,37 @@ func file_ibmail_v1_classifier_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_classifier_service_proto_rawDescData
 }
 
-var file_ibmail_v1_classifier_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ibmail_v1_classifier_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_ibmail_v1_classifier_service_proto_goTypes = []any{
-	(*ClassifyReportRequest)(nil),        // 0: ibmail.v1.ClassifyReportRequest
-	(*ClassifyReportResponse)(nil),       // 1: ibmail.v1.ClassifyReportResponse
-	(*BatchClassifyReportsRequest)(nil),  // 2: ibmail.v1.BatchClassifyReportsRequest
-	(*BatchClassifyReportsResponse)(nil), // 3: ibmail.v1.BatchClassifyReportsResponse
-	(*DeliveryReport)(nil),               // 4: ibmail.v1.DeliveryReport
-	(ReportOutcome)(0),                   // 5: ibmail.v1.ReportOutcome
-	(*Classification)(nil),               // 6: ibmail.v1.Classification
+	(*ClassifyTrackingReportRequest)(nil),  // 0: ibmail.v1.ClassifyTrackingReportRequest
+	(*ClassifyTrackingReportResponse)(nil), // 1: ibmail.v1.ClassifyTrackingReportResponse
+	(*ClassifyReportRequest)(nil),          // 2: ibmail.v1.ClassifyReportRequest
+	(*ClassifyReportResponse)(nil),         // 3: ibmail.v1.ClassifyReportResponse
+	(*BatchClassifyReportsRequest)(nil),    // 4: ibmail.v1.BatchClassifyReportsRequest
+	(*BatchClassifyReportsResponse)(nil),   // 5: ibmail.v1.BatchClassifyReportsResponse
+	(*TrackingReport)(nil),                 // 6: ibmail.v1.TrackingReport
+	(ReportOutcome)(0),                     // 7: ibmail.v1.ReportOutcome
+	(*DeliveryReport)(nil),                 // 8: ibmail.v1.DeliveryReport
+	(*Classification)(nil),                 // 9: ibmail.v1.Classification
 }
 var file_ibmail_v1_classifier_service_proto_depIdxs = []int32{
-	4, // 0: ibmail.v1.ClassifyReportRequest.report:type_name -> ibmail.v1.DeliveryReport
-	5, // 1: ibmail.v1.ClassifyReportResponse.outcome:type_name -> ibmail.v1.ReportOutcome
-	4, // 2: ibmail.v1.BatchClassifyReportsRequest.reports:type_name -> ibmail.v1.DeliveryReport
-	6, // 3: ibmail.v1.BatchClassifyReportsResponse.classifications:type_name -> ibmail.v1.Classification
-	0, // 4: ibmail.v1.ClassifierService.ClassifyReport:input_type -> ibmail.v1.ClassifyReportRequest
-	2, // 5: ibmail.v1.ClassifierService.BatchClassifyReports:input_type -> ibmail.v1.BatchClassifyReportsRequest
-	1, // 6: ibmail.v1.ClassifierService.ClassifyReport:output_type -> ibmail.v1.ClassifyReportResponse
-	3, // 7: ibmail.v1.ClassifierService.BatchClassifyReports:output_type -> ibmail.v1.BatchClassifyReportsResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 0: ibmail.v1.ClassifyTrackingReportRequest.report:type_name -> ibmail.v1.TrackingReport
+	7, // 1: ibmail.v1.ClassifyTrackingReportResponse.outcome:type_name -> ibmail.v1.ReportOutcome
+	8, // 2: ibmail.v1.ClassifyReportRequest.report:type_name -> ibmail.v1.DeliveryReport
+	7, // 3: ibmail.v1.ClassifyReportResponse.outcome:type_name -> ibmail.v1.ReportOutcome
+	8, // 4: ibmail.v1.BatchClassifyReportsRequest.reports:type_name -> ibmail.v1.DeliveryReport
+	9, // 5: ibmail.v1.BatchClassifyReportsResponse.classifications:type_name -> ibmail.v1.Classification
+	2, // 6: ibmail.v1.ClassifierService.ClassifyReport:input_type -> ibmail.v1.ClassifyReportRequest
+	4, // 7: ibmail.v1.ClassifierService.BatchClassifyReports:input_type -> ibmail.v1.BatchClassifyReportsRequest
+	0, // 8: ibmail.v1.ClassifierService.ClassifyTrackingReport:input_type -> ibmail.v1.ClassifyTrackingReportRequest
+	3, // 9: ibmail.v1.ClassifierService.ClassifyReport:output_type -> ibmail.v1.ClassifyReportResponse
+	5, // 10: ibmail.v1.ClassifierService.BatchClassifyReports:output_type -> ibmail.v1.BatchClassifyReportsResponse
+	1, // 11: ibmail.v1.ClassifierService.ClassifyTrackingReport:output_type -> ibmail.v1.ClassifyTrackingReportResponse
+	9, // [9:12] is the sub-list for method output_type
+	6, // [6:9] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_classifier_service_proto_init() }
@@ -307,7 +458,7 @@ func file_ibmail_v1_classifier_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_classifier_service_proto_rawDesc), len(file_ibmail_v1_classifier_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -89,6 +89,33 @@ func local_request_ClassifierService_BatchClassifyReports_0(ctx context.Context,
 	return msg, metadata, err
 }
 
+func request_ClassifierService_ClassifyTrackingReport_0(ctx context.Context, marshaler runtime.Marshaler, client ClassifierServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ClassifyTrackingReportRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Report); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ClassifyTrackingReport(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClassifierService_ClassifyTrackingReport_0(ctx context.Context, marshaler runtime.Marshaler, server ClassifierServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ClassifyTrackingReportRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Report); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ClassifyTrackingReport(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterClassifierServiceHandlerServer registers the http handlers for service ClassifierService to "mux".
 // UnaryRPC     :call ClassifierServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -134,6 +161,26 @@ func RegisterClassifierServiceHandlerServer(ctx context.Context, mux *runtime.Se
 			return
 		}
 		forward_ClassifierService_BatchClassifyReports_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_ClassifierService_ClassifyTrackingReport_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ibmail.v1.ClassifierService/ClassifyTrackingReport", runtime.WithHTTPPathPattern("/v1/trackingReports:classify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClassifierService_ClassifyTrackingReport_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_ClassifyTrackingReport_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -209,15 +256,34 @@ func RegisterClassifierServiceHandlerClient(ctx context.Context, mux *runtime.Se
 		}
 		forward_ClassifierService_BatchClassifyReports_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_ClassifierService_ClassifyTrackingReport_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ibmail.v1.ClassifierService/ClassifyTrackingReport", runtime.WithHTTPPathPattern("/v1/trackingReports:classify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClassifierService_ClassifyTrackingReport_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_ClassifyTrackingReport_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_ClassifierService_ClassifyReport_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "reports"}, "classify"))
-	pattern_ClassifierService_BatchClassifyReports_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "reports"}, "batchClassify"))
+	pattern_ClassifierService_ClassifyReport_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "reports"}, "classify"))
+	pattern_ClassifierService_BatchClassifyReports_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "reports"}, "batchClassify"))
+	pattern_ClassifierService_ClassifyTrackingReport_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "trackingReports"}, "classify"))
 )
 
 var (
-	forward_ClassifierService_ClassifyReport_0       = runtime.ForwardResponseMessage
-	forward_ClassifierService_BatchClassifyReports_0 = runtime.ForwardResponseMessage
+	forward_ClassifierService_ClassifyReport_0         = runtime.ForwardResponseMessage
+	forward_ClassifierService_BatchClassifyReports_0   = runtime.ForwardResponseMessage
+	forward_ClassifierService_ClassifyTrackingReport_0 = runtime.ForwardResponseMessage
 )

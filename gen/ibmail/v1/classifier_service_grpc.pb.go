@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClassifierService_ClassifyReport_FullMethodName       = "/ibmail.v1.ClassifierService/ClassifyReport"
-	ClassifierService_BatchClassifyReports_FullMethodName = "/ibmail.v1.ClassifierService/BatchClassifyReports"
+	ClassifierService_ClassifyReport_FullMethodName         = "/ibmail.v1.ClassifierService/ClassifyReport"
+	ClassifierService_BatchClassifyReports_FullMethodName   = "/ibmail.v1.ClassifierService/BatchClassifyReports"
+	ClassifierService_ClassifyTrackingReport_FullMethodName = "/ibmail.v1.ClassifierService/ClassifyTrackingReport"
 )
 
 // ClassifierServiceClient is the client API for ClassifierService service.
@@ -36,6 +37,10 @@ type ClassifierServiceClient interface {
 	// BatchClassifyReports classifies many delivery reports in one call, in the
 	// order given.
 	BatchClassifyReports(ctx context.Context, in *BatchClassifyReportsRequest, opts ...grpc.CallOption) (*BatchClassifyReportsResponse, error)
+	// ClassifyTrackingReport classifies one tracking report (an open, a
+	// click, a complaint, a late bounce, an unsubscribe) with the tracking
+	// rules of the same rule list.
+	ClassifyTrackingReport(ctx context.Context, in *ClassifyTrackingReportRequest, opts ...grpc.CallOption) (*ClassifyTrackingReportResponse, error)
 }
 
 type classifierServiceClient struct {
@@ -66,6 +71,16 @@ func (c *classifierServiceClient) BatchClassifyReports(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *classifierServiceClient) ClassifyTrackingReport(ctx context.Context, in *ClassifyTrackingReportRequest, opts ...grpc.CallOption) (*ClassifyTrackingReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClassifyTrackingReportResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_ClassifyTrackingReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClassifierServiceServer is the server API for ClassifierService service.
 // All implementations must embed UnimplementedClassifierServiceServer
 // for forward compatibility.
@@ -79,6 +94,10 @@ type ClassifierServiceServer interface {
 	// BatchClassifyReports classifies many delivery reports in one call, in the
 	// order given.
 	BatchClassifyReports(context.Context, *BatchClassifyReportsRequest) (*BatchClassifyReportsResponse, error)
+	// ClassifyTrackingReport classifies one tracking report (an open, a
+	// click, a complaint, a late bounce, an unsubscribe) with the tracking
+	// rules of the same rule list.
+	ClassifyTrackingReport(context.Context, *ClassifyTrackingReportRequest) (*ClassifyTrackingReportResponse, error)
 	mustEmbedUnimplementedClassifierServiceServer()
 }
 
@@ -94,6 +113,9 @@ func (UnimplementedClassifierServiceServer) ClassifyReport(context.Context, *Cla
 }
 func (UnimplementedClassifierServiceServer) BatchClassifyReports(context.Context, *BatchClassifyReportsRequest) (*BatchClassifyReportsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchClassifyReports not implemented")
+}
+func (UnimplementedClassifierServiceServer) ClassifyTrackingReport(context.Context, *ClassifyTrackingReportRequest) (*ClassifyTrackingReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClassifyTrackingReport not implemented")
 }
 func (UnimplementedClassifierServiceServer) mustEmbedUnimplementedClassifierServiceServer() {}
 func (UnimplementedClassifierServiceServer) testEmbeddedByValue()                           {}
@@ -152,6 +174,24 @@ func _ClassifierService_BatchClassifyReports_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClassifierService_ClassifyTrackingReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClassifyTrackingReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).ClassifyTrackingReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_ClassifyTrackingReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).ClassifyTrackingReport(ctx, req.(*ClassifyTrackingReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClassifierService_ServiceDesc is the grpc.ServiceDesc for ClassifierService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +206,10 @@ var ClassifierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchClassifyReports",
 			Handler:    _ClassifierService_BatchClassifyReports_Handler,
+		},
+		{
+			MethodName: "ClassifyTrackingReport",
+			Handler:    _ClassifierService_ClassifyTrackingReport_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -22,6 +22,486 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// IngestTrackingReportsRequest carries tracking reports as Infobip posts
+// them.
+type IngestTrackingReportsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tracking reports. Over REST, those of the body that decoded; the
+	// others are in `undecodable_reports`.
+	Reports []*TrackingReport `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	// Filled by the REST gateway, never read from a body: the items of the
+	// body that are JSON but not a TrackingReport, each refused, named in the
+	// answer and kept as a rejected payload, as for
+	// IngestDeliveryReportsRequest.undecodable_results.
+	UndecodableReports []*UndecodableItem `protobuf:"bytes,2,rep,name=undecodable_reports,json=undecodableReports,proto3" json:"undecodable_reports,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *IngestTrackingReportsRequest) Reset() {
+	*x = IngestTrackingReportsRequest{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestTrackingReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestTrackingReportsRequest) ProtoMessage() {}
+
+func (x *IngestTrackingReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestTrackingReportsRequest.ProtoReflect.Descriptor instead.
+func (*IngestTrackingReportsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IngestTrackingReportsRequest) GetReports() []*TrackingReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+func (x *IngestTrackingReportsRequest) GetUndecodableReports() []*UndecodableItem {
+	if x != nil {
+		return x.UndecodableReports
+	}
+	return nil
+}
+
+// IngestTrackingReportsResponse says what became of each tracking report.
+type IngestTrackingReportsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many reports were stored for the first time.
+	Accepted int32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// How many reports had been stored before (by `eventId`) and changed
+	// nothing.
+	Duplicates int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// How many of the newly stored reports became events.
+	Events int32 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	// How many of the newly stored reports are of a notification type no
+	// rule covers.
+	Unclassified int32 `protobuf:"varint,4,opt,name=unclassified,proto3" json:"unclassified,omitempty"`
+	// The reports that were refused, each kept as a rejected payload; the
+	// index is the report's position in the body (0 for a body of one).
+	Rejected      []*RejectedReport `protobuf:"bytes,5,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestTrackingReportsResponse) Reset() {
+	*x = IngestTrackingReportsResponse{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestTrackingReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestTrackingReportsResponse) ProtoMessage() {}
+
+func (x *IngestTrackingReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestTrackingReportsResponse.ProtoReflect.Descriptor instead.
+func (*IngestTrackingReportsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *IngestTrackingReportsResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *IngestTrackingReportsResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *IngestTrackingReportsResponse) GetEvents() int32 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *IngestTrackingReportsResponse) GetUnclassified() int32 {
+	if x != nil {
+		return x.Unclassified
+	}
+	return 0
+}
+
+func (x *IngestTrackingReportsResponse) GetRejected() []*RejectedReport {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
+// ListTrackingReportsRequest selects stored tracking reports.
+type ListTrackingReportsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many reports are returned; 0 means 50, and more than 1000
+	// is taken as 1000.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of a previous call, to go on from there.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only reports of this outcome; unspecified means all.
+	Outcome       ReportOutcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=ibmail.v1.ReportOutcome" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTrackingReportsRequest) Reset() {
+	*x = ListTrackingReportsRequest{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTrackingReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTrackingReportsRequest) ProtoMessage() {}
+
+func (x *ListTrackingReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTrackingReportsRequest.ProtoReflect.Descriptor instead.
+func (*ListTrackingReportsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListTrackingReportsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTrackingReportsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListTrackingReportsRequest) GetOutcome() ReportOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return ReportOutcome_REPORT_OUTCOME_UNSPECIFIED
+}
+
+// ListTrackingReportsResponse is a page of stored tracking reports.
+type ListTrackingReportsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reports, newest first.
+	Reports []*StoredTrackingReport `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	// The token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTrackingReportsResponse) Reset() {
+	*x = ListTrackingReportsResponse{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTrackingReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTrackingReportsResponse) ProtoMessage() {}
+
+func (x *ListTrackingReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTrackingReportsResponse.ProtoReflect.Descriptor instead.
+func (*ListTrackingReportsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListTrackingReportsResponse) GetReports() []*StoredTrackingReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+func (x *ListTrackingReportsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// StoredTrackingReport is a tracking report as the server stored it.
+type StoredTrackingReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The server's id of the stored report; the id of its event too.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The report as it arrived.
+	Report *TrackingReport `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	// What the mapping engine made of it.
+	Classification *Classification `protobuf:"bytes,3,opt,name=classification,proto3" json:"classification,omitempty"`
+	// The profile the report belongs to.
+	ProfileId string `protobuf:"bytes,4,opt,name=profile_id,json=profileId,proto3" json:"profile_id,omitempty"`
+	// When the server received the report.
+	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
+	// The connection whose webhook secret the report came with; empty for the
+	// server-wide secret.
+	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredTrackingReport) Reset() {
+	*x = StoredTrackingReport{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredTrackingReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredTrackingReport) ProtoMessage() {}
+
+func (x *StoredTrackingReport) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredTrackingReport.ProtoReflect.Descriptor instead.
+func (*StoredTrackingReport) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StoredTrackingReport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StoredTrackingReport) GetReport() *TrackingReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *StoredTrackingReport) GetClassification() *Classification {
+	if x != nil {
+		return x.Classification
+	}
+	return nil
+}
+
+func (x *StoredTrackingReport) GetProfileId() string {
+	if x != nil {
+		return x.ProfileId
+	}
+	return ""
+}
+
+func (x *StoredTrackingReport) GetReceiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceiveTime
+	}
+	return nil
+}
+
+func (x *StoredTrackingReport) GetConnectionId() string {
+	if x != nil {
+		return x.ConnectionId
+	}
+	return ""
+}
+
+// IngestPlatformEventsRequest carries platform events as Infobip posts them.
+type IngestPlatformEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The events. Over REST, those of the body that decoded; the others are
+	// in `undecodable_events`.
+	Events []*PlatformEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Filled by the REST gateway, never read from a body: the items of the
+	// body that are JSON but not a PlatformEvent (see
+	// IngestDeliveryReportsRequest.undecodable_results).
+	UndecodableEvents []*UndecodableItem `protobuf:"bytes,2,rep,name=undecodable_events,json=undecodableEvents,proto3" json:"undecodable_events,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *IngestPlatformEventsRequest) Reset() {
+	*x = IngestPlatformEventsRequest{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestPlatformEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestPlatformEventsRequest) ProtoMessage() {}
+
+func (x *IngestPlatformEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestPlatformEventsRequest.ProtoReflect.Descriptor instead.
+func (*IngestPlatformEventsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IngestPlatformEventsRequest) GetEvents() []*PlatformEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *IngestPlatformEventsRequest) GetUndecodableEvents() []*UndecodableItem {
+	if x != nil {
+		return x.UndecodableEvents
+	}
+	return nil
+}
+
+// IngestPlatformEventsResponse says what became of each platform event.
+type IngestPlatformEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many events were stored for the first time.
+	Accepted int32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// How many events had been stored before (by `eventId`) and changed
+	// nothing.
+	Duplicates int32 `protobuf:"varint,2,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	// The events that were refused, each kept as a rejected payload.
+	Rejected      []*RejectedReport `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestPlatformEventsResponse) Reset() {
+	*x = IngestPlatformEventsResponse{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestPlatformEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestPlatformEventsResponse) ProtoMessage() {}
+
+func (x *IngestPlatformEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestPlatformEventsResponse.ProtoReflect.Descriptor instead.
+func (*IngestPlatformEventsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IngestPlatformEventsResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *IngestPlatformEventsResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
+func (x *IngestPlatformEventsResponse) GetRejected() []*RejectedReport {
+	if x != nil {
+		return x.Rejected
+	}
+	return nil
+}
+
 // IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
 type IngestDeliveryReportsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -42,7 +522,7 @@ type IngestDeliveryReportsRequest struct {
 
 func (x *IngestDeliveryReportsRequest) Reset() {
 	*x = IngestDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -54,7 +534,7 @@ func (x *IngestDeliveryReportsRequest) String() string {
 func (*IngestDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -67,7 +547,7 @@ func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *IngestDeliveryReportsRequest) GetResults() []*DeliveryReport {
@@ -103,7 +583,7 @@ type IngestDeliveryReportsResponse struct {
 
 func (x *IngestDeliveryReportsResponse) Reset() {
 	*x = IngestDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +595,7 @@ func (x *IngestDeliveryReportsResponse) String() string {
 func (*IngestDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +608,7 @@ func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IngestDeliveryReportsResponse) GetAccepted() int32 {
@@ -185,7 +665,7 @@ type RejectedReport struct {
 
 func (x *RejectedReport) Reset() {
 	*x = RejectedReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +677,7 @@ func (x *RejectedReport) String() string {
 func (*RejectedReport) ProtoMessage() {}
 
 func (x *RejectedReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +690,7 @@ func (x *RejectedReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedReport.ProtoReflect.Descriptor instead.
 func (*RejectedReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RejectedReport) GetIndex() int32 {
@@ -257,7 +737,7 @@ type ListDeliveryReportsRequest struct {
 
 func (x *ListDeliveryReportsRequest) Reset() {
 	*x = ListDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +749,7 @@ func (x *ListDeliveryReportsRequest) String() string {
 func (*ListDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +762,7 @@ func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDeliveryReportsRequest) GetPageSize() int32 {
@@ -319,7 +799,7 @@ type ListDeliveryReportsResponse struct {
 
 func (x *ListDeliveryReportsResponse) Reset() {
 	*x = ListDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +811,7 @@ func (x *ListDeliveryReportsResponse) String() string {
 func (*ListDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +824,7 @@ func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListDeliveryReportsResponse) GetReports() []*StoredDeliveryReport {
@@ -383,7 +863,7 @@ type StoredDeliveryReport struct {
 
 func (x *StoredDeliveryReport) Reset() {
 	*x = StoredDeliveryReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +875,7 @@ func (x *StoredDeliveryReport) String() string {
 func (*StoredDeliveryReport) ProtoMessage() {}
 
 func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +888,7 @@ func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDeliveryReport.ProtoReflect.Descriptor instead.
 func (*StoredDeliveryReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StoredDeliveryReport) GetId() string {
@@ -467,7 +947,7 @@ type ListRejectedPayloadsRequest struct {
 
 func (x *ListRejectedPayloadsRequest) Reset() {
 	*x = ListRejectedPayloadsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +959,7 @@ func (x *ListRejectedPayloadsRequest) String() string {
 func (*ListRejectedPayloadsRequest) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +972,7 @@ func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRejectedPayloadsRequest) GetPageSize() int32 {
@@ -524,7 +1004,7 @@ type ListRejectedPayloadsResponse struct {
 
 func (x *ListRejectedPayloadsResponse) Reset() {
 	*x = ListRejectedPayloadsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +1016,7 @@ func (x *ListRejectedPayloadsResponse) String() string {
 func (*ListRejectedPayloadsResponse) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +1029,7 @@ func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRejectedPayloadsResponse) GetPayloads() []*RejectedPayload {
@@ -577,7 +1057,7 @@ type GetRejectedPayloadRequest struct {
 
 func (x *GetRejectedPayloadRequest) Reset() {
 	*x = GetRejectedPayloadRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +1069,7 @@ func (x *GetRejectedPayloadRequest) String() string {
 func (*GetRejectedPayloadRequest) ProtoMessage() {}
 
 func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +1082,7 @@ func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadRequest.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRejectedPayloadRequest) GetRejectedPayloadId() string {
@@ -625,7 +1105,7 @@ type GetRejectedPayloadResponse struct {
 
 func (x *GetRejectedPayloadResponse) Reset() {
 	*x = GetRejectedPayloadResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +1117,7 @@ func (x *GetRejectedPayloadResponse) String() string {
 func (*GetRejectedPayloadResponse) ProtoMessage() {}
 
 func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +1130,7 @@ func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadResponse.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRejectedPayloadResponse) GetPayload() *RejectedPayload {
@@ -686,7 +1166,7 @@ type RejectedPayload struct {
 
 func (x *RejectedPayload) Reset() {
 	*x = RejectedPayload{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +1178,7 @@ func (x *RejectedPayload) String() string {
 func (*RejectedPayload) ProtoMessage() {}
 
 func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +1191,7 @@ func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedPayload.ProtoReflect.Descriptor instead.
 func (*RejectedPayload) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RejectedPayload) GetId() string {
@@ -768,6 +1248,42 @@ var File_ibmail_v1_delivery_report_service_proto protoreflect.FileDescriptor
 const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
 	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ibmail/v1/report.proto\"\xa0\x01\n" +
+	"\x1cIngestTrackingReportsRequest\x123\n" +
+	"\areports\x18\x01 \x03(\v2\x19.ibmail.v1.TrackingReportR\areports\x12K\n" +
+	"\x13undecodable_reports\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x12undecodableReports\"\xce\x01\n" +
+	"\x1dIngestTrackingReportsResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x02 \x01(\x05R\n" +
+	"duplicates\x12\x16\n" +
+	"\x06events\x18\x03 \x01(\x05R\x06events\x12\"\n" +
+	"\funclassified\x18\x04 \x01(\x05R\funclassified\x125\n" +
+	"\brejected\x18\x05 \x03(\v2\x19.ibmail.v1.RejectedReportR\brejected\"\x8c\x01\n" +
+	"\x1aListTrackingReportsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x122\n" +
+	"\aoutcome\x18\x03 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\"\x80\x01\n" +
+	"\x1bListTrackingReportsResponse\x129\n" +
+	"\areports\x18\x01 \x03(\v2\x1f.ibmail.v1.StoredTrackingReportR\areports\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
+	"\x14StoredTrackingReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\x06report\x18\x02 \x01(\v2\x19.ibmail.v1.TrackingReportR\x06report\x12A\n" +
+	"\x0eclassification\x18\x03 \x01(\v2\x19.ibmail.v1.ClassificationR\x0eclassification\x12\x1d\n" +
+	"\n" +
+	"profile_id\x18\x04 \x01(\tR\tprofileId\x12=\n" +
+	"\freceive_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12#\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\"\x9a\x01\n" +
+	"\x1bIngestPlatformEventsRequest\x120\n" +
+	"\x06events\x18\x01 \x03(\v2\x18.ibmail.v1.PlatformEventR\x06events\x12I\n" +
+	"\x12undecodable_events\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x11undecodableEvents\"\x91\x01\n" +
+	"\x1cIngestPlatformEventsResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x02 \x01(\x05R\n" +
+	"duplicates\x125\n" +
+	"\brejected\x18\x03 \x03(\v2\x19.ibmail.v1.RejectedReportR\brejected\"\xa0\x01\n" +
 	"\x1cIngestDeliveryReportsRequest\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.ibmail.v1.DeliveryReportR\aresults\x12K\n" +
 	"\x13undecodable_results\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x12undecodableResults\"\xce\x01\n" +
@@ -820,12 +1336,15 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\x06 \x01(\x03R\tbodyBytes\x12%\n" +
-	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xb5\x03\n" +
+	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xf0\x05\n" +
 	"\x15DeliveryReportService\x12j\n" +
 	"\x15IngestDeliveryReports\x12'.ibmail.v1.IngestDeliveryReportsRequest\x1a(.ibmail.v1.IngestDeliveryReportsResponse\x12d\n" +
 	"\x13ListDeliveryReports\x12%.ibmail.v1.ListDeliveryReportsRequest\x1a&.ibmail.v1.ListDeliveryReportsResponse\x12g\n" +
 	"\x14ListRejectedPayloads\x12&.ibmail.v1.ListRejectedPayloadsRequest\x1a'.ibmail.v1.ListRejectedPayloadsResponse\x12a\n" +
-	"\x12GetRejectedPayload\x12$.ibmail.v1.GetRejectedPayloadRequest\x1a%.ibmail.v1.GetRejectedPayloadResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x12GetRejectedPayload\x12$.ibmail.v1.GetRejectedPayloadRequest\x1a%.ibmail.v1.GetRejectedPayloadResponse\x12j\n" +
+	"\x15IngestTrackingReports\x12'.ibmail.v1.IngestTrackingReportsRequest\x1a(.ibmail.v1.IngestTrackingReportsResponse\x12d\n" +
+	"\x13ListTrackingReports\x12%.ibmail.v1.ListTrackingReportsRequest\x1a&.ibmail.v1.ListTrackingReportsResponse\x12g\n" +
+	"\x14IngestPlatformEvents\x12&.ibmail.v1.IngestPlatformEventsRequest\x1a'.ibmail.v1.IngestPlatformEventsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_delivery_report_service_proto_rawDescOnce sync.Once
@@ -839,50 +1358,76 @@ func file_ibmail_v1_delivery_report_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_delivery_report_service_proto_rawDescData
 }
 
-var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
-	(*IngestDeliveryReportsRequest)(nil),  // 0: ibmail.v1.IngestDeliveryReportsRequest
-	(*IngestDeliveryReportsResponse)(nil), // 1: ibmail.v1.IngestDeliveryReportsResponse
-	(*RejectedReport)(nil),                // 2: ibmail.v1.RejectedReport
-	(*ListDeliveryReportsRequest)(nil),    // 3: ibmail.v1.ListDeliveryReportsRequest
-	(*ListDeliveryReportsResponse)(nil),   // 4: ibmail.v1.ListDeliveryReportsResponse
-	(*StoredDeliveryReport)(nil),          // 5: ibmail.v1.StoredDeliveryReport
-	(*ListRejectedPayloadsRequest)(nil),   // 6: ibmail.v1.ListRejectedPayloadsRequest
-	(*ListRejectedPayloadsResponse)(nil),  // 7: ibmail.v1.ListRejectedPayloadsResponse
-	(*GetRejectedPayloadRequest)(nil),     // 8: ibmail.v1.GetRejectedPayloadRequest
-	(*GetRejectedPayloadResponse)(nil),    // 9: ibmail.v1.GetRejectedPayloadResponse
-	(*RejectedPayload)(nil),               // 10: ibmail.v1.RejectedPayload
-	(*DeliveryReport)(nil),                // 11: ibmail.v1.DeliveryReport
-	(*UndecodableItem)(nil),               // 12: ibmail.v1.UndecodableItem
-	(ReportOutcome)(0),                    // 13: ibmail.v1.ReportOutcome
-	(*Classification)(nil),                // 14: ibmail.v1.Classification
-	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
+	(*IngestTrackingReportsRequest)(nil),  // 0: ibmail.v1.IngestTrackingReportsRequest
+	(*IngestTrackingReportsResponse)(nil), // 1: ibmail.v1.IngestTrackingReportsResponse
+	(*ListTrackingReportsRequest)(nil),    // 2: ibmail.v1.ListTrackingReportsRequest
+	(*ListTrackingReportsResponse)(nil),   // 3: ibmail.v1.ListTrackingReportsResponse
+	(*StoredTrackingReport)(nil),          // 4: ibmail.v1.StoredTrackingReport
+	(*IngestPlatformEventsRequest)(nil),   // 5: ibmail.v1.IngestPlatformEventsRequest
+	(*IngestPlatformEventsResponse)(nil),  // 6: ibmail.v1.IngestPlatformEventsResponse
+	(*IngestDeliveryReportsRequest)(nil),  // 7: ibmail.v1.IngestDeliveryReportsRequest
+	(*IngestDeliveryReportsResponse)(nil), // 8: ibmail.v1.IngestDeliveryReportsResponse
+	(*RejectedReport)(nil),                // 9: ibmail.v1.RejectedReport
+	(*ListDeliveryReportsRequest)(nil),    // 10: ibmail.v1.ListDeliveryReportsRequest
+	(*ListDeliveryReportsResponse)(nil),   // 11: ibmail.v1.ListDeliveryReportsResponse
+	(*StoredDeliveryReport)(nil),          // 12: ibmail.v1.StoredDeliveryReport
+	(*ListRejectedPayloadsRequest)(nil),   // 13: ibmail.v1.ListRejectedPayloadsRequest
+	(*ListRejectedPayloadsResponse)(nil),  // 14: ibmail.v1.ListRejectedPayloadsResponse
+	(*GetRejectedPayloadRequest)(nil),     // 15: ibmail.v1.GetRejectedPayloadRequest
+	(*GetRejectedPayloadResponse)(nil),    // 16: ibmail.v1.GetRejectedPayloadResponse
+	(*RejectedPayload)(nil),               // 17: ibmail.v1.RejectedPayload
+	(*TrackingReport)(nil),                // 18: ibmail.v1.TrackingReport
+	(*UndecodableItem)(nil),               // 19: ibmail.v1.UndecodableItem
+	(ReportOutcome)(0),                    // 20: ibmail.v1.ReportOutcome
+	(*Classification)(nil),                // 21: ibmail.v1.Classification
+	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
+	(*PlatformEvent)(nil),                 // 23: ibmail.v1.PlatformEvent
+	(*DeliveryReport)(nil),                // 24: ibmail.v1.DeliveryReport
 }
 var file_ibmail_v1_delivery_report_service_proto_depIdxs = []int32{
-	11, // 0: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
-	12, // 1: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
-	2,  // 2: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	13, // 3: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	5,  // 4: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
-	11, // 5: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
-	14, // 6: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
-	15, // 7: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
-	10, // 8: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
-	10, // 9: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
-	15, // 10: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
-	0,  // 11: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
-	3,  // 12: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
-	6,  // 13: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
-	8,  // 14: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
-	1,  // 15: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
-	4,  // 16: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
-	7,  // 17: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
-	9,  // 18: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	18, // 0: ibmail.v1.IngestTrackingReportsRequest.reports:type_name -> ibmail.v1.TrackingReport
+	19, // 1: ibmail.v1.IngestTrackingReportsRequest.undecodable_reports:type_name -> ibmail.v1.UndecodableItem
+	9,  // 2: ibmail.v1.IngestTrackingReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	20, // 3: ibmail.v1.ListTrackingReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	4,  // 4: ibmail.v1.ListTrackingReportsResponse.reports:type_name -> ibmail.v1.StoredTrackingReport
+	18, // 5: ibmail.v1.StoredTrackingReport.report:type_name -> ibmail.v1.TrackingReport
+	21, // 6: ibmail.v1.StoredTrackingReport.classification:type_name -> ibmail.v1.Classification
+	22, // 7: ibmail.v1.StoredTrackingReport.receive_time:type_name -> google.protobuf.Timestamp
+	23, // 8: ibmail.v1.IngestPlatformEventsRequest.events:type_name -> ibmail.v1.PlatformEvent
+	19, // 9: ibmail.v1.IngestPlatformEventsRequest.undecodable_events:type_name -> ibmail.v1.UndecodableItem
+	9,  // 10: ibmail.v1.IngestPlatformEventsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	24, // 11: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
+	19, // 12: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
+	9,  // 13: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	20, // 14: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	12, // 15: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
+	24, // 16: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
+	21, // 17: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
+	22, // 18: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
+	17, // 19: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
+	17, // 20: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
+	22, // 21: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
+	7,  // 22: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
+	10, // 23: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
+	13, // 24: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
+	15, // 25: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
+	0,  // 26: ibmail.v1.DeliveryReportService.IngestTrackingReports:input_type -> ibmail.v1.IngestTrackingReportsRequest
+	2,  // 27: ibmail.v1.DeliveryReportService.ListTrackingReports:input_type -> ibmail.v1.ListTrackingReportsRequest
+	5,  // 28: ibmail.v1.DeliveryReportService.IngestPlatformEvents:input_type -> ibmail.v1.IngestPlatformEventsRequest
+	8,  // 29: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
+	11, // 30: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
+	14, // 31: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
+	16, // 32: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
+	1,  // 33: ibmail.v1.DeliveryReportService.IngestTrackingReports:output_type -> ibmail.v1.IngestTrackingReportsResponse
+	3,  // 34: ibmail.v1.DeliveryReportService.ListTrackingReports:output_type -> ibmail.v1.ListTrackingReportsResponse
+	6,  // 35: ibmail.v1.DeliveryReportService.IngestPlatformEvents:output_type -> ibmail.v1.IngestPlatformEventsResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_delivery_report_service_proto_init() }
@@ -897,7 +1442,7 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_delivery_report_service_proto_rawDesc), len(file_ibmail_v1_delivery_report_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

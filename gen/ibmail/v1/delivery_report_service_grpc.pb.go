@@ -23,6 +23,9 @@ const (
 	DeliveryReportService_ListDeliveryReports_FullMethodName   = "/ibmail.v1.DeliveryReportService/ListDeliveryReports"
 	DeliveryReportService_ListRejectedPayloads_FullMethodName  = "/ibmail.v1.DeliveryReportService/ListRejectedPayloads"
 	DeliveryReportService_GetRejectedPayload_FullMethodName    = "/ibmail.v1.DeliveryReportService/GetRejectedPayload"
+	DeliveryReportService_IngestTrackingReports_FullMethodName = "/ibmail.v1.DeliveryReportService/IngestTrackingReports"
+	DeliveryReportService_ListTrackingReports_FullMethodName   = "/ibmail.v1.DeliveryReportService/ListTrackingReports"
+	DeliveryReportService_IngestPlatformEvents_FullMethodName  = "/ibmail.v1.DeliveryReportService/IngestPlatformEvents"
 )
 
 // DeliveryReportServiceClient is the client API for DeliveryReportService service.
@@ -49,6 +52,23 @@ type DeliveryReportServiceClient interface {
 	// GetRejectedPayload returns one rejected payload with its whole body,
 	// which a listing shortens (see RejectedPayload.body_truncated).
 	GetRejectedPayload(ctx context.Context, in *GetRejectedPayloadRequest, opts ...grpc.CallOption) (*GetRejectedPayloadResponse, error)
+	// IngestTrackingReports is the webhook of each send's `trackingUrl`:
+	// opens, clicks, complaints, late bounces and unsubscribes, stored
+	// durably and made into profile events before it answers. Reports are
+	// deduplicated by `eventId`. It authenticates as IngestDeliveryReports
+	// does. Over REST the body is Infobip's: one JSON object per report, or
+	// a JSON array of them (to replay a backlog in one call).
+	IngestTrackingReports(ctx context.Context, in *IngestTrackingReportsRequest, opts ...grpc.CallOption) (*IngestTrackingReportsResponse, error)
+	// ListTrackingReports lists the stored tracking reports, newest first,
+	// optionally only those of one outcome.
+	ListTrackingReports(ctx context.Context, in *ListTrackingReportsRequest, opts ...grpc.CallOption) (*ListTrackingReportsResponse, error)
+	// IngestPlatformEvents is the webhook of Infobip's email platform events
+	// (a sending domain warned or blocked for its bounce rate), stored
+	// durably, deduplicated by `eventId`, applied to the sending domain's
+	// state before it answers. It authenticates as IngestDeliveryReports
+	// does. Over REST the body is Infobip's: one JSON object per event, or a
+	// JSON array of them.
+	IngestPlatformEvents(ctx context.Context, in *IngestPlatformEventsRequest, opts ...grpc.CallOption) (*IngestPlatformEventsResponse, error)
 }
 
 type deliveryReportServiceClient struct {
@@ -99,6 +119,36 @@ func (c *deliveryReportServiceClient) GetRejectedPayload(ctx context.Context, in
 	return out, nil
 }
 
+func (c *deliveryReportServiceClient) IngestTrackingReports(ctx context.Context, in *IngestTrackingReportsRequest, opts ...grpc.CallOption) (*IngestTrackingReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestTrackingReportsResponse)
+	err := c.cc.Invoke(ctx, DeliveryReportService_IngestTrackingReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryReportServiceClient) ListTrackingReports(ctx context.Context, in *ListTrackingReportsRequest, opts ...grpc.CallOption) (*ListTrackingReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTrackingReportsResponse)
+	err := c.cc.Invoke(ctx, DeliveryReportService_ListTrackingReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *deliveryReportServiceClient) IngestPlatformEvents(ctx context.Context, in *IngestPlatformEventsRequest, opts ...grpc.CallOption) (*IngestPlatformEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestPlatformEventsResponse)
+	err := c.cc.Invoke(ctx, DeliveryReportService_IngestPlatformEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryReportServiceServer is the server API for DeliveryReportService service.
 // All implementations must embed UnimplementedDeliveryReportServiceServer
 // for forward compatibility.
@@ -123,6 +173,23 @@ type DeliveryReportServiceServer interface {
 	// GetRejectedPayload returns one rejected payload with its whole body,
 	// which a listing shortens (see RejectedPayload.body_truncated).
 	GetRejectedPayload(context.Context, *GetRejectedPayloadRequest) (*GetRejectedPayloadResponse, error)
+	// IngestTrackingReports is the webhook of each send's `trackingUrl`:
+	// opens, clicks, complaints, late bounces and unsubscribes, stored
+	// durably and made into profile events before it answers. Reports are
+	// deduplicated by `eventId`. It authenticates as IngestDeliveryReports
+	// does. Over REST the body is Infobip's: one JSON object per report, or
+	// a JSON array of them (to replay a backlog in one call).
+	IngestTrackingReports(context.Context, *IngestTrackingReportsRequest) (*IngestTrackingReportsResponse, error)
+	// ListTrackingReports lists the stored tracking reports, newest first,
+	// optionally only those of one outcome.
+	ListTrackingReports(context.Context, *ListTrackingReportsRequest) (*ListTrackingReportsResponse, error)
+	// IngestPlatformEvents is the webhook of Infobip's email platform events
+	// (a sending domain warned or blocked for its bounce rate), stored
+	// durably, deduplicated by `eventId`, applied to the sending domain's
+	// state before it answers. It authenticates as IngestDeliveryReports
+	// does. Over REST the body is Infobip's: one JSON object per event, or a
+	// JSON array of them.
+	IngestPlatformEvents(context.Context, *IngestPlatformEventsRequest) (*IngestPlatformEventsResponse, error)
 	mustEmbedUnimplementedDeliveryReportServiceServer()
 }
 
@@ -144,6 +211,15 @@ func (UnimplementedDeliveryReportServiceServer) ListRejectedPayloads(context.Con
 }
 func (UnimplementedDeliveryReportServiceServer) GetRejectedPayload(context.Context, *GetRejectedPayloadRequest) (*GetRejectedPayloadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRejectedPayload not implemented")
+}
+func (UnimplementedDeliveryReportServiceServer) IngestTrackingReports(context.Context, *IngestTrackingReportsRequest) (*IngestTrackingReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestTrackingReports not implemented")
+}
+func (UnimplementedDeliveryReportServiceServer) ListTrackingReports(context.Context, *ListTrackingReportsRequest) (*ListTrackingReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTrackingReports not implemented")
+}
+func (UnimplementedDeliveryReportServiceServer) IngestPlatformEvents(context.Context, *IngestPlatformEventsRequest) (*IngestPlatformEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestPlatformEvents not implemented")
 }
 func (UnimplementedDeliveryReportServiceServer) mustEmbedUnimplementedDeliveryReportServiceServer() {}
 func (UnimplementedDeliveryReportServiceServer) testEmbeddedByValue()                               {}
@@ -238,6 +314,60 @@ func _DeliveryReportService_GetRejectedPayload_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryReportService_IngestTrackingReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestTrackingReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryReportServiceServer).IngestTrackingReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryReportService_IngestTrackingReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryReportServiceServer).IngestTrackingReports(ctx, req.(*IngestTrackingReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryReportService_ListTrackingReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTrackingReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryReportServiceServer).ListTrackingReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryReportService_ListTrackingReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryReportServiceServer).ListTrackingReports(ctx, req.(*ListTrackingReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DeliveryReportService_IngestPlatformEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestPlatformEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryReportServiceServer).IngestPlatformEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryReportService_IngestPlatformEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryReportServiceServer).IngestPlatformEvents(ctx, req.(*IngestPlatformEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryReportService_ServiceDesc is the grpc.ServiceDesc for DeliveryReportService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +390,18 @@ var DeliveryReportService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetRejectedPayload",
 			Handler:    _DeliveryReportService_GetRejectedPayload_Handler,
+		},
+		{
+			MethodName: "IngestTrackingReports",
+			Handler:    _DeliveryReportService_IngestTrackingReports_Handler,
+		},
+		{
+			MethodName: "ListTrackingReports",
+			Handler:    _DeliveryReportService_ListTrackingReports_Handler,
+		},
+		{
+			MethodName: "IngestPlatformEvents",
+			Handler:    _DeliveryReportService_IngestPlatformEvents_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

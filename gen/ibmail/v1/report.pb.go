@@ -714,6 +714,470 @@ func (x *UndecodableItem) GetRaw() []byte {
 	return nil
 }
 
+// TrackingReport is one event that Infobip posts to a send's `trackingUrl`:
+// an open, a click, a complaint, a late bounce or an unsubscribe. Its JSON
+// form is exactly Infobip's. Over REST the webhook also takes Infobip's
+// variants: `messageId` as a number, `geoLocationInfo` for `geoLocation`.
+type TrackingReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What happened: `OPENED`, `CLICKED`, `COMPLAINED`, `LATE_BOUNCE` or
+	// `UNSUBSCRIBED`.
+	NotificationType string `protobuf:"bytes,1,opt,name=notification_type,json=notificationType,proto3" json:"notification_type,omitempty"`
+	// Infobip's id of the event; a report with an id already stored changes
+	// nothing.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The sending domain the email went out from.
+	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	// The recipient's email address.
+	Recipient string `protobuf:"bytes,4,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	// The sender's address; complaints and late bounces only.
+	Sender string `protobuf:"bytes,5,opt,name=sender,proto3" json:"sender,omitempty"`
+	// The link the recipient clicked; clicks only.
+	Url string `protobuf:"bytes,6,opt,name=url,proto3" json:"url,omitempty"`
+	// When the email was sent, in milliseconds since the Unix epoch.
+	SendDateTime int64 `protobuf:"varint,7,opt,name=send_date_time,json=sendDateTime,proto3" json:"send_date_time,omitempty"`
+	// The id of the message the event is about.
+	MessageId string `protobuf:"bytes,8,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	// The id of the request the message was sent in.
+	BulkId string `protobuf:"bytes,9,opt,name=bulk_id,json=bulkId,proto3" json:"bulk_id,omitempty"`
+	// The `callbackData` given when the message was sent, echoed back.
+	CallbackData string `protobuf:"bytes,10,opt,name=callback_data,json=callbackData,proto3" json:"callback_data,omitempty"`
+	// The device the recipient acted on.
+	RecipientInfo *TrackingRecipientInfo `protobuf:"bytes,11,opt,name=recipient_info,json=recipientInfo,proto3" json:"recipient_info,omitempty"`
+	// Where the recipient acted; opens, clicks and unsubscribes only.
+	GeoLocation *TrackingGeoLocation `protobuf:"bytes,12,opt,name=geo_location,json=geoLocation,proto3" json:"geo_location,omitempty"`
+	// The campaign reference given when the message was sent.
+	CampaignReferenceId string `protobuf:"bytes,13,opt,name=campaign_reference_id,json=campaignReferenceId,proto3" json:"campaign_reference_id,omitempty"`
+	// The Infobip Entity ID the message was sent under.
+	EntityId string `protobuf:"bytes,14,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	// The Infobip Application ID the message was sent under.
+	ApplicationId string `protobuf:"bytes,15,opt,name=application_id,json=applicationId,proto3" json:"application_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackingReport) Reset() {
+	*x = TrackingReport{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackingReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackingReport) ProtoMessage() {}
+
+func (x *TrackingReport) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackingReport.ProtoReflect.Descriptor instead.
+func (*TrackingReport) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TrackingReport) GetNotificationType() string {
+	if x != nil {
+		return x.NotificationType
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetRecipient() string {
+	if x != nil {
+		return x.Recipient
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetSendDateTime() int64 {
+	if x != nil {
+		return x.SendDateTime
+	}
+	return 0
+}
+
+func (x *TrackingReport) GetMessageId() string {
+	if x != nil {
+		return x.MessageId
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetBulkId() string {
+	if x != nil {
+		return x.BulkId
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetCallbackData() string {
+	if x != nil {
+		return x.CallbackData
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetRecipientInfo() *TrackingRecipientInfo {
+	if x != nil {
+		return x.RecipientInfo
+	}
+	return nil
+}
+
+func (x *TrackingReport) GetGeoLocation() *TrackingGeoLocation {
+	if x != nil {
+		return x.GeoLocation
+	}
+	return nil
+}
+
+func (x *TrackingReport) GetCampaignReferenceId() string {
+	if x != nil {
+		return x.CampaignReferenceId
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *TrackingReport) GetApplicationId() string {
+	if x != nil {
+		return x.ApplicationId
+	}
+	return ""
+}
+
+// TrackingRecipientInfo is the device a tracking event came from.
+type TrackingRecipientInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The type of device, such as `Phone`.
+	DeviceType string `protobuf:"bytes,1,opt,name=device_type,json=deviceType,proto3" json:"device_type,omitempty"`
+	// The operating system, such as `iOS 12`.
+	Os string `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	// The device's name, such as `Apple`.
+	DeviceName    string `protobuf:"bytes,3,opt,name=device_name,json=deviceName,proto3" json:"device_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackingRecipientInfo) Reset() {
+	*x = TrackingRecipientInfo{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackingRecipientInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackingRecipientInfo) ProtoMessage() {}
+
+func (x *TrackingRecipientInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackingRecipientInfo.ProtoReflect.Descriptor instead.
+func (*TrackingRecipientInfo) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TrackingRecipientInfo) GetDeviceType() string {
+	if x != nil {
+		return x.DeviceType
+	}
+	return ""
+}
+
+func (x *TrackingRecipientInfo) GetOs() string {
+	if x != nil {
+		return x.Os
+	}
+	return ""
+}
+
+func (x *TrackingRecipientInfo) GetDeviceName() string {
+	if x != nil {
+		return x.DeviceName
+	}
+	return ""
+}
+
+// TrackingGeoLocation is where a tracking event came from.
+type TrackingGeoLocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The country.
+	CountryName string `protobuf:"bytes,1,opt,name=country_name,json=countryName,proto3" json:"country_name,omitempty"`
+	// The city.
+	City          string `protobuf:"bytes,2,opt,name=city,proto3" json:"city,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackingGeoLocation) Reset() {
+	*x = TrackingGeoLocation{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackingGeoLocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackingGeoLocation) ProtoMessage() {}
+
+func (x *TrackingGeoLocation) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackingGeoLocation.ProtoReflect.Descriptor instead.
+func (*TrackingGeoLocation) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TrackingGeoLocation) GetCountryName() string {
+	if x != nil {
+		return x.CountryName
+	}
+	return ""
+}
+
+func (x *TrackingGeoLocation) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+// PlatformEvent is one event that Infobip posts to the platform-events
+// subscription: a sending domain's bounce rate crossed the warning or the
+// block threshold. Its JSON form is exactly Infobip's.
+type PlatformEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Infobip's id of the event; an event with an id already stored changes
+	// nothing.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// When the event occurred, in milliseconds since the Unix epoch.
+	CreatedAt int64 `protobuf:"varint,2,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// What happened.
+	EventDetails  *PlatformEventDetails `protobuf:"bytes,3,opt,name=event_details,json=eventDetails,proto3" json:"event_details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformEvent) Reset() {
+	*x = PlatformEvent{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformEvent) ProtoMessage() {}
+
+func (x *PlatformEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformEvent.ProtoReflect.Descriptor instead.
+func (*PlatformEvent) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PlatformEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *PlatformEvent) GetCreatedAt() int64 {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return 0
+}
+
+func (x *PlatformEvent) GetEventDetails() *PlatformEventDetails {
+	if x != nil {
+		return x.EventDetails
+	}
+	return nil
+}
+
+// PlatformEventDetails says what a platform event is about.
+type PlatformEventDetails struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind of event: `HIGH_BOUNCE_RATE_WARNING` or
+	// `HIGH_BOUNCE_RATE_BLOCKED`.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// The Infobip account that owns the domain.
+	AccountKey string `protobuf:"bytes,2,opt,name=account_key,json=accountKey,proto3" json:"account_key,omitempty"`
+	// The sending domain.
+	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	// The warning threshold, in percent; warnings only.
+	WarnThreshold float64 `protobuf:"fixed64,4,opt,name=warn_threshold,json=warnThreshold,proto3" json:"warn_threshold,omitempty"`
+	// The block threshold, in percent; blocks only.
+	BlockThreshold float64 `protobuf:"fixed64,5,opt,name=block_threshold,json=blockThreshold,proto3" json:"block_threshold,omitempty"`
+	// The bounce rate Infobip measured, in percent.
+	BounceRate float64 `protobuf:"fixed64,6,opt,name=bounce_rate,json=bounceRate,proto3" json:"bounce_rate,omitempty"`
+	// The window the rate was measured over: `HOURLY` or `DAILY`.
+	Scope         string `protobuf:"bytes,7,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlatformEventDetails) Reset() {
+	*x = PlatformEventDetails{}
+	mi := &file_ibmail_v1_report_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlatformEventDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlatformEventDetails) ProtoMessage() {}
+
+func (x *PlatformEventDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_report_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlatformEventDetails.ProtoReflect.Descriptor instead.
+func (*PlatformEventDetails) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_report_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PlatformEventDetails) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *PlatformEventDetails) GetAccountKey() string {
+	if x != nil {
+		return x.AccountKey
+	}
+	return ""
+}
+
+func (x *PlatformEventDetails) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *PlatformEventDetails) GetWarnThreshold() float64 {
+	if x != nil {
+		return x.WarnThreshold
+	}
+	return 0
+}
+
+func (x *PlatformEventDetails) GetBlockThreshold() float64 {
+	if x != nil {
+		return x.BlockThreshold
+	}
+	return 0
+}
+
+func (x *PlatformEventDetails) GetBounceRate() float64 {
+	if x != nil {
+		return x.BounceRate
+	}
+	return 0
+}
+
+func (x *PlatformEventDetails) GetScope() string {
+	if x != nil {
+		return x.Scope
+	}
+	return ""
+}
+
 var File_ibmail_v1_report_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_report_proto_rawDesc = "" +
@@ -774,7 +1238,49 @@ const file_ibmail_v1_report_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03raw\x18\x04 \x01(\fR\x03raw*\x87\x01\n" +
+	"\x03raw\x18\x04 \x01(\fR\x03raw\"\xbf\x04\n" +
+	"\x0eTrackingReport\x12+\n" +
+	"\x11notification_type\x18\x01 \x01(\tR\x10notificationType\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12\x1c\n" +
+	"\trecipient\x18\x04 \x01(\tR\trecipient\x12\x16\n" +
+	"\x06sender\x18\x05 \x01(\tR\x06sender\x12\x10\n" +
+	"\x03url\x18\x06 \x01(\tR\x03url\x12$\n" +
+	"\x0esend_date_time\x18\a \x01(\x03R\fsendDateTime\x12\x1d\n" +
+	"\n" +
+	"message_id\x18\b \x01(\tR\tmessageId\x12\x17\n" +
+	"\abulk_id\x18\t \x01(\tR\x06bulkId\x12#\n" +
+	"\rcallback_data\x18\n" +
+	" \x01(\tR\fcallbackData\x12G\n" +
+	"\x0erecipient_info\x18\v \x01(\v2 .ibmail.v1.TrackingRecipientInfoR\rrecipientInfo\x12A\n" +
+	"\fgeo_location\x18\f \x01(\v2\x1e.ibmail.v1.TrackingGeoLocationR\vgeoLocation\x122\n" +
+	"\x15campaign_reference_id\x18\r \x01(\tR\x13campaignReferenceId\x12\x1b\n" +
+	"\tentity_id\x18\x0e \x01(\tR\bentityId\x12%\n" +
+	"\x0eapplication_id\x18\x0f \x01(\tR\rapplicationId\"i\n" +
+	"\x15TrackingRecipientInfo\x12\x1f\n" +
+	"\vdevice_type\x18\x01 \x01(\tR\n" +
+	"deviceType\x12\x0e\n" +
+	"\x02os\x18\x02 \x01(\tR\x02os\x12\x1f\n" +
+	"\vdevice_name\x18\x03 \x01(\tR\n" +
+	"deviceName\"L\n" +
+	"\x13TrackingGeoLocation\x12!\n" +
+	"\fcountry_name\x18\x01 \x01(\tR\vcountryName\x12\x12\n" +
+	"\x04city\x18\x02 \x01(\tR\x04city\"\x8f\x01\n" +
+	"\rPlatformEvent\x12\x19\n" +
+	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x02 \x01(\x03R\tcreatedAt\x12D\n" +
+	"\revent_details\x18\x03 \x01(\v2\x1f.ibmail.v1.PlatformEventDetailsR\feventDetails\"\xea\x01\n" +
+	"\x14PlatformEventDetails\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1f\n" +
+	"\vaccount_key\x18\x02 \x01(\tR\n" +
+	"accountKey\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x12%\n" +
+	"\x0ewarn_threshold\x18\x04 \x01(\x01R\rwarnThreshold\x12'\n" +
+	"\x0fblock_threshold\x18\x05 \x01(\x01R\x0eblockThreshold\x12\x1f\n" +
+	"\vbounce_rate\x18\x06 \x01(\x01R\n" +
+	"bounceRate\x12\x14\n" +
+	"\x05scope\x18\a \x01(\tR\x05scope*\x87\x01\n" +
 	"\rReportOutcome\x12\x1e\n" +
 	"\x1aREPORT_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14REPORT_OUTCOME_EVENT\x10\x01\x12\x1b\n" +
@@ -794,28 +1300,36 @@ func file_ibmail_v1_report_proto_rawDescGZIP() []byte {
 }
 
 var file_ibmail_v1_report_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ibmail_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ibmail_v1_report_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_ibmail_v1_report_proto_goTypes = []any{
-	(ReportOutcome)(0),      // 0: ibmail.v1.ReportOutcome
-	(*DeliveryReport)(nil),  // 1: ibmail.v1.DeliveryReport
-	(*ReportPrice)(nil),     // 2: ibmail.v1.ReportPrice
-	(*ReportStatus)(nil),    // 3: ibmail.v1.ReportStatus
-	(*ReportError)(nil),     // 4: ibmail.v1.ReportError
-	(*ReportSmtp)(nil),      // 5: ibmail.v1.ReportSmtp
-	(*Classification)(nil),  // 6: ibmail.v1.Classification
-	(*UndecodableItem)(nil), // 7: ibmail.v1.UndecodableItem
+	(ReportOutcome)(0),            // 0: ibmail.v1.ReportOutcome
+	(*DeliveryReport)(nil),        // 1: ibmail.v1.DeliveryReport
+	(*ReportPrice)(nil),           // 2: ibmail.v1.ReportPrice
+	(*ReportStatus)(nil),          // 3: ibmail.v1.ReportStatus
+	(*ReportError)(nil),           // 4: ibmail.v1.ReportError
+	(*ReportSmtp)(nil),            // 5: ibmail.v1.ReportSmtp
+	(*Classification)(nil),        // 6: ibmail.v1.Classification
+	(*UndecodableItem)(nil),       // 7: ibmail.v1.UndecodableItem
+	(*TrackingReport)(nil),        // 8: ibmail.v1.TrackingReport
+	(*TrackingRecipientInfo)(nil), // 9: ibmail.v1.TrackingRecipientInfo
+	(*TrackingGeoLocation)(nil),   // 10: ibmail.v1.TrackingGeoLocation
+	(*PlatformEvent)(nil),         // 11: ibmail.v1.PlatformEvent
+	(*PlatformEventDetails)(nil),  // 12: ibmail.v1.PlatformEventDetails
 }
 var file_ibmail_v1_report_proto_depIdxs = []int32{
-	2, // 0: ibmail.v1.DeliveryReport.price:type_name -> ibmail.v1.ReportPrice
-	3, // 1: ibmail.v1.DeliveryReport.status:type_name -> ibmail.v1.ReportStatus
-	4, // 2: ibmail.v1.DeliveryReport.error:type_name -> ibmail.v1.ReportError
-	5, // 3: ibmail.v1.DeliveryReport.smtp:type_name -> ibmail.v1.ReportSmtp
-	0, // 4: ibmail.v1.Classification.outcome:type_name -> ibmail.v1.ReportOutcome
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	2,  // 0: ibmail.v1.DeliveryReport.price:type_name -> ibmail.v1.ReportPrice
+	3,  // 1: ibmail.v1.DeliveryReport.status:type_name -> ibmail.v1.ReportStatus
+	4,  // 2: ibmail.v1.DeliveryReport.error:type_name -> ibmail.v1.ReportError
+	5,  // 3: ibmail.v1.DeliveryReport.smtp:type_name -> ibmail.v1.ReportSmtp
+	0,  // 4: ibmail.v1.Classification.outcome:type_name -> ibmail.v1.ReportOutcome
+	9,  // 5: ibmail.v1.TrackingReport.recipient_info:type_name -> ibmail.v1.TrackingRecipientInfo
+	10, // 6: ibmail.v1.TrackingReport.geo_location:type_name -> ibmail.v1.TrackingGeoLocation
+	12, // 7: ibmail.v1.PlatformEvent.event_details:type_name -> ibmail.v1.PlatformEventDetails
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_report_proto_init() }
@@ -829,7 +1343,7 @@ func file_ibmail_v1_report_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_report_proto_rawDesc), len(file_ibmail_v1_report_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -437,7 +437,10 @@ type Send struct {
 	// When the last recipient got its final state; unset until then.
 	DoneTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=done_time,json=doneTime,proto3" json:"done_time,omitempty"`
 	// The subject, if one was given.
-	Subject       string `protobuf:"bytes,15,opt,name=subject,proto3" json:"subject,omitempty"`
+	Subject string `protobuf:"bytes,15,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Why pending recipients are not being sent, such as the sending domain
+	// being blocked; empty when nothing holds the send.
+	HoldReason    string `protobuf:"bytes,16,opt,name=hold_reason,json=holdReason,proto3" json:"hold_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -573,6 +576,13 @@ func (x *Send) GetDoneTime() *timestamppb.Timestamp {
 func (x *Send) GetSubject() string {
 	if x != nil {
 		return x.Subject
+	}
+	return ""
+}
+
+func (x *Send) GetHoldReason() string {
+	if x != nil {
+		return x.HoldReason
 	}
 	return ""
 }
@@ -1055,7 +1065,7 @@ const file_ibmail_v1_send_service_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"9\n" +
 	"\x12CreateSendResponse\x12#\n" +
-	"\x04send\x18\x01 \x01(\v2\x0f.ibmail.v1.SendR\x04send\"\xc8\x04\n" +
+	"\x04send\x18\x01 \x01(\v2\x0f.ibmail.v1.SendR\x04send\"\xe9\x04\n" +
 	"\x04Send\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.ibmail.v1.SendStateR\x05state\x12\x1b\n" +
@@ -1074,7 +1084,9 @@ const file_ibmail_v1_send_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x127\n" +
 	"\tdone_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\bdoneTime\x12\x18\n" +
-	"\asubject\x18\x0f \x01(\tR\asubject\")\n" +
+	"\asubject\x18\x0f \x01(\tR\asubject\x12\x1f\n" +
+	"\vhold_reason\x18\x10 \x01(\tR\n" +
+	"holdReason\")\n" +
 	"\x0eGetSendRequest\x12\x17\n" +
 	"\asend_id\x18\x01 \x01(\tR\x06sendId\"6\n" +
 	"\x0fGetSendResponse\x12#\n" +

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Classification, DeliveryReport, ReportOutcome } from "./report_pb.js";
+import type { Classification, DeliveryReport, ReportOutcome, TrackingReport } from "./report_pb.js";
 import { file_ibmail_v1_report } from "./report_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,81 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/classifier_service.proto.
  */
 export const file_ibmail_v1_classifier_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJpYm1haWwvdjEvY2xhc3NpZmllcl9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEiQgoVQ2xhc3NpZnlSZXBvcnRSZXF1ZXN0EikKBnJlcG9ydBgBIAEoCzIZLmlibWFpbC52MS5EZWxpdmVyeVJlcG9ydCJ5ChZDbGFzc2lmeVJlcG9ydFJlc3BvbnNlEhIKCmV2ZW50X25hbWUYASABKAkSEgoKY2xhc3NpZmllZBgCIAEoCBIMCgRydWxlGAMgASgJEikKB291dGNvbWUYBCABKA4yGC5pYm1haWwudjEuUmVwb3J0T3V0Y29tZSJJChtCYXRjaENsYXNzaWZ5UmVwb3J0c1JlcXVlc3QSKgoHcmVwb3J0cxgBIAMoCzIZLmlibWFpbC52MS5EZWxpdmVyeVJlcG9ydCJSChxCYXRjaENsYXNzaWZ5UmVwb3J0c1Jlc3BvbnNlEjIKD2NsYXNzaWZpY2F0aW9ucxgBIAMoCzIZLmlibWFpbC52MS5DbGFzc2lmaWNhdGlvbjLTAQoRQ2xhc3NpZmllclNlcnZpY2USVQoOQ2xhc3NpZnlSZXBvcnQSIC5pYm1haWwudjEuQ2xhc3NpZnlSZXBvcnRSZXF1ZXN0GiEuaWJtYWlsLnYxLkNsYXNzaWZ5UmVwb3J0UmVzcG9uc2USZwoUQmF0Y2hDbGFzc2lmeVJlcG9ydHMSJi5pYm1haWwudjEuQmF0Y2hDbGFzc2lmeVJlcG9ydHNSZXF1ZXN0GicuaWJtYWlsLnYxLkJhdGNoQ2xhc3NpZnlSZXBvcnRzUmVzcG9uc2VCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw", [file_ibmail_v1_report]);
+  fileDesc("CiJpYm1haWwvdjEvY2xhc3NpZmllcl9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEiSgodQ2xhc3NpZnlUcmFja2luZ1JlcG9ydFJlcXVlc3QSKQoGcmVwb3J0GAEgASgLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0Ip0BCh5DbGFzc2lmeVRyYWNraW5nUmVwb3J0UmVzcG9uc2USEgoKZXZlbnRfbmFtZRgBIAEoCRISCgpjbGFzc2lmaWVkGAIgASgIEgwKBHJ1bGUYAyABKAkSKQoHb3V0Y29tZRgEIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lEhoKEnN1cHByZXNzaW9uX3JlYXNvbhgFIAEoCSJCChVDbGFzc2lmeVJlcG9ydFJlcXVlc3QSKQoGcmVwb3J0GAEgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0InkKFkNsYXNzaWZ5UmVwb3J0UmVzcG9uc2USEgoKZXZlbnRfbmFtZRgBIAEoCRISCgpjbGFzc2lmaWVkGAIgASgIEgwKBHJ1bGUYAyABKAkSKQoHb3V0Y29tZRgEIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lIkkKG0JhdGNoQ2xhc3NpZnlSZXBvcnRzUmVxdWVzdBIqCgdyZXBvcnRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0IlIKHEJhdGNoQ2xhc3NpZnlSZXBvcnRzUmVzcG9uc2USMgoPY2xhc3NpZmljYXRpb25zGAEgAygLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uMsICChFDbGFzc2lmaWVyU2VydmljZRJVCg5DbGFzc2lmeVJlcG9ydBIgLmlibWFpbC52MS5DbGFzc2lmeVJlcG9ydFJlcXVlc3QaIS5pYm1haWwudjEuQ2xhc3NpZnlSZXBvcnRSZXNwb25zZRJnChRCYXRjaENsYXNzaWZ5UmVwb3J0cxImLmlibWFpbC52MS5CYXRjaENsYXNzaWZ5UmVwb3J0c1JlcXVlc3QaJy5pYm1haWwudjEuQmF0Y2hDbGFzc2lmeVJlcG9ydHNSZXNwb25zZRJtChZDbGFzc2lmeVRyYWNraW5nUmVwb3J0EiguaWJtYWlsLnYxLkNsYXNzaWZ5VHJhY2tpbmdSZXBvcnRSZXF1ZXN0GikuaWJtYWlsLnYxLkNsYXNzaWZ5VHJhY2tpbmdSZXBvcnRSZXNwb25zZUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_ibmail_v1_report]);
+
+/**
+ * ClassifyTrackingReportRequest carries the tracking report to classify.
+ *
+ * @generated from message ibmail.v1.ClassifyTrackingReportRequest
+ */
+export type ClassifyTrackingReportRequest = Message<"ibmail.v1.ClassifyTrackingReportRequest"> & {
+  /**
+   * The report, exactly as Infobip posts it; over REST it is the whole
+   * request body.
+   *
+   * @generated from field: ibmail.v1.TrackingReport report = 1;
+   */
+  report?: TrackingReport | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.ClassifyTrackingReportRequest.
+ * Use `create(ClassifyTrackingReportRequestSchema)` to create a new message.
+ */
+export const ClassifyTrackingReportRequestSchema: GenMessage<ClassifyTrackingReportRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_classifier_service, 0);
+
+/**
+ * ClassifyTrackingReportResponse is the classification of one tracking
+ * report.
+ *
+ * @generated from message ibmail.v1.ClassifyTrackingReportResponse
+ */
+export type ClassifyTrackingReportResponse = Message<"ibmail.v1.ClassifyTrackingReportResponse"> & {
+  /**
+   * The event name, such as `newsletter.spambounce`; empty when the report
+   * makes no event.
+   *
+   * @generated from field: string event_name = 1;
+   */
+  eventName: string;
+
+  /**
+   * Whether a rule matched the report's notification type.
+   *
+   * @generated from field: bool classified = 2;
+   */
+  classified: boolean;
+
+  /**
+   * Which rule decided, or why none did, in words a person can read.
+   *
+   * @generated from field: string rule = 3;
+   */
+  rule: string;
+
+  /**
+   * The outcome: an event or unclassified.
+   *
+   * @generated from field: ibmail.v1.ReportOutcome outcome = 4;
+   */
+  outcome: ReportOutcome;
+
+  /**
+   * The reason the address is suppressed with, such as `complaint`; empty
+   * when the rule does not suppress.
+   *
+   * @generated from field: string suppression_reason = 5;
+   */
+  suppressionReason: string;
+};
+
+/**
+ * Describes the message ibmail.v1.ClassifyTrackingReportResponse.
+ * Use `create(ClassifyTrackingReportResponseSchema)` to create a new message.
+ */
+export const ClassifyTrackingReportResponseSchema: GenMessage<ClassifyTrackingReportResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_classifier_service, 1);
 
 /**
  * ClassifyReportRequest carries the report to classify.
@@ -34,7 +108,7 @@ export type ClassifyReportRequest = Message<"ibmail.v1.ClassifyReportRequest"> &
  * Use `create(ClassifyReportRequestSchema)` to create a new message.
  */
 export const ClassifyReportRequestSchema: GenMessage<ClassifyReportRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_classifier_service, 0);
+  messageDesc(file_ibmail_v1_classifier_service, 2);
 
 /**
  * ClassifyReportResponse is the classification of one report.
@@ -77,7 +151,7 @@ export type ClassifyReportResponse = Message<"ibmail.v1.ClassifyReportResponse">
  * Use `create(ClassifyReportResponseSchema)` to create a new message.
  */
 export const ClassifyReportResponseSchema: GenMessage<ClassifyReportResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_classifier_service, 1);
+  messageDesc(file_ibmail_v1_classifier_service, 3);
 
 /**
  * BatchClassifyReportsRequest carries the reports to classify.
@@ -98,7 +172,7 @@ export type BatchClassifyReportsRequest = Message<"ibmail.v1.BatchClassifyReport
  * Use `create(BatchClassifyReportsRequestSchema)` to create a new message.
  */
 export const BatchClassifyReportsRequestSchema: GenMessage<BatchClassifyReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_classifier_service, 2);
+  messageDesc(file_ibmail_v1_classifier_service, 4);
 
 /**
  * BatchClassifyReportsResponse holds one classification per report.
@@ -119,7 +193,7 @@ export type BatchClassifyReportsResponse = Message<"ibmail.v1.BatchClassifyRepor
  * Use `create(BatchClassifyReportsResponseSchema)` to create a new message.
  */
 export const BatchClassifyReportsResponseSchema: GenMessage<BatchClassifyReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_classifier_service, 3);
+  messageDesc(file_ibmail_v1_classifier_service, 5);
 
 /**
  * ClassifierService maps Infobip delivery reports to profile events with the
@@ -149,6 +223,18 @@ export const ClassifierService: GenService<{
     methodKind: "unary";
     input: typeof BatchClassifyReportsRequestSchema;
     output: typeof BatchClassifyReportsResponseSchema;
+  },
+  /**
+   * ClassifyTrackingReport classifies one tracking report (an open, a
+   * click, a complaint, a late bounce, an unsubscribe) with the tracking
+   * rules of the same rule list.
+   *
+   * @generated from rpc ibmail.v1.ClassifierService.ClassifyTrackingReport
+   */
+  classifyTrackingReport: {
+    methodKind: "unary";
+    input: typeof ClassifyTrackingReportRequestSchema;
+    output: typeof ClassifyTrackingReportResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_classifier_service, 0);

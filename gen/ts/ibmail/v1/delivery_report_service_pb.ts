@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Classification, DeliveryReport, ReportOutcome, UndecodableItem } from "./report_pb.js";
+import type { Classification, DeliveryReport, PlatformEvent, ReportOutcome, TrackingReport, UndecodableItem } from "./report_pb.js";
 import { file_ibmail_v1_report } from "./report_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,280 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/delivery_report_service.proto.
  */
 export const file_ibmail_v1_delivery_report_service: GenFile = /*@__PURE__*/
-  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjcKE3VuZGVjb2RhYmxlX3Jlc3VsdHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQiUgoOUmVqZWN0ZWRSZXBvcnQSDQoFaW5kZXgYASABKAUSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZmllbGQYBCABKAkibgoaTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZERlbGl2ZXJ5UmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkRGVsaXZlcnlSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIkQKG0xpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJlChxMaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEiwKCHBheWxvYWRzGAEgAygLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoZR2V0UmVqZWN0ZWRQYXlsb2FkUmVxdWVzdBIbChNyZWplY3RlZF9wYXlsb2FkX2lkGAEgASgJIkkKGkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlEisKB3BheWxvYWQYASABKAsyGi5pYm1haWwudjEuUmVqZWN0ZWRQYXlsb2FkIq8BCg9SZWplY3RlZFBheWxvYWQSCgoCaWQYASABKAkSMAoMcmVjZWl2ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjb250ZW50X3R5cGUYAyABKAkSDgoGcmVhc29uGAQgASgJEgwKBGJvZHkYBSABKAwSEgoKYm9keV9ieXRlcxgGIAEoAxIWCg5ib2R5X3RydW5jYXRlZBgHIAEoCDK1AwoVRGVsaXZlcnlSZXBvcnRTZXJ2aWNlEmoKFUluZ2VzdERlbGl2ZXJ5UmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3REZWxpdmVyeVJlcG9ydHMSJS5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmcKFExpc3RSZWplY3RlZFBheWxvYWRzEiYuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBonLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEmEKEkdldFJlamVjdGVkUGF5bG9hZBIkLmlibWFpbC52MS5HZXRSZWplY3RlZFBheWxvYWRSZXF1ZXN0GiUuaWJtYWlsLnYxLkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
+  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0VHJhY2tpbmdSZXBvcnRzUmVxdWVzdBIqCgdyZXBvcnRzGAEgAygLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjcKE3VuZGVjb2RhYmxlX3JlcG9ydHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQibgoaTGlzdFRyYWNraW5nUmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZFRyYWNraW5nUmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkVHJhY2tpbmdSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIn8KG0luZ2VzdFBsYXRmb3JtRXZlbnRzUmVxdWVzdBIoCgZldmVudHMYASADKAsyGC5pYm1haWwudjEuUGxhdGZvcm1FdmVudBI2ChJ1bmRlY29kYWJsZV9ldmVudHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtInEKHEluZ2VzdFBsYXRmb3JtRXZlbnRzUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBRIrCghyZWplY3RlZBgDIAMoCzIZLmlibWFpbC52MS5SZWplY3RlZFJlcG9ydCKDAQocSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIqCgdyZXN1bHRzGAEgAygLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjcKE3VuZGVjb2RhYmxlX3Jlc3VsdHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQiUgoOUmVqZWN0ZWRSZXBvcnQSDQoFaW5kZXgYASABKAUSEgoKbWVzc2FnZV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSDQoFZmllbGQYBCABKAkibgoaTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZERlbGl2ZXJ5UmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLdAQoUU3RvcmVkRGVsaXZlcnlSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLkRlbGl2ZXJ5UmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJIkQKG0xpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJlChxMaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEiwKCHBheWxvYWRzGAEgAygLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOAoZR2V0UmVqZWN0ZWRQYXlsb2FkUmVxdWVzdBIbChNyZWplY3RlZF9wYXlsb2FkX2lkGAEgASgJIkkKGkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlEisKB3BheWxvYWQYASABKAsyGi5pYm1haWwudjEuUmVqZWN0ZWRQYXlsb2FkIq8BCg9SZWplY3RlZFBheWxvYWQSCgoCaWQYASABKAkSMAoMcmVjZWl2ZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxjb250ZW50X3R5cGUYAyABKAkSDgoGcmVhc29uGAQgASgJEgwKBGJvZHkYBSABKAwSEgoKYm9keV9ieXRlcxgGIAEoAxIWCg5ib2R5X3RydW5jYXRlZBgHIAEoCDLwBQoVRGVsaXZlcnlSZXBvcnRTZXJ2aWNlEmoKFUluZ2VzdERlbGl2ZXJ5UmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3REZWxpdmVyeVJlcG9ydHMSJS5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEmcKFExpc3RSZWplY3RlZFBheWxvYWRzEiYuaWJtYWlsLnYxLkxpc3RSZWplY3RlZFBheWxvYWRzUmVxdWVzdBonLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1Jlc3BvbnNlEmEKEkdldFJlamVjdGVkUGF5bG9hZBIkLmlibWFpbC52MS5HZXRSZWplY3RlZFBheWxvYWRSZXF1ZXN0GiUuaWJtYWlsLnYxLkdldFJlamVjdGVkUGF5bG9hZFJlc3BvbnNlEmoKFUluZ2VzdFRyYWNraW5nUmVwb3J0cxInLmlibWFpbC52MS5Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXF1ZXN0GiguaWJtYWlsLnYxLkluZ2VzdFRyYWNraW5nUmVwb3J0c1Jlc3BvbnNlEmQKE0xpc3RUcmFja2luZ1JlcG9ydHMSJS5pYm1haWwudjEuTGlzdFRyYWNraW5nUmVwb3J0c1JlcXVlc3QaJi5pYm1haWwudjEuTGlzdFRyYWNraW5nUmVwb3J0c1Jlc3BvbnNlEmcKFEluZ2VzdFBsYXRmb3JtRXZlbnRzEiYuaWJtYWlsLnYxLkluZ2VzdFBsYXRmb3JtRXZlbnRzUmVxdWVzdBonLmlibWFpbC52MS5Jbmdlc3RQbGF0Zm9ybUV2ZW50c1Jlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
+
+/**
+ * IngestTrackingReportsRequest carries tracking reports as Infobip posts
+ * them.
+ *
+ * @generated from message ibmail.v1.IngestTrackingReportsRequest
+ */
+export type IngestTrackingReportsRequest = Message<"ibmail.v1.IngestTrackingReportsRequest"> & {
+  /**
+   * The tracking reports. Over REST, those of the body that decoded; the
+   * others are in `undecodable_reports`.
+   *
+   * @generated from field: repeated ibmail.v1.TrackingReport reports = 1;
+   */
+  reports: TrackingReport[];
+
+  /**
+   * Filled by the REST gateway, never read from a body: the items of the
+   * body that are JSON but not a TrackingReport, each refused, named in the
+   * answer and kept as a rejected payload, as for
+   * IngestDeliveryReportsRequest.undecodable_results.
+   *
+   * @generated from field: repeated ibmail.v1.UndecodableItem undecodable_reports = 2;
+   */
+  undecodableReports: UndecodableItem[];
+};
+
+/**
+ * Describes the message ibmail.v1.IngestTrackingReportsRequest.
+ * Use `create(IngestTrackingReportsRequestSchema)` to create a new message.
+ */
+export const IngestTrackingReportsRequestSchema: GenMessage<IngestTrackingReportsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 0);
+
+/**
+ * IngestTrackingReportsResponse says what became of each tracking report.
+ *
+ * @generated from message ibmail.v1.IngestTrackingReportsResponse
+ */
+export type IngestTrackingReportsResponse = Message<"ibmail.v1.IngestTrackingReportsResponse"> & {
+  /**
+   * How many reports were stored for the first time.
+   *
+   * @generated from field: int32 accepted = 1;
+   */
+  accepted: number;
+
+  /**
+   * How many reports had been stored before (by `eventId`) and changed
+   * nothing.
+   *
+   * @generated from field: int32 duplicates = 2;
+   */
+  duplicates: number;
+
+  /**
+   * How many of the newly stored reports became events.
+   *
+   * @generated from field: int32 events = 3;
+   */
+  events: number;
+
+  /**
+   * How many of the newly stored reports are of a notification type no
+   * rule covers.
+   *
+   * @generated from field: int32 unclassified = 4;
+   */
+  unclassified: number;
+
+  /**
+   * The reports that were refused, each kept as a rejected payload; the
+   * index is the report's position in the body (0 for a body of one).
+   *
+   * @generated from field: repeated ibmail.v1.RejectedReport rejected = 5;
+   */
+  rejected: RejectedReport[];
+};
+
+/**
+ * Describes the message ibmail.v1.IngestTrackingReportsResponse.
+ * Use `create(IngestTrackingReportsResponseSchema)` to create a new message.
+ */
+export const IngestTrackingReportsResponseSchema: GenMessage<IngestTrackingReportsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 1);
+
+/**
+ * ListTrackingReportsRequest selects stored tracking reports.
+ *
+ * @generated from message ibmail.v1.ListTrackingReportsRequest
+ */
+export type ListTrackingReportsRequest = Message<"ibmail.v1.ListTrackingReportsRequest"> & {
+  /**
+   * At most this many reports are returned; 0 means 50, and more than 1000
+   * is taken as 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous call, to go on from there.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only reports of this outcome; unspecified means all.
+   *
+   * @generated from field: ibmail.v1.ReportOutcome outcome = 3;
+   */
+  outcome: ReportOutcome;
+};
+
+/**
+ * Describes the message ibmail.v1.ListTrackingReportsRequest.
+ * Use `create(ListTrackingReportsRequestSchema)` to create a new message.
+ */
+export const ListTrackingReportsRequestSchema: GenMessage<ListTrackingReportsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 2);
+
+/**
+ * ListTrackingReportsResponse is a page of stored tracking reports.
+ *
+ * @generated from message ibmail.v1.ListTrackingReportsResponse
+ */
+export type ListTrackingReportsResponse = Message<"ibmail.v1.ListTrackingReportsResponse"> & {
+  /**
+   * The reports, newest first.
+   *
+   * @generated from field: repeated ibmail.v1.StoredTrackingReport reports = 1;
+   */
+  reports: StoredTrackingReport[];
+
+  /**
+   * The token for the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message ibmail.v1.ListTrackingReportsResponse.
+ * Use `create(ListTrackingReportsResponseSchema)` to create a new message.
+ */
+export const ListTrackingReportsResponseSchema: GenMessage<ListTrackingReportsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 3);
+
+/**
+ * StoredTrackingReport is a tracking report as the server stored it.
+ *
+ * @generated from message ibmail.v1.StoredTrackingReport
+ */
+export type StoredTrackingReport = Message<"ibmail.v1.StoredTrackingReport"> & {
+  /**
+   * The server's id of the stored report; the id of its event too.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The report as it arrived.
+   *
+   * @generated from field: ibmail.v1.TrackingReport report = 2;
+   */
+  report?: TrackingReport | undefined;
+
+  /**
+   * What the mapping engine made of it.
+   *
+   * @generated from field: ibmail.v1.Classification classification = 3;
+   */
+  classification?: Classification | undefined;
+
+  /**
+   * The profile the report belongs to.
+   *
+   * @generated from field: string profile_id = 4;
+   */
+  profileId: string;
+
+  /**
+   * When the server received the report.
+   *
+   * @generated from field: google.protobuf.Timestamp receive_time = 5;
+   */
+  receiveTime?: Timestamp | undefined;
+
+  /**
+   * The connection whose webhook secret the report came with; empty for the
+   * server-wide secret.
+   *
+   * @generated from field: string connection_id = 6;
+   */
+  connectionId: string;
+};
+
+/**
+ * Describes the message ibmail.v1.StoredTrackingReport.
+ * Use `create(StoredTrackingReportSchema)` to create a new message.
+ */
+export const StoredTrackingReportSchema: GenMessage<StoredTrackingReport> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 4);
+
+/**
+ * IngestPlatformEventsRequest carries platform events as Infobip posts them.
+ *
+ * @generated from message ibmail.v1.IngestPlatformEventsRequest
+ */
+export type IngestPlatformEventsRequest = Message<"ibmail.v1.IngestPlatformEventsRequest"> & {
+  /**
+   * The events. Over REST, those of the body that decoded; the others are
+   * in `undecodable_events`.
+   *
+   * @generated from field: repeated ibmail.v1.PlatformEvent events = 1;
+   */
+  events: PlatformEvent[];
+
+  /**
+   * Filled by the REST gateway, never read from a body: the items of the
+   * body that are JSON but not a PlatformEvent (see
+   * IngestDeliveryReportsRequest.undecodable_results).
+   *
+   * @generated from field: repeated ibmail.v1.UndecodableItem undecodable_events = 2;
+   */
+  undecodableEvents: UndecodableItem[];
+};
+
+/**
+ * Describes the message ibmail.v1.IngestPlatformEventsRequest.
+ * Use `create(IngestPlatformEventsRequestSchema)` to create a new message.
+ */
+export const IngestPlatformEventsRequestSchema: GenMessage<IngestPlatformEventsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 5);
+
+/**
+ * IngestPlatformEventsResponse says what became of each platform event.
+ *
+ * @generated from message ibmail.v1.IngestPlatformEventsResponse
+ */
+export type IngestPlatformEventsResponse = Message<"ibmail.v1.IngestPlatformEventsResponse"> & {
+  /**
+   * How many events were stored for the first time.
+   *
+   * @generated from field: int32 accepted = 1;
+   */
+  accepted: number;
+
+  /**
+   * How many events had been stored before (by `eventId`) and changed
+   * nothing.
+   *
+   * @generated from field: int32 duplicates = 2;
+   */
+  duplicates: number;
+
+  /**
+   * The events that were refused, each kept as a rejected payload.
+   *
+   * @generated from field: repeated ibmail.v1.RejectedReport rejected = 3;
+   */
+  rejected: RejectedReport[];
+};
+
+/**
+ * Describes the message ibmail.v1.IngestPlatformEventsResponse.
+ * Use `create(IngestPlatformEventsResponseSchema)` to create a new message.
+ */
+export const IngestPlatformEventsResponseSchema: GenMessage<IngestPlatformEventsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 6);
 
 /**
  * IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
@@ -49,7 +322,7 @@ export type IngestDeliveryReportsRequest = Message<"ibmail.v1.IngestDeliveryRepo
  * Use `create(IngestDeliveryReportsRequestSchema)` to create a new message.
  */
 export const IngestDeliveryReportsRequestSchema: GenMessage<IngestDeliveryReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 0);
+  messageDesc(file_ibmail_v1_delivery_report_service, 7);
 
 /**
  * IngestDeliveryReportsResponse says what became of each report of the body.
@@ -98,7 +371,7 @@ export type IngestDeliveryReportsResponse = Message<"ibmail.v1.IngestDeliveryRep
  * Use `create(IngestDeliveryReportsResponseSchema)` to create a new message.
  */
 export const IngestDeliveryReportsResponseSchema: GenMessage<IngestDeliveryReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 1);
+  messageDesc(file_ibmail_v1_delivery_report_service, 8);
 
 /**
  * RejectedReport names a report of a webhook body that was refused.
@@ -142,7 +415,7 @@ export type RejectedReport = Message<"ibmail.v1.RejectedReport"> & {
  * Use `create(RejectedReportSchema)` to create a new message.
  */
 export const RejectedReportSchema: GenMessage<RejectedReport> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 2);
+  messageDesc(file_ibmail_v1_delivery_report_service, 9);
 
 /**
  * ListDeliveryReportsRequest selects stored reports.
@@ -178,7 +451,7 @@ export type ListDeliveryReportsRequest = Message<"ibmail.v1.ListDeliveryReportsR
  * Use `create(ListDeliveryReportsRequestSchema)` to create a new message.
  */
 export const ListDeliveryReportsRequestSchema: GenMessage<ListDeliveryReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 3);
+  messageDesc(file_ibmail_v1_delivery_report_service, 10);
 
 /**
  * ListDeliveryReportsResponse is a page of stored reports.
@@ -206,7 +479,7 @@ export type ListDeliveryReportsResponse = Message<"ibmail.v1.ListDeliveryReports
  * Use `create(ListDeliveryReportsResponseSchema)` to create a new message.
  */
 export const ListDeliveryReportsResponseSchema: GenMessage<ListDeliveryReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 4);
+  messageDesc(file_ibmail_v1_delivery_report_service, 11);
 
 /**
  * StoredDeliveryReport is a report as the server stored it.
@@ -263,7 +536,7 @@ export type StoredDeliveryReport = Message<"ibmail.v1.StoredDeliveryReport"> & {
  * Use `create(StoredDeliveryReportSchema)` to create a new message.
  */
 export const StoredDeliveryReportSchema: GenMessage<StoredDeliveryReport> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 5);
+  messageDesc(file_ibmail_v1_delivery_report_service, 12);
 
 /**
  * ListRejectedPayloadsRequest selects rejected payloads.
@@ -292,7 +565,7 @@ export type ListRejectedPayloadsRequest = Message<"ibmail.v1.ListRejectedPayload
  * Use `create(ListRejectedPayloadsRequestSchema)` to create a new message.
  */
 export const ListRejectedPayloadsRequestSchema: GenMessage<ListRejectedPayloadsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 6);
+  messageDesc(file_ibmail_v1_delivery_report_service, 13);
 
 /**
  * ListRejectedPayloadsResponse is a page of rejected payloads.
@@ -322,7 +595,7 @@ export type ListRejectedPayloadsResponse = Message<"ibmail.v1.ListRejectedPayloa
  * Use `create(ListRejectedPayloadsResponseSchema)` to create a new message.
  */
 export const ListRejectedPayloadsResponseSchema: GenMessage<ListRejectedPayloadsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 7);
+  messageDesc(file_ibmail_v1_delivery_report_service, 14);
 
 /**
  * GetRejectedPayloadRequest names one rejected payload.
@@ -343,7 +616,7 @@ export type GetRejectedPayloadRequest = Message<"ibmail.v1.GetRejectedPayloadReq
  * Use `create(GetRejectedPayloadRequestSchema)` to create a new message.
  */
 export const GetRejectedPayloadRequestSchema: GenMessage<GetRejectedPayloadRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 8);
+  messageDesc(file_ibmail_v1_delivery_report_service, 15);
 
 /**
  * GetRejectedPayloadResponse is one rejected payload, body whole.
@@ -366,7 +639,7 @@ export type GetRejectedPayloadResponse = Message<"ibmail.v1.GetRejectedPayloadRe
  * Use `create(GetRejectedPayloadResponseSchema)` to create a new message.
  */
 export const GetRejectedPayloadResponseSchema: GenMessage<GetRejectedPayloadResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 9);
+  messageDesc(file_ibmail_v1_delivery_report_service, 16);
 
 /**
  * RejectedPayload is a webhook body, or one report of it, that was refused.
@@ -432,7 +705,7 @@ export type RejectedPayload = Message<"ibmail.v1.RejectedPayload"> & {
  * Use `create(RejectedPayloadSchema)` to create a new message.
  */
 export const RejectedPayloadSchema: GenMessage<RejectedPayload> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 10);
+  messageDesc(file_ibmail_v1_delivery_report_service, 17);
 
 /**
  * DeliveryReportService takes in Infobip's delivery reports, stores them and
@@ -489,6 +762,47 @@ export const DeliveryReportService: GenService<{
     methodKind: "unary";
     input: typeof GetRejectedPayloadRequestSchema;
     output: typeof GetRejectedPayloadResponseSchema;
+  },
+  /**
+   * IngestTrackingReports is the webhook of each send's `trackingUrl`:
+   * opens, clicks, complaints, late bounces and unsubscribes, stored
+   * durably and made into profile events before it answers. Reports are
+   * deduplicated by `eventId`. It authenticates as IngestDeliveryReports
+   * does. Over REST the body is Infobip's: one JSON object per report, or
+   * a JSON array of them (to replay a backlog in one call).
+   *
+   * @generated from rpc ibmail.v1.DeliveryReportService.IngestTrackingReports
+   */
+  ingestTrackingReports: {
+    methodKind: "unary";
+    input: typeof IngestTrackingReportsRequestSchema;
+    output: typeof IngestTrackingReportsResponseSchema;
+  },
+  /**
+   * ListTrackingReports lists the stored tracking reports, newest first,
+   * optionally only those of one outcome.
+   *
+   * @generated from rpc ibmail.v1.DeliveryReportService.ListTrackingReports
+   */
+  listTrackingReports: {
+    methodKind: "unary";
+    input: typeof ListTrackingReportsRequestSchema;
+    output: typeof ListTrackingReportsResponseSchema;
+  },
+  /**
+   * IngestPlatformEvents is the webhook of Infobip's email platform events
+   * (a sending domain warned or blocked for its bounce rate), stored
+   * durably, deduplicated by `eventId`, applied to the sending domain's
+   * state before it answers. It authenticates as IngestDeliveryReports
+   * does. Over REST the body is Infobip's: one JSON object per event, or a
+   * JSON array of them.
+   *
+   * @generated from rpc ibmail.v1.DeliveryReportService.IngestPlatformEvents
+   */
+  ingestPlatformEvents: {
+    methodKind: "unary";
+    input: typeof IngestPlatformEventsRequestSchema;
+    output: typeof IngestPlatformEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_delivery_report_service, 0);

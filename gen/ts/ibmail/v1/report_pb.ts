@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/report.proto.
  */
 export const file_ibmail_v1_report: GenFile = /*@__PURE__*/
-  fileDesc("ChZpYm1haWwvdjEvcmVwb3J0LnByb3RvEglpYm1haWwudjEi0wMKDkRlbGl2ZXJ5UmVwb3J0Eg8KB2J1bGtfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIKCgJ0bxgDIAEoCRIPCgdzZW50X2F0GAQgASgJEg8KB2RvbmVfYXQYBSABKAkSEQoJc21zX2NvdW50GAYgASgFEhUKDWF0dGVtcHRfY291bnQYByABKAUSHQoVdGltZV90b19maXJzdF9hdHRlbXB0GAggASgDEiUKBXByaWNlGAkgASgLMhYuaWJtYWlsLnYxLlJlcG9ydFByaWNlEicKBnN0YXR1cxgKIAEoCzIXLmlibWFpbC52MS5SZXBvcnRTdGF0dXMSJQoFZXJyb3IYCyABKAsyFi5pYm1haWwudjEuUmVwb3J0RXJyb3ISFQoNY2FsbGJhY2tfZGF0YRgMIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgNIAEoCRIRCgllbnRpdHlfaWQYDiABKAkSHQoVY2FtcGFpZ25fcmVmZXJlbmNlX2lkGA8gASgJEhQKDGJyb3dzZXJfbGluaxgQIAEoCRISCgpzZW5kaW5nX2lwGBEgASgJEiMKBHNtdHAYEiABKAsyFS5pYm1haWwudjEuUmVwb3J0U210cCI6CgtSZXBvcnRQcmljZRIZChFwcmljZV9wZXJfbWVzc2FnZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCSJjCgxSZXBvcnRTdGF0dXMSCgoCaWQYASABKAUSEAoIZ3JvdXBfaWQYAiABKAUSEgoKZ3JvdXBfbmFtZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJInUKC1JlcG9ydEVycm9yEgoKAmlkGAEgASgFEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIZ3JvdXBfaWQYBCABKAUSEgoKZ3JvdXBfbmFtZRgFIAEoCRIRCglwZXJtYW5lbnQYBiABKAgiHgoKUmVwb3J0U210cBIQCghyZXNwb25zZRgBIAEoCSJxCg5DbGFzc2lmaWNhdGlvbhIpCgdvdXRjb21lGAEgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUSEgoKZXZlbnRfbmFtZRgCIAEoCRISCgpjbGFzc2lmaWVkGAMgASgIEgwKBHJ1bGUYBCABKAkiTAoPVW5kZWNvZGFibGVJdGVtEg0KBWluZGV4GAEgASgFEg0KBWZpZWxkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRILCgNyYXcYBCABKAwqhwEKDVJlcG9ydE91dGNvbWUSHgoaUkVQT1JUX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRSRVBPUlRfT1VUQ09NRV9FVkVOVBABEhsKF1JFUE9SVF9PVVRDT01FX05PX0VSUk9SEAISHwobUkVQT1JUX09VVENPTUVfVU5DTEFTU0lGSUVEEANCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw");
+  fileDesc("ChZpYm1haWwvdjEvcmVwb3J0LnByb3RvEglpYm1haWwudjEi0wMKDkRlbGl2ZXJ5UmVwb3J0Eg8KB2J1bGtfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIKCgJ0bxgDIAEoCRIPCgdzZW50X2F0GAQgASgJEg8KB2RvbmVfYXQYBSABKAkSEQoJc21zX2NvdW50GAYgASgFEhUKDWF0dGVtcHRfY291bnQYByABKAUSHQoVdGltZV90b19maXJzdF9hdHRlbXB0GAggASgDEiUKBXByaWNlGAkgASgLMhYuaWJtYWlsLnYxLlJlcG9ydFByaWNlEicKBnN0YXR1cxgKIAEoCzIXLmlibWFpbC52MS5SZXBvcnRTdGF0dXMSJQoFZXJyb3IYCyABKAsyFi5pYm1haWwudjEuUmVwb3J0RXJyb3ISFQoNY2FsbGJhY2tfZGF0YRgMIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgNIAEoCRIRCgllbnRpdHlfaWQYDiABKAkSHQoVY2FtcGFpZ25fcmVmZXJlbmNlX2lkGA8gASgJEhQKDGJyb3dzZXJfbGluaxgQIAEoCRISCgpzZW5kaW5nX2lwGBEgASgJEiMKBHNtdHAYEiABKAsyFS5pYm1haWwudjEuUmVwb3J0U210cCI6CgtSZXBvcnRQcmljZRIZChFwcmljZV9wZXJfbWVzc2FnZRgBIAEoARIQCghjdXJyZW5jeRgCIAEoCSJjCgxSZXBvcnRTdGF0dXMSCgoCaWQYASABKAUSEAoIZ3JvdXBfaWQYAiABKAUSEgoKZ3JvdXBfbmFtZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2Rlc2NyaXB0aW9uGAUgASgJInUKC1JlcG9ydEVycm9yEgoKAmlkGAEgASgFEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEAoIZ3JvdXBfaWQYBCABKAUSEgoKZ3JvdXBfbmFtZRgFIAEoCRIRCglwZXJtYW5lbnQYBiABKAgiHgoKUmVwb3J0U210cBIQCghyZXNwb25zZRgBIAEoCSJxCg5DbGFzc2lmaWNhdGlvbhIpCgdvdXRjb21lGAEgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUSEgoKZXZlbnRfbmFtZRgCIAEoCRISCgpjbGFzc2lmaWVkGAMgASgIEgwKBHJ1bGUYBCABKAkiTAoPVW5kZWNvZGFibGVJdGVtEg0KBWluZGV4GAEgASgFEg0KBWZpZWxkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRILCgNyYXcYBCABKAwiiwMKDlRyYWNraW5nUmVwb3J0EhkKEW5vdGlmaWNhdGlvbl90eXBlGAEgASgJEhAKCGV2ZW50X2lkGAIgASgJEg4KBmRvbWFpbhgDIAEoCRIRCglyZWNpcGllbnQYBCABKAkSDgoGc2VuZGVyGAUgASgJEgsKA3VybBgGIAEoCRIWCg5zZW5kX2RhdGVfdGltZRgHIAEoAxISCgptZXNzYWdlX2lkGAggASgJEg8KB2J1bGtfaWQYCSABKAkSFQoNY2FsbGJhY2tfZGF0YRgKIAEoCRI4Cg5yZWNpcGllbnRfaW5mbxgLIAEoCzIgLmlibWFpbC52MS5UcmFja2luZ1JlY2lwaWVudEluZm8SNAoMZ2VvX2xvY2F0aW9uGAwgASgLMh4uaWJtYWlsLnYxLlRyYWNraW5nR2VvTG9jYXRpb24SHQoVY2FtcGFpZ25fcmVmZXJlbmNlX2lkGA0gASgJEhEKCWVudGl0eV9pZBgOIAEoCRIWCg5hcHBsaWNhdGlvbl9pZBgPIAEoCSJNChVUcmFja2luZ1JlY2lwaWVudEluZm8SEwoLZGV2aWNlX3R5cGUYASABKAkSCgoCb3MYAiABKAkSEwoLZGV2aWNlX25hbWUYAyABKAkiOQoTVHJhY2tpbmdHZW9Mb2NhdGlvbhIUCgxjb3VudHJ5X25hbWUYASABKAkSDAoEY2l0eRgCIAEoCSJtCg1QbGF0Zm9ybUV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhIKCmNyZWF0ZWRfYXQYAiABKAMSNgoNZXZlbnRfZGV0YWlscxgDIAEoCzIfLmlibWFpbC52MS5QbGF0Zm9ybUV2ZW50RGV0YWlscyKeAQoUUGxhdGZvcm1FdmVudERldGFpbHMSDAoEdHlwZRgBIAEoCRITCgthY2NvdW50X2tleRgCIAEoCRIOCgZkb21haW4YAyABKAkSFgoOd2Fybl90aHJlc2hvbGQYBCABKAESFwoPYmxvY2tfdGhyZXNob2xkGAUgASgBEhMKC2JvdW5jZV9yYXRlGAYgASgBEg0KBXNjb3BlGAcgASgJKocBCg1SZXBvcnRPdXRjb21lEh4KGlJFUE9SVF9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGAoUUkVQT1JUX09VVENPTUVfRVZFTlQQARIbChdSRVBPUlRfT1VUQ09NRV9OT19FUlJPUhACEh8KG1JFUE9SVF9PVVRDT01FX1VOQ0xBU1NJRklFRBADQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM");
 
 /**
  * DeliveryReport is one item of the `results` array that Infobip posts to a
@@ -404,6 +404,295 @@ export type UndecodableItem = Message<"ibmail.v1.UndecodableItem"> & {
  */
 export const UndecodableItemSchema: GenMessage<UndecodableItem> = /*@__PURE__*/
   messageDesc(file_ibmail_v1_report, 6);
+
+/**
+ * TrackingReport is one event that Infobip posts to a send's `trackingUrl`:
+ * an open, a click, a complaint, a late bounce or an unsubscribe. Its JSON
+ * form is exactly Infobip's. Over REST the webhook also takes Infobip's
+ * variants: `messageId` as a number, `geoLocationInfo` for `geoLocation`.
+ *
+ * @generated from message ibmail.v1.TrackingReport
+ */
+export type TrackingReport = Message<"ibmail.v1.TrackingReport"> & {
+  /**
+   * What happened: `OPENED`, `CLICKED`, `COMPLAINED`, `LATE_BOUNCE` or
+   * `UNSUBSCRIBED`.
+   *
+   * @generated from field: string notification_type = 1;
+   */
+  notificationType: string;
+
+  /**
+   * Infobip's id of the event; a report with an id already stored changes
+   * nothing.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * The sending domain the email went out from.
+   *
+   * @generated from field: string domain = 3;
+   */
+  domain: string;
+
+  /**
+   * The recipient's email address.
+   *
+   * @generated from field: string recipient = 4;
+   */
+  recipient: string;
+
+  /**
+   * The sender's address; complaints and late bounces only.
+   *
+   * @generated from field: string sender = 5;
+   */
+  sender: string;
+
+  /**
+   * The link the recipient clicked; clicks only.
+   *
+   * @generated from field: string url = 6;
+   */
+  url: string;
+
+  /**
+   * When the email was sent, in milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 send_date_time = 7;
+   */
+  sendDateTime: bigint;
+
+  /**
+   * The id of the message the event is about.
+   *
+   * @generated from field: string message_id = 8;
+   */
+  messageId: string;
+
+  /**
+   * The id of the request the message was sent in.
+   *
+   * @generated from field: string bulk_id = 9;
+   */
+  bulkId: string;
+
+  /**
+   * The `callbackData` given when the message was sent, echoed back.
+   *
+   * @generated from field: string callback_data = 10;
+   */
+  callbackData: string;
+
+  /**
+   * The device the recipient acted on.
+   *
+   * @generated from field: ibmail.v1.TrackingRecipientInfo recipient_info = 11;
+   */
+  recipientInfo?: TrackingRecipientInfo | undefined;
+
+  /**
+   * Where the recipient acted; opens, clicks and unsubscribes only.
+   *
+   * @generated from field: ibmail.v1.TrackingGeoLocation geo_location = 12;
+   */
+  geoLocation?: TrackingGeoLocation | undefined;
+
+  /**
+   * The campaign reference given when the message was sent.
+   *
+   * @generated from field: string campaign_reference_id = 13;
+   */
+  campaignReferenceId: string;
+
+  /**
+   * The Infobip Entity ID the message was sent under.
+   *
+   * @generated from field: string entity_id = 14;
+   */
+  entityId: string;
+
+  /**
+   * The Infobip Application ID the message was sent under.
+   *
+   * @generated from field: string application_id = 15;
+   */
+  applicationId: string;
+};
+
+/**
+ * Describes the message ibmail.v1.TrackingReport.
+ * Use `create(TrackingReportSchema)` to create a new message.
+ */
+export const TrackingReportSchema: GenMessage<TrackingReport> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 7);
+
+/**
+ * TrackingRecipientInfo is the device a tracking event came from.
+ *
+ * @generated from message ibmail.v1.TrackingRecipientInfo
+ */
+export type TrackingRecipientInfo = Message<"ibmail.v1.TrackingRecipientInfo"> & {
+  /**
+   * The type of device, such as `Phone`.
+   *
+   * @generated from field: string device_type = 1;
+   */
+  deviceType: string;
+
+  /**
+   * The operating system, such as `iOS 12`.
+   *
+   * @generated from field: string os = 2;
+   */
+  os: string;
+
+  /**
+   * The device's name, such as `Apple`.
+   *
+   * @generated from field: string device_name = 3;
+   */
+  deviceName: string;
+};
+
+/**
+ * Describes the message ibmail.v1.TrackingRecipientInfo.
+ * Use `create(TrackingRecipientInfoSchema)` to create a new message.
+ */
+export const TrackingRecipientInfoSchema: GenMessage<TrackingRecipientInfo> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 8);
+
+/**
+ * TrackingGeoLocation is where a tracking event came from.
+ *
+ * @generated from message ibmail.v1.TrackingGeoLocation
+ */
+export type TrackingGeoLocation = Message<"ibmail.v1.TrackingGeoLocation"> & {
+  /**
+   * The country.
+   *
+   * @generated from field: string country_name = 1;
+   */
+  countryName: string;
+
+  /**
+   * The city.
+   *
+   * @generated from field: string city = 2;
+   */
+  city: string;
+};
+
+/**
+ * Describes the message ibmail.v1.TrackingGeoLocation.
+ * Use `create(TrackingGeoLocationSchema)` to create a new message.
+ */
+export const TrackingGeoLocationSchema: GenMessage<TrackingGeoLocation> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 9);
+
+/**
+ * PlatformEvent is one event that Infobip posts to the platform-events
+ * subscription: a sending domain's bounce rate crossed the warning or the
+ * block threshold. Its JSON form is exactly Infobip's.
+ *
+ * @generated from message ibmail.v1.PlatformEvent
+ */
+export type PlatformEvent = Message<"ibmail.v1.PlatformEvent"> & {
+  /**
+   * Infobip's id of the event; an event with an id already stored changes
+   * nothing.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * When the event occurred, in milliseconds since the Unix epoch.
+   *
+   * @generated from field: int64 created_at = 2;
+   */
+  createdAt: bigint;
+
+  /**
+   * What happened.
+   *
+   * @generated from field: ibmail.v1.PlatformEventDetails event_details = 3;
+   */
+  eventDetails?: PlatformEventDetails | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.PlatformEvent.
+ * Use `create(PlatformEventSchema)` to create a new message.
+ */
+export const PlatformEventSchema: GenMessage<PlatformEvent> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 10);
+
+/**
+ * PlatformEventDetails says what a platform event is about.
+ *
+ * @generated from message ibmail.v1.PlatformEventDetails
+ */
+export type PlatformEventDetails = Message<"ibmail.v1.PlatformEventDetails"> & {
+  /**
+   * The kind of event: `HIGH_BOUNCE_RATE_WARNING` or
+   * `HIGH_BOUNCE_RATE_BLOCKED`.
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * The Infobip account that owns the domain.
+   *
+   * @generated from field: string account_key = 2;
+   */
+  accountKey: string;
+
+  /**
+   * The sending domain.
+   *
+   * @generated from field: string domain = 3;
+   */
+  domain: string;
+
+  /**
+   * The warning threshold, in percent; warnings only.
+   *
+   * @generated from field: double warn_threshold = 4;
+   */
+  warnThreshold: number;
+
+  /**
+   * The block threshold, in percent; blocks only.
+   *
+   * @generated from field: double block_threshold = 5;
+   */
+  blockThreshold: number;
+
+  /**
+   * The bounce rate Infobip measured, in percent.
+   *
+   * @generated from field: double bounce_rate = 6;
+   */
+  bounceRate: number;
+
+  /**
+   * The window the rate was measured over: `HOURLY` or `DAILY`.
+   *
+   * @generated from field: string scope = 7;
+   */
+  scope: string;
+};
+
+/**
+ * Describes the message ibmail.v1.PlatformEventDetails.
+ * Use `create(PlatformEventDetailsSchema)` to create a new message.
+ */
+export const PlatformEventDetailsSchema: GenMessage<PlatformEventDetails> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_report, 11);
 
 /**
  * ReportOutcome says what the mapping engine made of a delivery report.
