@@ -17,11 +17,21 @@ import (
 	"github.com/ibmail/ibmail/store"
 )
 
-// MailerSource gives the Mailer and limits of a connection, and the
-// notifyUrl its reports come back to. It is asked again when a connection
-// is not in the dispatcher's cache (entries live for a minute), so changed
-// keys and limits take effect soon.
-type MailerSource func(ctx context.Context, connectionID string) (m Mailer, l Limits, notifyURL string, err error)
+// MailerSource gives the Mailer and limits of a connection, and the URLs
+// its reports come back to. It is asked again when a connection is not in
+// the dispatcher's cache (entries live for a minute), so changed keys and
+// limits take effect soon.
+type MailerSource func(ctx context.Context, connectionID string) (m Mailer, l Limits, callbacks Callbacks, err error)
+
+// Callbacks are the URLs of this server's webhooks that every request of a
+// connection names, each carrying the connection's webhook secret.
+type Callbacks struct {
+	// NotifyURL receives the delivery reports.
+	NotifyURL string
+	// TrackingURL receives the tracking reports: complaints, late bounces
+	// and unsubscribes always, opens and clicks when the send tracks them.
+	TrackingURL string
+}
 
 // Options configure a Dispatcher. Zero values take the defaults noted.
 type Options struct {
@@ -84,7 +94,7 @@ type Dispatcher struct {
 // cannot say.
 type connState struct {
 	mailer    Mailer
-	notifyURL string
+	callbacks Callbacks
 	limits    Limits
 	limiter   *rate.Limiter
 	gate      chan struct{}
@@ -236,7 +246,8 @@ func (d *Dispatcher) handle(ctx context.Context, log *slog.Logger, b store.Claim
 		d.complete(ctx, log, b, failAll(b.Recipients, store.RecipientFailed, err.Error()))
 		return
 	}
-	req := Request{Content: content, BulkID: b.BulkID, NotifyURL: conn.notifyURL, CallbackData: callbackData(b.SendID)}
+	req := Request{Content: content, BulkID: b.BulkID, NotifyURL: conn.callbacks.NotifyURL, TrackingURL: conn.callbacks.TrackingURL,
+		CallbackData: callbackData(b.SendID)}
 	for _, r := range b.Recipients {
 		req.Messages = append(req.Messages, Message{Email: r.Email, Placeholders: r.Placeholders})
 	}
@@ -411,7 +422,7 @@ func (d *Dispatcher) connection(ctx context.Context, id string) (*connState, err
 	if c, ok := d.conns[id]; ok && d.opts.Now().Sub(c.loaded) < time.Minute {
 		return c, nil
 	}
-	m, lim, notifyURL, err := d.opts.Mailers(ctx, id)
+	m, lim, callbacks, err := d.opts.Mailers(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +438,7 @@ func (d *Dispatcher) connection(ctx context.Context, id string) (*connState, err
 		d.conns[id] = c
 	}
 	c.limiter.SetLimit(rate.Limit(lim.RequestsPerSecond))
-	c.mailer, c.notifyURL, c.limits, c.loaded = m, notifyURL, lim, d.opts.Now()
+	c.mailer, c.callbacks, c.limits, c.loaded = m, callbacks, lim, d.opts.Now()
 	return c, nil
 }
 

@@ -35,6 +35,7 @@ func (m *InfobipMailer) Send(ctx context.Context, req Request) (map[string]Accep
 		TrackOpens:          &c.TrackOpens,
 		TrackClicks:         &c.TrackClicks,
 		NotifyURL:           req.NotifyURL,
+		TrackingURL:         req.TrackingURL,
 		NotifyContentType:   "application/json",
 		CallbackData:        req.CallbackData,
 		BulkID:              req.BulkID,

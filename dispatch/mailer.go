@@ -19,6 +19,7 @@ type Request struct {
 	BulkID       string
 	Messages     []Message
 	NotifyURL    string
+	TrackingURL  string
 	CallbackData string
 }
 

@@ -74,6 +74,18 @@ var (
 	UnreadableRows = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ibmail_unreadable_rows_total", Help: "Stored rows skipped by a read or a stream because they cannot be shown, by kind of row.",
 	}, []string{"what"})
+	// TrackingReportsIngested counts tracking reports stored for the first
+	// time, by notification type (opened, clicked, complained,
+	// late_bounce, unsubscribed, other) and outcome.
+	TrackingReportsIngested = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ibmail_tracking_reports_ingested_total", Help: "Tracking reports stored for the first time, by notification type and outcome.",
+	}, []string{"notification_type", "outcome"})
+	// DomainEvents counts the sending-domain events this replica stored
+	// for the first time, by type: Infobip's warnings and blocks, ibmail's
+	// own pauses and unblocks.
+	DomainEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ibmail_sending_domain_events_total", Help: "Sending-domain events stored (high_bounce_rate_warning, high_bounce_rate_blocked, paused, unblocked).",
+	}, []string{"type"})
 	// BatchesInHand is how many batches this replica's dispatcher holds.
 	BatchesInHand = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ibmail_dispatch_batches_in_hand", Help: "Batches this replica's dispatcher is sending now.",
@@ -87,7 +99,7 @@ func init() {
 		RPCs, RPCLatency, HTTPRequests, HTTPLatency,
 		ReportsIngested, ReportsDuplicate, ReportsRejected,
 		InfobipRequests, DispatchRetries, RecipientsDispatched, SuppressionsApplied, BatchesInHand,
-		UnreadableRows,
+		UnreadableRows, TrackingReportsIngested, DomainEvents,
 	)
 }
 

@@ -18,8 +18,6 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
-
-	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 )
 
 // Role is what a caller token may do. Roles are ordered: each includes the
@@ -61,9 +59,15 @@ var methodRoles = map[string]Role{
 	// The webhook authenticates Infobip with its own secret, which Infobip
 	// cannot send as a bearer token.
 	"/ibmail.v1.DeliveryReportService/IngestDeliveryReports": RoleNone,
+	"/ibmail.v1.DeliveryReportService/IngestTrackingReports": RoleNone,
+	"/ibmail.v1.DeliveryReportService/IngestPlatformEvents":  RoleNone,
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   RoleRead,
+	"/ibmail.v1.DeliveryReportService/ListTrackingReports":   RoleRead,
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  RoleRead,
 	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    RoleRead,
+	"/ibmail.v1.ClassifierService/ClassifyTrackingReport":    RoleRead,
+	"/ibmail.v1.SendingDomainService/ListSendingDomains":     RoleRead,
+	"/ibmail.v1.SendingDomainService/GetSendingDomain":       RoleRead,
 
 	"/ibmail.v1.ClassifierService/ClassifyReport":       RoleRead,
 	"/ibmail.v1.ClassifierService/BatchClassifyReports": RoleRead,
@@ -92,6 +96,7 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.SenderService/DeleteSender":                          RoleAdmin,
 	"/ibmail.v1.SuppressionService/ListSuppressions":                 RoleAdmin,
 	"/ibmail.v1.SuppressionService/DeleteSuppression":                RoleAdmin,
+	"/ibmail.v1.SendingDomainService/UnblockSendingDomain":           RoleAdmin,
 }
 
 // openPrefixes are whole services that need no token. Health must answer
@@ -332,7 +337,7 @@ func (a *tokenAuth) tap(ctx context.Context, info *tap.Info) (context.Context, e
 		return ctx, nil
 	}
 	incoming := metadata.NewIncomingContext(ctx, info.Header)
-	if info.FullMethodName == ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName {
+	if isWebhookMethod(info.FullMethodName) {
 		// The webhook takes no caller token but its own secret, which the
 		// handler checks against the store. A call that carries no
 		// credential at all is refused here, before its message (up to the

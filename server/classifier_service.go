@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
@@ -63,4 +64,27 @@ func classificationProto(o classifier.Outcome, event, rule string) *ibmailv1.Cla
 		Classified: o == classifier.OutcomeEvent,
 		Rule:       rule,
 	}
+}
+
+// ClassifyTrackingReport classifies one tracking report with the tracking
+// rules, as the tracking webhook does.
+func (s *ClassifierService) ClassifyTrackingReport(_ context.Context, req *ibmailv1.ClassifyTrackingReportRequest) (*ibmailv1.ClassifyTrackingReportResponse, error) {
+	if req.GetReport() == nil {
+		return nil, invalidField("report", "is required: send an Infobip tracking report, as posted to a trackingUrl")
+	}
+	t := strings.TrimSpace(req.GetReport().GetNotificationType())
+	if t == "" {
+		return nil, invalidField("report.notificationType", "is required: OPENED, CLICKED, COMPLAINED, LATE_BOUNCE or UNSUBSCRIBED")
+	}
+	if err := checkText("report.notificationType", t, maxNotificationTypeBytes); err != nil {
+		return nil, err
+	}
+	res := s.engine.ClassifyTracking(t)
+	return &ibmailv1.ClassifyTrackingReportResponse{
+		EventName:         res.Event,
+		Classified:        res.Outcome == classifier.OutcomeEvent,
+		Rule:              res.Reason,
+		Outcome:           outcomeProto(res.Outcome),
+		SuppressionReason: res.Suppress,
+	}, nil
 }

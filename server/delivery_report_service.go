@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -38,11 +37,14 @@ type DeliveryReportService struct {
 	log    *slog.Logger
 	now    func() time.Time
 	rows   *rowSkippers
+	// sendDomains caches each send's sending domain, for bounce rates.
+	sendDomains *sendDomainCache
 }
 
 // NewDeliveryReportService returns a DeliveryReportService.
 func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth WebhookAuthenticator, log *slog.Logger) *DeliveryReportService {
-	return &DeliveryReportService{engine: engine, store: st, auth: auth, log: log, now: time.Now, rows: newRowSkippers(log)}
+	return &DeliveryReportService{engine: engine, store: st, auth: auth, log: log, now: time.Now, rows: newRowSkippers(log),
+		sendDomains: newSendDomainCache(st)}
 }
 
 // IngestDeliveryReports authenticates the caller, then stores every valid
@@ -101,6 +103,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 				rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
 			}
 			if err == nil {
+				rep.Suppress, rep.CountsAs = deliveryEffects(r, rep)
 				reports = append(reports, rep)
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
 				continue
@@ -112,7 +115,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	for _, u := range undecodable[next:] {
 		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
 	}
-	if err := s.attribute(ctx, connectionID, reports, callbackSends); err != nil {
+	if err := attribute(ctx, s.store, s.sendDomains, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
 	res, err := s.store.IngestReports(ctx, reports, rejected)
@@ -297,55 +300,6 @@ func rejectedProto(row store.RejectedPayload, limit int) *ibmailv1.RejectedPaylo
 		p.Body, p.BodyTruncated = row.Body[:limit], true
 	}
 	return p
-}
-
-// attribute ties reports to the recipients of this server's sends: by
-// Infobip's messageId, stored when Infobip accepted the message, or, for a
-// report that beats that answer, by the send id in callbackData and the
-// address. Attributed reports land on the profile given at send time, and
-// bounces that warrant it suppress the address.
-//
-// Only sends of connectionID, the connection whose webhook secret
-// authenticated the body, are candidates ("" : the server-wide secret, any
-// send): a caller holding one connection's secret must not be able to move
-// another connection's recipients, or their profiles, by naming their
-// messageId or send. Its reports still land, on the profile their address
-// gives.
-func (s *DeliveryReportService) attribute(ctx context.Context, connectionID string, reports []store.Report, callbackSends []string) error {
-	for i := range reports {
-		reports[i].Suppress = suppressingEvents[reports[i].EventName]
-	}
-	ids := make([]string, len(reports))
-	for i, r := range reports {
-		ids[i] = r.Key.MessageID
-	}
-	byMessage, err := s.store.RecipientsByMessageID(ctx, connectionID, ids)
-	if err != nil {
-		return err
-	}
-	for i := range reports {
-		r := &reports[i]
-		rec, ok := byMessage[r.Key.MessageID]
-		if !ok && callbackSends[i] != "" {
-			found, err := s.store.RecipientByEmail(ctx, connectionID, callbackSends[i], r.Email)
-			switch {
-			case err == nil:
-				rec, ok = found, true
-			case !errors.Is(err, store.ErrNotFound):
-				return err
-			}
-		}
-		if ok {
-			r.ProfileID = rec.ProfileID
-			r.Recipient = &store.RecipientRef{SendID: rec.SendID, Seq: rec.Seq}
-		} else if connectionID != "" {
-			// The suppression list is shared by every connection: one
-			// connection's secret may suppress only the addresses of its
-			// own sends, or its holder could stop another's mail.
-			r.Suppress = false
-		}
-	}
-	return nil
 }
 
 // outcomeLabel names an outcome in metrics.

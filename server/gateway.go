@@ -27,9 +27,6 @@ import (
 	"github.com/ibmail/ibmail/store"
 )
 
-// WebhookPath is the route Infobip posts delivery reports to.
-const WebhookPath = "/v1/webhooks/infobip/delivery-reports"
-
 // gatewayMarshaler writes JSON with Infobip's and the API's lowerCamel
 // names, emits empty values (so that "eventName": "" is present) and ignores
 // unknown fields, which Infobip adds from time to time.
@@ -63,8 +60,12 @@ func (m *directJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(b)) == 0 {
 			return io.EOF // an empty body is an empty request, as with the gateway's decoder
 		}
-		if spec, ok := itemwiseBodies[msg.ProtoReflect().Descriptor().FullName()]; ok {
+		name := msg.ProtoReflect().Descriptor().FullName()
+		if spec, ok := itemwiseBodies[name]; ok {
 			return unmarshalItemwise(m.UnmarshalOptions, b, msg, spec)
+		}
+		if spec, ok := eventBodies[name]; ok {
+			return unmarshalEventBody(m.UnmarshalOptions, b, msg, spec)
 		}
 		return m.UnmarshalOptions.Unmarshal(b, msg)
 	})
@@ -126,6 +127,7 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, g *gateway) (*gatewa
 		ibmailv1.RegisterSenderServiceHandler,
 		ibmailv1.RegisterSendServiceHandler,
 		ibmailv1.RegisterSuppressionServiceHandler,
+		ibmailv1.RegisterSendingDomainServiceHandler,
 	}
 	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {
@@ -139,7 +141,7 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, g *gateway) (*gatewa
 // webhookTokenMetadata passes the webhook's `token` query parameter on as
 // gRPC metadata; the gateway binds no query parameters for body:"*" routes.
 func webhookTokenMetadata(_ context.Context, r *http.Request) metadata.MD {
-	if r.URL.Path != WebhookPath {
+	if _, ok := webhookRoutes[r.URL.Path]; !ok {
 		return nil
 	}
 	if t := r.URL.Query().Get("token"); t != "" {
@@ -154,7 +156,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := &gatedBody{src: r.Body, w: w}
 	r.Body = body
 	r = r.WithContext(context.WithValue(r.Context(), gatedBodyKey{}, body))
-	if r.URL.Path == WebhookPath && r.Method == http.MethodPost {
+	if _, ok := webhookRoutes[r.URL.Path]; ok && r.Method == http.MethodPost {
 		g.serveWebhook(w, r, body)
 		return
 	}
@@ -204,7 +206,7 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 
 // bodyLimit is the largest body method's route takes.
 func (g *gateway) bodyLimit(method string) int64 {
-	if method == ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName {
+	if isWebhookMethod(method) {
 		return g.maxBodyBytes
 	}
 	return g.maxAPIBodyBytes
@@ -345,8 +347,8 @@ func (g *gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runt
 	if st.Code() == codes.InvalidArgument && reasonOf(st) == "" {
 		// The gateway's own decoding failed: say so in the API's terms.
 		what := "the body is not valid JSON for this request"
-		if isWebhook {
-			what = `the body is not Infobip's delivery-report JSON {"results":[...]}`
+		if route, ok := webhookRoutes[r.URL.Path]; ok && isWebhook {
+			what = route.body
 		}
 		err = decodeError(r, what, st)
 		st = status.Convert(err)

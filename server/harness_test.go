@@ -50,6 +50,7 @@ type testEnv struct {
 	senders ibmailv1.SenderServiceClient
 	sends   ibmailv1.SendServiceClient
 	supps   ibmailv1.SuppressionServiceClient
+	domains ibmailv1.SendingDomainServiceClient
 	events  ibmailv1.EventServiceClient
 	health  healthpb.HealthClient
 	srv     *server.Server
@@ -65,7 +66,10 @@ type testEnv struct {
 type envOption func(*envConfig)
 
 type envConfig struct {
-	postgres      bool
+	postgres bool
+	// postgresDSN, when set, is the PostgreSQL store to open instead of a
+	// fresh schema: a second replica of another env's store.
+	postgresDSN   string
 	allowBaseURLs []string
 	dispatchers   int
 	dispatchOpts  func(*dispatch.Options)
@@ -101,6 +105,12 @@ func withPostgres() envOption {
 	return func(c *envConfig) { c.postgres = true }
 }
 
+// withReplicaOf puts the server on the PostgreSQL store of other, as a
+// second replica of it.
+func withReplicaOf(other *testEnv) envOption {
+	return func(c *envConfig) { c.postgres, c.postgresDSN = true, other.postgresDSN }
+}
+
 // withAllowedBaseURL admits a non-Infobip origin, such as a sandbox.
 func withAllowedBaseURL(u string) envOption {
 	return func(c *envConfig) { c.allowBaseURLs = append(c.allowBaseURLs, u) }
@@ -129,7 +139,10 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	var err error
 	var sqlitePath, postgresDSN string
 	if cfg.postgres {
-		postgresDSN = pgtest.FreshSchema(t)
+		postgresDSN = cfg.postgresDSN
+		if postgresDSN == "" {
+			postgresDSN = pgtest.FreshSchema(t)
+		}
 		st, err = postgres.Open(ctx, postgresDSN)
 	} else {
 		sqlitePath = filepath.Join(t.TempDir(), "ibmail.db")
@@ -231,6 +244,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		senders: ibmailv1.NewSenderServiceClient(conn),
 		sends:   ibmailv1.NewSendServiceClient(conn),
 		supps:   ibmailv1.NewSuppressionServiceClient(conn),
+		domains: ibmailv1.NewSendingDomainServiceClient(conn),
 	}
 }
 

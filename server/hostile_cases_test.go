@@ -48,6 +48,17 @@ const controlJSON = `{"messageId":"m2-{{u}}","to":"c{{u}}@example.com","doneAt":
 "status":{"id":4,"groupId":2,"groupName":"UNDELIVERABLE","name":"UNDELIVERABLE_REJECTED_OPERATOR"},
 "error":{"id":6099,"name":"EC_SOFT","groupId":3,"groupName":"SOFT","permanent":false}}`
 
+// trackingJSON is a tracking report of the tracking webhook's body.
+const trackingJSON = `{"notificationType":"CLICKED","eventId":"ev-{{u}}","domain":"example.com","recipient":"t{{u}}@example.com",
+"url":"https://example.com/x","sendDateTime":1704106800000,"messageId":"tm-{{u}}","bulkId":"tb-{{u}}",
+"callbackData":"{\"campaign\":\"c-{{u}}\"}","recipientInfo":{"deviceType":"Phone","os":"iOS 12","deviceName":"Apple"},
+"geoLocation":{"countryName":"France","city":"Paris"},"campaignReferenceId":"cr-{{u}}","entityId":"ent","applicationId":"app"}`
+
+// platformJSON is a platform event of the platform-events webhook's body:
+// a warning, for a domain of its own, so that no fixture is held.
+const platformJSON = `{"eventId":"pe-{{u}}","createdAt":"1767308400000","eventDetails":{"type":"HIGH_BOUNCE_RATE_WARNING",
+"accountKey":"8F0792F86035A9F4290821F1EE6BC06A","domain":"d{{u}}.example.com","warnThreshold":3,"bounceRate":4.6,"scope":"HOURLY"}}`
+
 // hostileBaselines holds one valid request for every ibmail.v1 method.
 var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.ClassifierService/ClassifyReport":            {request: `{"report":` + reportJSON + `}`},
@@ -56,6 +67,13 @@ var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   {request: `{"pageSize":10,"outcome":"REPORT_OUTCOME_EVENT"}`},
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  {request: `{"pageSize":10}`},
 	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    {request: `{"rejectedPayloadId":"999999999"}`, want: 404},
+	"/ibmail.v1.DeliveryReportService/IngestTrackingReports": {request: `{"reports":[` + trackingJSON + `]}`},
+	"/ibmail.v1.DeliveryReportService/ListTrackingReports":   {request: `{"pageSize":10,"outcome":"REPORT_OUTCOME_EVENT"}`},
+	"/ibmail.v1.DeliveryReportService/IngestPlatformEvents":  {request: `{"events":[` + platformJSON + `]}`},
+	"/ibmail.v1.ClassifierService/ClassifyTrackingReport":    {request: `{"report":` + trackingJSON + `}`},
+	"/ibmail.v1.SendingDomainService/ListSendingDomains":     {request: `{"pageSize":10}`},
+	"/ibmail.v1.SendingDomainService/GetSendingDomain":       {request: `{"domain":"example.com"}`},
+	"/ibmail.v1.SendingDomainService/UnblockSendingDomain":   {request: `{"domain":"gone.example.com"}`, want: 404},
 	"/ibmail.v1.ProfileService/ListProfileEvents":            {request: `{"profileId":"fx@example.com","pageSize":10,"eventNames":["newsletter.hardbounce"]}`},
 	"/ibmail.v1.ProfileService/SearchProfiles": {request: `{"eventNames":["newsletter.hardbounce"],"since":"2024-01-01T00:00:00Z",
 "until":"2025-01-01T00:00:00Z","pageSize":10}`},
@@ -100,7 +118,7 @@ var embeddedFields = map[string][]string{
 // (defect 11); eventTimeFields become event times (defect 1: from 2000 to a
 // day after arrival).
 var (
-	idFields        = map[string]bool{"profileId": true, "to": true}
+	idFields        = map[string]bool{"profileId": true, "to": true, "recipient": true}
 	headerFields    = map[string]bool{"subject": true, "fromName": true, "fromAddress": true, "replyTo": true}
 	eventTimeFields = map[string]bool{"doneAt": true}
 	// secretFields hold secrets: their hostile values carry secretMarker, so

@@ -25,7 +25,8 @@ type itemwiseBody struct {
 }
 
 // itemwiseBodies are the requests decoded item by item. The tracking and
-// platform-event webhooks are meant to add their line here.
+// platform-event webhooks, whose Infobip bodies are bare objects, are in
+// eventBodies.
 var itemwiseBodies = map[protoreflect.FullName]itemwiseBody{
 	(&ibmailv1.IngestDeliveryReportsRequest{}).ProtoReflect().Descriptor().FullName(): {
 		items: "results", undecodable: "undecodable_results",

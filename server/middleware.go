@@ -97,9 +97,10 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 // routeFamily labels a path for metrics without ids in it, which would
 // make a time series per profile.
 func routeFamily(path string) string {
+	if route, ok := webhookRoutes[path]; ok {
+		return route.label
+	}
 	switch {
-	case path == WebhookPath:
-		return "webhook"
 	case path == "/healthz":
 		return "healthz"
 	case path == "/readyz":

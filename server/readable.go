@@ -20,7 +20,7 @@ const ReasonUnreadableRow Reason = "UNREADABLE_ROW"
 // break a listing or stall a stream. The kinds are the label of
 // ibmail_unreadable_rows_total.
 type rowSkippers struct {
-	events, matches, reports, rejected, sends, recipients, suppressions, connections, senders *readcheck.Skipper
+	events, matches, reports, tracking, rejected, sends, recipients, suppressions, connections, senders, domains *readcheck.Skipper
 }
 
 func newRowSkippers(log *slog.Logger) *rowSkippers {
@@ -28,6 +28,8 @@ func newRowSkippers(log *slog.Logger) *rowSkippers {
 		events:       readcheck.NewSkipper("event", log),
 		matches:      readcheck.NewSkipper("profile_match", log),
 		reports:      readcheck.NewSkipper("report", log),
+		tracking:     readcheck.NewSkipper("tracking_report", log),
+		domains:      readcheck.NewSkipper("sending_domain", log),
 		rejected:     readcheck.NewSkipper("rejected_payload", log),
 		sends:        readcheck.NewSkipper("send", log),
 		recipients:   readcheck.NewSkipper("recipient", log),

@@ -87,8 +87,14 @@ type callbackFields struct {
 }
 
 func parseCallback(r *ibmailv1.DeliveryReport) callbackFields {
+	return parseCallbackData(r.GetCallbackData())
+}
+
+// parseCallbackData reads the fields of a JSON callbackData; any other
+// callbackData (a plain string, say) has none.
+func parseCallbackData(data string) callbackFields {
 	var f callbackFields
-	if cb := strings.TrimSpace(r.GetCallbackData()); strings.HasPrefix(cb, "{") {
+	if cb := strings.TrimSpace(data); strings.HasPrefix(cb, "{") {
 		if json.Unmarshal([]byte(cb), &f) != nil {
 			return callbackFields{}
 		}
@@ -102,6 +108,12 @@ func parseCallback(r *ibmailv1.DeliveryReport) callbackFields {
 // every profile id (checkProfileID): a report naming one that breaks it is
 // refused, named and kept as a rejected payload, as one without messageId.
 func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) (string, error) {
+	return profileFor(cb, r.GetTo(), "to")
+}
+
+// profileFor is profileOf for any report: to is its recipient address,
+// named toField in errors.
+func profileFor(cb callbackFields, to, toField string) (string, error) {
 	if strings.TrimSpace(cb.ProfileID) != "" {
 		p, err := checkProfileID("callbackData.profileId", cb.ProfileID)
 		if err != nil {
@@ -109,13 +121,13 @@ func profileOf(r *ibmailv1.DeliveryReport, cb callbackFields) (string, error) {
 		}
 		return p, nil
 	}
-	to := normalizeEmail(r.GetTo())
+	to = normalizeEmail(to)
 	if to == "" {
-		return "", &reportFault{"to", errNoProfile}
+		return "", &reportFault{toField, fmt.Errorf("%s is missing and callbackData names no profileId", toField)}
 	}
-	p, err := checkProfileIDUpTo("to", to, 254)
+	p, err := checkProfileIDUpTo(toField, to, 254)
 	if err != nil {
-		return "", &reportFault{"to", errors.New(status.Convert(err).Message())}
+		return "", &reportFault{toField, errors.New(status.Convert(err).Message())}
 	}
 	return p, nil
 }
@@ -193,7 +205,6 @@ func faultField(err error) string {
 var (
 	errNUL         = errors.New("a field holds a NUL character")
 	errNoMessageID = errors.New("messageId is missing")
-	errNoProfile   = errors.New("to is missing and callbackData names no profileId")
 )
 
 // outcomeProto maps the engine's outcome to the API enum.

@@ -79,6 +79,7 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 		IdempotencyKey: req.GetIdempotencyKey(),
 		RequestDigest:  digest,
 		Subject:        content.Subject,
+		FromDomain:     store.AddressDomain(snd.FromAddress),
 		Content:        content.Encode(),
 		RecipientCount: len(recipients),
 		CreateTime:     s.now().UTC(),
@@ -307,7 +308,12 @@ func (s *SendService) GetSend(ctx context.Context, req *ibmailv1.GetSendRequest)
 	if err != nil {
 		return nil, notFoundAs(err, "send", req.GetSendId())
 	}
-	shown, err := showOne(ctx, s.rows.sends, "send", send.ID, sendProto(send))
+	holds := newHoldReasons(s.store, s.now())
+	p := sendProto(send)
+	if p.HoldReason, err = holds.of(ctx, send); err != nil {
+		return nil, err
+	}
+	shown, err := showOne(ctx, s.rows.sends, "send", send.ID, p)
 	if err != nil {
 		return nil, err
 	}
@@ -330,8 +336,14 @@ func (s *SendService) ListSends(ctx context.Context, req *ibmailv1.ListSendsRequ
 	}
 	resp := &ibmailv1.ListSendsResponse{}
 	rows, resp.NextPageToken = cutPage(rows, size, tok.Query, func(s store.Send) pageToken { return pageToken{AfterKey: s.ID} })
+	holds := newHoldReasons(s.store, s.now())
 	resp.Sends = showable(ctx, s.rows.sends, rows, func(s store.Send) string { return s.ID },
-		func(s store.Send) (*ibmailv1.Send, error) { return sendProto(s), nil })
+		func(s store.Send) (*ibmailv1.Send, error) {
+			p := sendProto(s)
+			var err error
+			p.HoldReason, err = holds.of(ctx, s)
+			return p, err
+		})
 	return resp, nil
 }
 
@@ -348,8 +360,13 @@ func (s *SendService) ListSendRecipients(ctx context.Context, req *ibmailv1.List
 	if err := checkResourceID("send_id", req.GetSendId()); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.GetSend(ctx, req.GetSendId()); err != nil {
+	send, err := s.store.GetSend(ctx, req.GetSendId())
+	if err != nil {
 		return nil, notFoundAs(err, "send", req.GetSendId())
+	}
+	hold, err := newHoldReasons(s.store, s.now()).of(ctx, send)
+	if err != nil {
+		return nil, err
 	}
 	after := -1
 	if req.GetPageToken() != "" {
@@ -374,12 +391,59 @@ func (s *SendService) ListSendRecipients(ctx context.Context, req *ibmailv1.List
 				BulkId:    r.BulkID,
 				LastEvent: r.LastEvent,
 			}
+			if r.State == store.RecipientPending && hold != "" {
+				pr.Reason = hold
+			}
 			if !r.LastEventTime.IsZero() {
 				pr.LastEventTime = timestamppb.New(r.LastEventTime)
 			}
 			return pr, nil
 		})
 	return resp, nil
+}
+
+// holdReasons says why sends wait, reading each sending domain once per
+// call.
+type holdReasons struct {
+	store   store.DomainStore
+	now     time.Time
+	domains map[string]string
+}
+
+func newHoldReasons(st store.DomainStore, now time.Time) *holdReasons {
+	return &holdReasons{store: st, now: now, domains: map[string]string{}}
+}
+
+// of is why send's pending recipients are not being sent, or "" when
+// nothing holds them: a blocked or paused sending domain, whose batches
+// dispatch leaves where they are until the domain is active again.
+func (h *holdReasons) of(ctx context.Context, send store.Send) (string, error) {
+	if !send.DoneTime.IsZero() || send.FromDomain == "" || send.Counts[store.RecipientPending] == 0 {
+		return "", nil
+	}
+	if why, ok := h.domains[send.FromDomain]; ok {
+		return why, nil
+	}
+	why := ""
+	d, err := h.store.GetSendingDomain(ctx, send.FromDomain)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return "", err
+	case d.Holds(h.now):
+		why = "held: sending domain " + d.Domain + " is "
+		if d.Effective(h.now) == store.DomainBlocked {
+			why += "blocked until " + d.Until.UTC().Format(time.RFC3339)
+		} else {
+			why += "paused until an operator unblocks it"
+		}
+		if d.Reason != "" {
+			why += " (" + d.Reason + ")"
+		}
+		why += "; the batches go out once it is active again (POST /v1/sendingDomains/" + d.Domain + ":unblock)"
+	}
+	h.domains[send.FromDomain] = why
+	return why, nil
 }
 
 func sendProto(s store.Send) *ibmailv1.Send {

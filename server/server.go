@@ -73,6 +73,13 @@ type Options struct {
 	MaxAPIBodyBytes int64
 	// Limits bound connections, headers and slow bodies on both listeners.
 	Limits TransportLimits
+	// PauseBounceRate, when above 0, pauses a sending domain whose own
+	// bounce rate reaches it (percent; see BouncePauser), judged on
+	// windows of at least PauseMinReports reports (0: the default) every
+	// PauseCheckEvery (0: the default).
+	PauseBounceRate float64
+	PauseMinReports int64
+	PauseCheckEvery time.Duration
 }
 
 // Server holds the gRPC server, the gateway that calls it in-process and
@@ -160,6 +167,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store, opts.Logger))
 	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher, opts.Logger))
 	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store, opts.Logger))
+	ibmailv1.RegisterSendingDomainServiceServer(s.grpc, NewSendingDomainService(opts.Store, opts.WakeDispatcher, opts.Logger))
 	ibmailv1.RegisterEventServiceServer(s.grpc, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -198,12 +206,23 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
-	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe)))
+	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe), metrics.NewDomainCollector(opts.Store)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
 	s.http = bodyDeadlines(opts.Limits, otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })))
 	go s.followStore(ctx)
+	if opts.PauseBounceRate > 0 {
+		pauseCtx, stop := context.WithCancel(ctx)
+		go func() {
+			defer stop()
+			select {
+			case <-s.closed:
+			case <-pauseCtx.Done():
+			}
+		}()
+		go NewBouncePauser(opts.Store, opts.PauseBounceRate, opts.PauseMinReports, opts.PauseCheckEvery, opts.Logger).Run(pauseCtx)
+	}
 	return s, nil
 }
 
@@ -342,9 +361,4 @@ func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ok")
-}
-
-// WebhookURL is the delivery-report webhook under a public base URL.
-func WebhookURL(publicURL string) string {
-	return strings.TrimRight(publicURL, "/") + WebhookPath
 }

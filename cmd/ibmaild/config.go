@@ -46,6 +46,8 @@ type config struct {
 	tokenRate                 float64
 	maxAPIBodyBytes           int64
 	limits                    server.TransportLimits
+	pauseBounceRate           float64
+	pauseMinReports           int64
 }
 
 // The bounds of --max-body-bytes: below a kilobyte no real report body
@@ -72,6 +74,9 @@ func (c *config) check(s *envflag.Set) error {
 				errs = append(errs, fmt.Errorf("%s has no effect without --nats-url (env IBMAIL_NATS_URL)", s.Name(name)))
 			}
 		}
+	}
+	if c.pauseBounceRate == 0 && s.IsSet("pause-bounce-min-reports") {
+		errs = append(errs, fmt.Errorf("%s has no effect without --pause-bounce-rate (env IBMAIL_PAUSE_BOUNCE_RATE)", s.Name("pause-bounce-min-reports")))
 	}
 	if c.tokensFile == "" && s.IsSet("token-rate") {
 		errs = append(errs, fmt.Errorf("%s has no effect without --tokens-file (env IBMAIL_TOKENS_FILE)", s.Name("token-rate")))

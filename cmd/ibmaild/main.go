@@ -55,6 +55,8 @@ func main() {
 	s.Duration(&cfg.limits.BodyTimeout, "body-timeout", "IBMAIL_BODY_TIMEOUT", server.DefaultBodyTimeout, "longest any request body may take, 1s to 1h", envflag.Between(time.Second, time.Hour))
 	s.Duration(&cfg.limits.IdleTimeout, "idle-timeout", "IBMAIL_IDLE_TIMEOUT", server.DefaultIdleTimeout, "close REST keep-alive connections and gRPC connections without calls idle this long, 1s to 24h", envflag.Between(time.Second, 24*time.Hour))
 	s.Int(&cfg.limits.MaxConnections, "max-connections", "IBMAIL_MAX_CONNECTIONS", server.DefaultMaxConnections, "most open connections on each listener, 1 to 1000000; more wait until one closes", envflag.Between(1, 1_000_000))
+	s.Float64(&cfg.pauseBounceRate, "pause-bounce-rate", "IBMAIL_PAUSE_BOUNCE_RATE", 0, "pause a sending domain whose own bounce rate over the last hour or 24 hours reaches this PERCENT, above 0, at most 100, before Infobip blocks it at 5; its batches wait until POST /v1/sendingDomains/{domain}:unblock; 0: off", envflag.Between(0.0, 100.0))
+	s.Int64(&cfg.pauseMinReports, "pause-bounce-min-reports", "IBMAIL_PAUSE_BOUNCE_MIN_REPORTS", server.DefaultPauseMinReports, "reports a window must count before --pause-bounce-rate judges it, 1 to 1000000000", envflag.Between[int64](1, 1_000_000_000))
 	err := s.Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return

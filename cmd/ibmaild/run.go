@@ -162,6 +162,8 @@ func run(ctx context.Context, cfg config) error {
 		TokenRate:       cfg.tokenRate,
 		MaxAPIBodyBytes: cfg.maxAPIBodyBytes,
 		Limits:          cfg.limits,
+		PauseBounceRate: cfg.pauseBounceRate,
+		PauseMinReports: cfg.pauseMinReports,
 	})
 	if err != nil {
 		return err
@@ -182,7 +184,8 @@ func run(ctx context.Context, cfg config) error {
 	}()
 	evs.run(dispatchCtx, &wg)
 	log.Info("serving", slog.String("grpc", grpcLis.Addr().String()), slog.String("http", httpLis.Addr().String()),
-		slog.String("public_url", publicURL), slog.String("store", storeName), slog.Bool("sandbox", sb != nil))
+		slog.String("public_url", publicURL), slog.String("store", storeName), slog.Bool("sandbox", sb != nil),
+		slog.String("platform_events_webhook", server.PlatformEventsWebhookURL(publicURL)))
 	err = srv.Serve(ctx, grpcLis, httpLis, cfg.shutdownGrace)
 	stopDispatch()
 	wg.Wait()
