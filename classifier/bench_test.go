@@ -29,3 +29,31 @@ func BenchmarkClassify(b *testing.B) {
 		})
 	}
 }
+
+var trackingSink TrackingResult
+
+func BenchmarkClassifyTracking(b *testing.B) {
+	e := Default()
+	benches := []struct {
+		name string
+		in   []string
+	}{
+		{"mix", mixedTracking},
+		{"first-rule", []string{"COMPLAINED"}},
+		{"last-rule", []string{"CLICKED"}},
+		{"odd-case-and-spaces", []string{" clicked\n"}},
+		{"non-ASCII", []string{"CLIC\u212aED"}},
+		{"empty", []string{""}},
+		{"unknown-type", []string{"DELIVERED"}},
+	}
+	for _, bb := range benches {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				trackingSink = e.ClassifyTracking(bb.in[i%len(bb.in)])
+				i++
+			}
+		})
+	}
+}

@@ -5,20 +5,25 @@ import (
 	"strings"
 )
 
-// compile validates rules and builds an Engine. lines, when not nil, holds
-// each rule's line in its file, so that problems point into the file.
-func compile(rules []Rule, lines []int) (*Engine, error) {
+// compile validates both lists of set and builds an Engine. lines, when
+// known, holds each rule's line in its file, so that problems point into the
+// file.
+func compile(set RuleSet, lines fileLines) (*Engine, error) {
+	rules := set.Rules
 	if len(rules) == 0 {
 		return nil, &RuleError{Problem: "the rule list is empty: give at least one rule"}
 	}
 	var problems ruleErrors
-	bad := func(i int, format string, args ...any) {
-		line := 0
-		if i < len(lines) {
-			line = lines[i]
+	reporter := func(tracking bool, at []int) func(i int, format string, args ...any) {
+		return func(i int, format string, args ...any) {
+			line := 0
+			if i < len(at) {
+				line = at[i]
+			}
+			problems = append(problems, &RuleError{Tracking: tracking, Rule: i + 1, Line: line, Problem: fmt.Sprintf(format, args...)})
 		}
-		problems = append(problems, &RuleError{Rule: i + 1, Line: line, Problem: fmt.Sprintf(format, args...)})
 	}
+	bad := reporter(false, lines.rules)
 
 	e := &Engine{rules: make([]Rule, len(rules))}
 	for i, r := range rules {
@@ -77,6 +82,7 @@ func compile(rules []Rule, lines []int) (*Engine, error) {
 			g.named = append(g.named, namedRule{name: n, ascii: isASCII(n), rule: i})
 		}
 	}
+	e.compileTracking(set.TrackingRules, reporter(true, lines.tracking))
 	if len(problems) == 1 {
 		return nil, problems[0]
 	}
@@ -84,6 +90,7 @@ func compile(rules []Rule, lines []int) (*Engine, error) {
 		return nil, problems
 	}
 	e.describe()
+	e.describeTracking()
 	return e, nil
 }
 

@@ -1,9 +1,11 @@
 // Package classifier decides which profile event, if any, an Infobip email
-// delivery report makes, from the report's error alone.
+// delivery report makes, from the report's error alone, and which event and
+// suppression a tracking report (an open, a click, a complaint, a late
+// bounce, an unsubscribe) makes, from its notificationType alone.
 //
 // The decision is a rule list (the integration's mapping tables by default,
 // or a rules file) compiled once into an Engine, so that the per-report path
-// neither allocates nor touches I/O: the webhook classifies every report of
+// neither allocates nor touches I/O: the webhooks classify every report of
 // every batch on it.
 package classifier
 
@@ -100,6 +102,9 @@ type Engine struct {
 	rules   []Rule   // canonical copies, as Rules returns them
 	results []Result // one per rule: the Result Classify returns for it
 	groups  []group  // one per (group id, group name) pair, in rule order
+
+	tracking        []TrackingRule   // canonical copies, as TrackingRules returns them
+	trackingResults []TrackingResult // one per tracking rule: what ClassifyTracking returns
 }
 
 // group holds the rules of one (group id, group name) pair, so that Classify
@@ -119,19 +124,30 @@ type namedRule struct {
 	rule  int
 }
 
-// New validates rules and compiles them into an Engine. It reports every
+// New validates rules and compiles them into an Engine, with
+// DefaultTrackingRules for tracking reports, so that a caller with only
+// bounce rules still gets the integration's tracking table. It reports every
 // problem it finds, each naming the rule (counted from 1), so that a bad list
 // never half-applies.
 func New(rules []Rule) (*Engine, error) {
-	e, err := compile(rules, nil)
+	return NewWithTracking(rules, DefaultTrackingRules())
+}
+
+// NewWithTracking is New with the tracking rules given too. They are taken
+// as they are: a nil or empty list means no tracking rule, so every tracking
+// report is unclassified (pass DefaultTrackingRules for the integration's
+// table). Problems of either list are reported together, tracking ones as
+// "tracking rule N".
+func NewWithTracking(rules []Rule, tracking []TrackingRule) (*Engine, error) {
+	e, err := compile(RuleSet{Rules: rules, TrackingRules: tracking}, fileLines{})
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
 	return e, nil
 }
 
-// Default returns an Engine for DefaultRules. The seed's tables are known to
-// be valid, so it cannot fail.
+// Default returns an Engine for DefaultRules and DefaultTrackingRules. The
+// seed's tables are known to be valid, so it cannot fail.
 func Default() *Engine {
 	e, err := New(DefaultRules())
 	if err != nil {

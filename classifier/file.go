@@ -11,103 +11,166 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// maxRulesFileSize bounds what ParseRules reads. A real rules file is a few
+// maxRulesFileSize bounds what ParseRuleSet reads. A real rules file is a few
 // kilobytes; the bound stops a wrong path (a log, a device) from eating memory.
 const maxRulesFileSize = 1 << 20
 
 // rulesFile is the file's top level. It is a mapping rather than a bare list
-// so that the format can grow without breaking old files.
+// so that the format can grow without breaking old files. TrackingRules is a
+// pointer so that a file without the key (which gets the default tracking
+// table) differs from one with an empty list (which has no tracking rule).
 type rulesFile struct {
-	Rules []Rule `yaml:"rules"`
+	Rules         []Rule          `yaml:"rules"`
+	TrackingRules *[]TrackingRule `yaml:"trackingRules"`
 }
 
-// ParseRules reads and validates a rules file: YAML (or JSON, which is YAML
-// too) with a top-level "rules" list. It is strict, because a misspelt key
-// silently ignored would turn a specific rule into a catch-all. Problems
-// name the rule and its line. The rules come back as New keeps them (names
-// trimmed and upper case), so New(rules) accepts them and Rules returns them
-// unchanged.
-func ParseRules(r io.Reader) ([]Rule, error) {
-	rules, err := parseRules(r)
+// RuleSet is everything a rules file decides: the bounce rules for delivery
+// reports and the tracking rules for tracking reports.
+type RuleSet struct {
+	// Rules are the bounce rules, for Classify.
+	Rules []Rule
+	// TrackingRules are the tracking rules, for ClassifyTracking; empty
+	// means no tracking rule.
+	TrackingRules []TrackingRule
+}
+
+// ParseRuleSet reads and validates a rules file: YAML (or JSON, which is
+// YAML too) with a top-level "rules" list and an optional "trackingRules"
+// list. Without the trackingRules key the set gets DefaultTrackingRules, so
+// that a file written before tracking rules existed keeps the integration's
+// tracking table; "trackingRules: []" means no tracking rule at all. It is
+// strict, because a misspelt key silently ignored would turn a specific rule
+// into a catch-all. Problems name the rule, its list and its line. The rules
+// come back as NewWithTracking keeps them (names trimmed and upper case), so
+// NewWithTracking(set.Rules, set.TrackingRules) accepts them and the
+// engine's Rules and TrackingRules return them unchanged.
+func ParseRuleSet(r io.Reader) (RuleSet, error) {
+	set, err := parseRules(r)
 	if err != nil {
-		return nil, fmt.Errorf("classifier: %w", err)
+		return RuleSet{}, fmt.Errorf("classifier: %w", err)
 	}
-	return rules, nil
+	return set, nil
 }
 
-// LoadFile builds an Engine from a rules file, so that operators can follow
-// Infobip's renames without a release.
+// ParseRules is ParseRuleSet for callers that want only the bounce rules. It
+// still validates the whole file, tracking rules included, so that a file it
+// accepts is one LoadFile accepts.
+func ParseRules(r io.Reader) ([]Rule, error) {
+	set, err := ParseRuleSet(r)
+	if err != nil {
+		return nil, err
+	}
+	return set.Rules, nil
+}
+
+// LoadFile builds an Engine from a rules file, bounce and tracking rules
+// both, so that operators can follow Infobip's renames without a release.
 func LoadFile(path string) (*Engine, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}
 	defer f.Close()
-	rules, err := parseRules(f)
+	set, err := parseRules(f)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: rules file %s: %w", path, err)
 	}
-	return New(rules)
+	return NewWithTracking(set.Rules, set.TrackingRules)
 }
 
-func parseRules(r io.Reader) ([]Rule, error) {
+func parseRules(r io.Reader) (RuleSet, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxRulesFileSize+1))
 	if err != nil {
-		return nil, err
+		return RuleSet{}, err
 	}
 	if len(data) > maxRulesFileSize {
-		return nil, fmt.Errorf("rules file is larger than %d bytes", maxRulesFileSize)
+		return RuleSet{}, fmt.Errorf("rules file is larger than %d bytes", maxRulesFileSize)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f rulesFile
 	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("rules file is empty: it needs a top-level rules list")
+			return RuleSet{}, errors.New("rules file is empty: it needs a top-level rules list")
 		}
-		return nil, oneLine(err)
+		return RuleSet{}, oneLine(err)
 	}
 	var rest yaml.Node
 	switch err := dec.Decode(&rest); {
 	case err == nil:
-		return nil, errors.New("rules file holds more than one YAML document: keep every rule in the first")
+		return RuleSet{}, errors.New("rules file holds more than one YAML document: keep every rule in the first")
 	case !errors.Is(err, io.EOF):
-		return nil, oneLine(err)
+		return RuleSet{}, oneLine(err)
 	}
-	e, err := compile(f.Rules, ruleLines(data, len(f.Rules)))
+	lines := findLines(data)
+	set := RuleSet{Rules: f.Rules}
+	switch {
+	case f.TrackingRules != nil:
+		set.TrackingRules = *f.TrackingRules
+	case lines.trackingNull > 0:
+		// "trackingRules:" with nothing under it is most likely a list
+		// whose items were all commented out; guessing between the
+		// defaults and none would suppress, or not, behind the operator's
+		// back.
+		return RuleSet{}, fmt.Errorf("line %d: trackingRules has no value: write trackingRules: [] for no tracking rule, or leave the key out for the default tracking rules", lines.trackingNull)
+	default:
+		set.TrackingRules = DefaultTrackingRules()
+	}
+	e, err := compile(set, lines)
 	if err != nil {
-		return nil, err
+		return RuleSet{}, err
 	}
-	return e.Rules(), nil
+	return RuleSet{Rules: e.Rules(), TrackingRules: e.TrackingRules()}, nil
 }
 
-// ruleLines finds the line of each item of the top-level rules list. It is
-// best effort: when the shape is not the simple one, problems go without
-// lines rather than with wrong ones.
-func ruleLines(data []byte, n int) []int {
+// fileLines locates the rules of a file, for problems to point into it.
+type fileLines struct {
+	rules    []int // line of each item of the rules list; nil when unknown
+	tracking []int // line of each item of the trackingRules list; nil when unknown
+	// trackingNull is the line of a trackingRules key whose value is null
+	// (absent or ~); 0 when the key is missing or has a value.
+	trackingNull int
+}
+
+// findLines finds the lines of the items of the top-level lists. It is best
+// effort: when the shape is not the simple one, problems go without lines
+// rather than with wrong ones.
+func findLines(data []byte) fileLines {
+	var out fileLines
 	var doc yaml.Node
 	if yaml.Unmarshal(data, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil
+		return out
 	}
 	top := doc.Content[0]
 	if top.Kind != yaml.MappingNode {
-		return nil
+		return out
 	}
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value != "rules" {
-			continue
+		key, value := top.Content[i], top.Content[i+1]
+		switch key.Value {
+		case "rules":
+			out.rules = itemLines(value)
+		case "trackingRules":
+			out.tracking = itemLines(value)
+			if value.Kind == yaml.ScalarNode && value.Tag == "!!null" {
+				out.trackingNull = key.Line
+			}
 		}
-		seq := top.Content[i+1]
-		if seq.Kind != yaml.SequenceNode || len(seq.Content) != n {
-			return nil
-		}
-		lines := make([]int, n)
-		for j, item := range seq.Content {
-			lines[j] = item.Line
-		}
-		return lines
 	}
-	return nil
+	return out
+}
+
+// itemLines returns the line of each item of a sequence; nil for anything
+// else.
+func itemLines(seq *yaml.Node) []int {
+	if seq.Kind != yaml.SequenceNode {
+		return nil
+	}
+	lines := make([]int, len(seq.Content))
+	for j, item := range seq.Content {
+		lines[j] = item.Line
+	}
+	return lines
 }
 
 // oneLine flattens the YAML decoder's list of field errors, which it spreads

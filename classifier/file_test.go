@@ -25,6 +25,23 @@ func TestSeedRulesFileEqualsDefaultRules(t *testing.T) {
 		t.Errorf("ParseRules(%s) = %+v, want DefaultRules %+v", seedRulesFile, got, want)
 	}
 
+	data, err := os.ReadFile(seedRulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := ParseRuleSet(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (RuleSet{Rules: DefaultRules(), TrackingRules: DefaultTrackingRules()}); !reflect.DeepEqual(set, want) {
+		t.Errorf("ParseRuleSet(%s) = %+v, want the defaults %+v", seedRulesFile, set, want)
+	}
+	// The seed spells the tracking table out; without it, the defaults
+	// must come back all the same.
+	if !strings.Contains(string(data), "\ntrackingRules:\n") {
+		t.Fatalf("%s has no trackingRules list", seedRulesFile)
+	}
+
 	e, err := LoadFile(seedRulesFile)
 	if err != nil {
 		t.Fatal(err)
@@ -32,6 +49,148 @@ func TestSeedRulesFileEqualsDefaultRules(t *testing.T) {
 	if got, want := e.Rules(), Default().Rules(); !reflect.DeepEqual(got, want) {
 		t.Errorf("LoadFile(%s).Rules() = %+v, want %+v", seedRulesFile, got, want)
 	}
+	if got, want := e.TrackingRules(), Default().TrackingRules(); !reflect.DeepEqual(got, want) {
+		t.Errorf("LoadFile(%s).TrackingRules() = %+v, want %+v", seedRulesFile, got, want)
+	}
+}
+
+func TestParseRuleSetTracking(t *testing.T) {
+	const bounce = "rules:\n  - {groupId: 2, groupName: BOUNCED, event: newsletter.hardbounce}\n"
+	bounceRules := []Rule{{GroupID: 2, GroupName: "BOUNCED", Event: hard}}
+	tests := []struct {
+		name string
+		in   string
+		want []TrackingRule
+	}{
+		{"no trackingRules key: the defaults", bounce, DefaultTrackingRules()},
+		{"empty list: no tracking rule", bounce + "trackingRules: []\n", []TrackingRule{}},
+		{"tracking list before the rules", "trackingRules: []\n" + bounce, []TrackingRule{}},
+		{"override, canonicalised", bounce + `trackingRules:
+  - notificationType: " complained"
+    event: newsletter.complaint
+    suppress: " spam complaint "
+  - notificationType: opened
+    event: newsletter.open
+`, []TrackingRule{
+			{NotificationType: "COMPLAINED", Event: "newsletter.complaint", Suppress: "spam complaint"},
+			{NotificationType: "OPENED", Event: open},
+		}},
+		{"json", `{"rules": [{"groupId": 2, "groupName": "BOUNCED", "event": "newsletter.hardbounce"}],
+ "trackingRules": [{"notificationType": "LATE_BOUNCE", "event": "newsletter.hardbounce", "suppress": "late bounce"}]}`,
+			[]TrackingRule{{NotificationType: "LATE_BOUNCE", Event: hard, Suppress: "late bounce"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRuleSet(strings.NewReader(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (RuleSet{Rules: bounceRules, TrackingRules: tt.want}); !reflect.DeepEqual(got, want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			rules, err := ParseRules(strings.NewReader(tt.in))
+			if err != nil || !reflect.DeepEqual(rules, bounceRules) {
+				t.Errorf("ParseRules = %+v, %v; want %+v", rules, err, bounceRules)
+			}
+		})
+	}
+}
+
+func TestParseRuleSetTrackingErrors(t *testing.T) {
+	const bounce = "rules:\n  - {groupId: 2, groupName: BOUNCED, event: newsletter.hardbounce}\n"
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"key without a value", bounce + "trackingRules:\n#  - {notificationType: OPENED, event: newsletter.open}\n",
+			[]string{"classifier: line 3: trackingRules has no value: write trackingRules: [] for no tracking rule, or leave the key out"}},
+		{"explicit null", bounce + "trackingRules: ~\n", []string{"line 3: trackingRules has no value"}},
+		{"not a list", bounce + "trackingRules: OPENED\n", []string{"line 3", "cannot unmarshal"}},
+		{"unknown key in a tracking rule", bounce + `trackingRules:
+  - notificationType: OPENED
+    event: newsletter.open
+    suppressed: true
+`, []string{"line 6", "field suppressed not found"}},
+		{"suppress not a string", bounce + "trackingRules:\n  - {notificationType: OPENED, event: newsletter.open, suppress: [a]}\n", []string{"line 4", "cannot unmarshal"}},
+		{"every validation problem, with lines", bounce + `trackingRules:
+  - {notificationType: COMPLAINED, event: newsletter.spambounce, suppress: complaint}
+  - {notificationType: " ", event: newsletter.open}
+  - {notificationType: OPENED, event: Newsletter.Open}
+  - {notificationType: complained, event: newsletter.hardbounce}
+  - {notificationType: CLICKED, event: newsletter.click, suppress: "a\tb"}
+  - notificationType: LATE_BOUNCE
+    event: newsletter.hardbounce
+    suppress: "` + strings.Repeat("x", 101) + `"
+  - {notificationType: LATE-BOUNCE, event: newsletter.hardbounce}
+`, []string{
+			"tracking rule 2 (line 5): notificationType is missing or blank",
+			`tracking rule 3 (line 6): event "Newsletter.Open" is not of the form lowercase.words`,
+			"tracking rule 4 (line 7): notificationType COMPLAINED is already mapped by tracking rule 1",
+			"tracking rule 5 (line 8): suppress reason holds the control character U+0009",
+			"tracking rule 6 (line 9): suppress reason is 101 characters long",
+			`tracking rule 7 (line 12): notificationType "LATE-BOUNCE" holds '-'`,
+		}},
+		{"bounce and tracking problems, told apart", `rules:
+  - {groupId: 2, groupName: BOUNCED}
+trackingRules:
+  - {notificationType: OPENED}
+`, []string{"rule 1 (line 2): event is missing; tracking rule 1 (line 4): event is missing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseRuleSet(strings.NewReader(tt.in))
+			if got.Rules != nil || got.TrackingRules != nil {
+				t.Errorf("ParseRuleSet returned %+v with error %v", got, err)
+			}
+			errorMentions(t, err, tt.want...)
+			// ParseRules checks the whole file too.
+			rules, err := ParseRules(strings.NewReader(tt.in))
+			if rules != nil {
+				t.Errorf("ParseRules returned rules %+v with error %v", rules, err)
+			}
+			errorMentions(t, err, tt.want...)
+		})
+	}
+}
+
+func TestLoadFileTracking(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const bounce = "rules:\n  - {groupId: 2, groupName: BOUNCED, event: newsletter.hardbounce}\n"
+	tests := []struct {
+		name string
+		path string
+		want trackingCase
+	}{
+		{"old file gets the defaults", write("old.yaml", bounce), trackingCase{in: "complained", want: OutcomeEvent, event: spam, suppress: "complaint", rule: 0}},
+		{"empty list classifies nothing", write("none.yaml", bounce+"trackingRules: []\n"), trackingCase{in: "COMPLAINED", want: OutcomeUnclassified}},
+		{"override", write("own.yaml", bounce+"trackingRules:\n  - {notificationType: OPENED, event: newsletter.open, suppress: opened once}\n"),
+			trackingCase{in: "OPENED", want: OutcomeEvent, event: open, suppress: "opened once", rule: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := LoadFile(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTracking(t, e, tt.want)
+		})
+	}
+
+	bad := write("bad.yaml", bounce+"trackingRules:\n  - {notificationType: OPENED}\n")
+	e, err := LoadFile(bad)
+	if e != nil {
+		t.Errorf("LoadFile returned an engine with error %v", err)
+	}
+	errorMentions(t, err, "classifier: rules file "+bad+": tracking rule 1 (line 4): event is missing")
 }
 
 func TestParseRulesValid(t *testing.T) {

@@ -76,6 +76,65 @@ func checkConsistent(t *testing.T, rules []Rule, in Error, got Result) {
 	}
 }
 
+func FuzzClassifyTracking(f *testing.F) {
+	for _, in := range mixedTracking {
+		f.Add(in)
+	}
+	f.Add("complaıned") // dotless i upper-cases to I but does not fold to it
+	f.Add("OPENED\x00")
+	e := Default()
+	rules := e.TrackingRules()
+	f.Fuzz(func(t *testing.T, in string) {
+		got := e.ClassifyTracking(in)
+		checkTrackingConsistent(t, rules, in, got)
+
+		// As for Classify: a change of case within a fold class, or
+		// padding, must not change the decision.
+		variants := []string{foldEach(in), " \t" + in + "\r\n "}
+		if up := strings.ToUpper(in); strings.EqualFold(up, in) {
+			variants = append(variants, up)
+		}
+		for _, v := range variants {
+			if vr := e.ClassifyTracking(v); vr != got {
+				t.Errorf("ClassifyTracking(%+q) = %+v, but ClassifyTracking(%+q) = %+v", in, got, v, vr)
+			}
+		}
+	})
+}
+
+// checkTrackingConsistent asserts that a TrackingResult agrees with itself
+// and with rules.
+func checkTrackingConsistent(t *testing.T, rules []TrackingRule, in string, got TrackingResult) {
+	t.Helper()
+	if got.Reason == "" {
+		t.Errorf("ClassifyTracking(%+q): empty reason", in)
+	}
+	switch got.Outcome {
+	case OutcomeEvent:
+		if got.RuleIndex < 0 || got.RuleIndex >= len(rules) {
+			t.Fatalf("ClassifyTracking(%+q) = %+v: rule index out of range", in, got)
+		}
+		r := rules[got.RuleIndex]
+		if got.Event == "" || got.Event != r.Event || got.Suppress != r.Suppress || !strings.EqualFold(r.NotificationType, strings.TrimSpace(in)) {
+			t.Errorf("ClassifyTracking(%+q) = %+v, which does not agree with rule %+v", in, got, r)
+		}
+		if !got.Classified() || got.Suppresses() != (r.Suppress != "") {
+			t.Errorf("ClassifyTracking(%+q) = %+v: Classified or Suppresses disagrees", in, got)
+		}
+	case OutcomeUnclassified:
+		if got.Event != "" || got.Suppress != "" || got.RuleIndex != -1 || got.Classified() || got.Suppresses() {
+			t.Errorf("ClassifyTracking(%+q) = %+v: no event expected", in, got)
+		}
+		for _, r := range rules {
+			if strings.EqualFold(r.NotificationType, strings.TrimSpace(in)) {
+				t.Errorf("ClassifyTracking(%+q) is unclassified, but rule %+v names the type", in, r)
+			}
+		}
+	default:
+		t.Errorf("ClassifyTracking(%+q): outcome %v", in, got.Outcome)
+	}
+}
+
 func FuzzParseRules(f *testing.F) {
 	seed, err := os.ReadFile(seedRulesFile)
 	if err != nil {
@@ -87,20 +146,44 @@ func FuzzParseRules(f *testing.F) {
 	f.Add("rules:\n  - {groupId: 1, groupName: DROPPED, errorNames: [EC_A, ec_a], event: a.b}\n")
 	f.Add("rules:\n  - {groupId: 1, groupName: DROPPED, colour: red, event: a.b}\n")
 	f.Add("rules: [\n")
+	const bounce = "rules:\n  - {groupId: 2, groupName: BOUNCED, event: a.b}\n"
+	f.Add(bounce + "trackingRules: []\n")
+	f.Add(bounce + "trackingRules:\n")
+	f.Add(bounce + "trackingRules:\n  - {notificationType: ' opened', event: a.c, suppress: ' why '}\n  - {notificationType: CLICKED, event: a.d}\n")
+	f.Add(bounce + "trackingRules:\n  - {notificationType: OPENED, event: a.c}\n  - {notificationType: opened, event: a.d}\n")
+	f.Add(bounce + "trackingRules:\n  - {notificationType: OPENED, event: a.c, suppress: \"a\\tb\"}\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		rules, err := ParseRules(strings.NewReader(in))
+		set, err := ParseRuleSet(strings.NewReader(in))
+		rules, rulesErr := ParseRules(strings.NewReader(in))
+		if (err == nil) != (rulesErr == nil) {
+			t.Fatalf("ParseRuleSet error %v, but ParseRules error %v", err, rulesErr)
+		}
 		if err != nil {
-			if rules != nil {
-				t.Errorf("ParseRules returned rules with error %v", err)
+			if set.Rules != nil || set.TrackingRules != nil || rules != nil {
+				t.Errorf("ParseRuleSet or ParseRules returned rules with error %v", err)
 			}
 			return
 		}
-		e, err := New(rules)
+		if !reflect.DeepEqual(rules, set.Rules) {
+			t.Fatalf("ParseRules = %+v, but ParseRuleSet's rules = %+v", rules, set.Rules)
+		}
+		e, err := NewWithTracking(set.Rules, set.TrackingRules)
 		if err != nil {
-			t.Fatalf("ParseRules accepted %+v, New rejects it: %v", rules, err)
+			t.Fatalf("ParseRuleSet accepted %+v, NewWithTracking rejects it: %v", set, err)
 		}
 		if got := e.Rules(); !reflect.DeepEqual(got, rules) {
-			t.Fatalf("New(rules).Rules() = %+v, want %+v", got, rules)
+			t.Fatalf("NewWithTracking(set).Rules() = %+v, want %+v", got, rules)
+		}
+		if got := e.TrackingRules(); !reflect.DeepEqual(got, set.TrackingRules) {
+			t.Fatalf("NewWithTracking(set).TrackingRules() = %+v, want %+v", got, set.TrackingRules)
+		}
+		// Every tracking rule's type reaches it.
+		for i, r := range set.TrackingRules {
+			got := e.ClassifyTracking(strings.ToLower(r.NotificationType))
+			checkTrackingConsistent(t, set.TrackingRules, r.NotificationType, got)
+			if got.RuleIndex != i {
+				t.Errorf("ClassifyTracking(%q) = %+v, want rule index %d", r.NotificationType, got, i)
+			}
 		}
 		// Every listed name reaches its rule; an unlisted name reaches the
 		// pair's catch-all.

@@ -13,6 +13,10 @@ const (
 	eventSoftBounce = "newsletter.softbounce"
 	eventHardBounce = "newsletter.hardbounce"
 	eventDropped    = "newsletter.dropped"
+	// The tracking events; newsletter.unsubscribe is the platform's own name.
+	eventUnsubscribe = "newsletter.unsubscribe"
+	eventOpen        = "newsletter.open"
+	eventClick       = "newsletter.click"
 )
 
 // eventPattern is the shape of a profile event name. Rejecting anything else
@@ -60,8 +64,12 @@ func DefaultRules() []Rule {
 // and its line when the rules came from a file, so that an operator can find
 // the rule without counting.
 type RuleError struct {
-	// Rule is the rule's position, counted from 1 as people count; 0 when
-	// the problem is the list as a whole.
+	// Tracking says the rule is a tracking rule (of the trackingRules list)
+	// rather than a bounce rule, so that "rule 2" is never ambiguous in a
+	// file holding both lists.
+	Tracking bool
+	// Rule is the rule's position in its list, counted from 1 as people
+	// count; 0 when the problem is the list as a whole.
 	Rule int
 	// Line is the rule's line in the rules file; 0 when not known.
 	Line int
@@ -72,13 +80,17 @@ type RuleError struct {
 // Error puts the position first, as a compiler does, so that a list of
 // problems reads top to bottom like the file.
 func (e *RuleError) Error() string {
+	kind := "rule"
+	if e.Tracking {
+		kind = "tracking rule"
+	}
 	switch {
 	case e.Rule == 0:
 		return e.Problem
 	case e.Line > 0:
-		return fmt.Sprintf("rule %d (line %d): %s", e.Rule, e.Line, e.Problem)
+		return fmt.Sprintf("%s %d (line %d): %s", kind, e.Rule, e.Line, e.Problem)
 	default:
-		return fmt.Sprintf("rule %d: %s", e.Rule, e.Problem)
+		return fmt.Sprintf("%s %d: %s", kind, e.Rule, e.Problem)
 	}
 }
 
