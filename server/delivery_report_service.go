@@ -77,6 +77,8 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	received := s.now().UTC()
 	reports := make([]store.Report, 0, n)
 	callbackSends := make([]string, 0, n)
+	// domainBlocked says, per report, whether it is Infobip's error 6016.
+	domainBlocked := make([]bool, 0, n)
 	var rejected []store.RejectedPayload
 	resp := &ibmailv1.IngestDeliveryReportsResponse{}
 	refuse := func(index int, messageID, field string, why error, body []byte) {
@@ -105,6 +107,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 			if err == nil {
 				rep.Suppress, rep.CountsAs = deliveryEffects(r, rep)
 				reports = append(reports, rep)
+				domainBlocked = append(domainBlocked, isDomainBlockedError(r.GetError()))
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
 				continue
 			}
@@ -134,6 +137,11 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	}
 	metrics.ReportsDuplicate.Add(float64(res.Duplicates))
 	metrics.ReportsRejected.Add(float64(len(rejected)))
+	if err := s.noteBlockedDomains(ctx, reports, res.Stored, domainBlocked, received); err != nil {
+		// The reports are stored; the block is learnt again from the next
+		// one, or from the platform event.
+		s.log.Warn("recording a blocked sending domain failed", slog.Any("error", err))
+	}
 	if resp.Unclassified > 0 || len(resp.Rejected) > 0 {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "delivery reports need attention",
 			slog.Int("unclassified", int(resp.Unclassified)), slog.Int("rejected", len(resp.Rejected)))
@@ -314,4 +322,41 @@ func outcomeLabel(o store.Outcome) string {
 	default:
 		return "unspecified"
 	}
+}
+
+// noteBlockedDomains learns a block from the reports themselves: a newly
+// stored report of one of this server's sends with Infobip's error 6016
+// (EC_SENDER_DOMAIN_BOUNCE_BLOCKED) says Infobip has blocked the send's
+// domain, for its 24 hours. Holding the domain's batches at once, without
+// waiting for a platform event (which needs a subscription of its own),
+// keeps the rest of a send from being dropped message by message.
+func (s *DeliveryReportService) noteBlockedDomains(ctx context.Context, reports []store.Report, stored, domainBlocked []bool, received time.Time) error {
+	seen := map[string]bool{}
+	for i, rep := range reports {
+		if !stored[i] || !domainBlocked[i] || rep.Recipient == nil {
+			continue
+		}
+		domain, err := s.sendDomains.of(ctx, rep.Recipient.SendID)
+		if err != nil || domain == "" || seen[domain] {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		seen[domain] = true
+		d, err := s.store.GetSendingDomain(ctx, domain)
+		if err == nil && d.Holds(received) {
+			continue
+		}
+		ev := store.DomainEvent{
+			Domain: domain, Type: store.DomainEventBlocked, Time: received, ReceiveTime: received,
+			Until: received.Add(infobipBlockLength), State: store.DomainBlocked, EventName: eventDomainBlocked,
+			Reason: "Infobip answered message " + rep.Key.MessageID + " with error 6016 EC_SENDER_DOMAIN_BOUNCE_BLOCKED: it blocks a domain for 24 hours",
+		}
+		if _, err := s.store.IngestDomainEvents(ctx, []store.DomainEvent{ev}, nil); err != nil {
+			return err
+		}
+		noteDomainEvent(ctx, s.log, ev)
+	}
+	return nil
 }

@@ -154,12 +154,9 @@ func TestSendDispatchesInBatchesAndAttributesBounces(t *testing.T) {
 	}
 	for email, event := range bounces {
 		profile := "profile-" + email
+		// Each profile also has the message.send of its acceptance.
 		waitFor(t, event+" on "+profile, 30*time.Second, func() (bool, string) {
-			ev, err := env.people.ListProfileEvents(context.Background(), &ibmailv1.ListProfileEventsRequest{ProfileId: profile})
-			if err != nil || len(ev.GetEvents()) == 0 {
-				return false, fmt.Sprint(err)
-			}
-			return ev.GetEvents()[0].GetAction() == event, ev.GetEvents()[0].GetAction()
+			return latestEvent(t, env, profile, event) != nil, "none yet"
 		})
 	}
 	// The recipient list shows Infobip's message id and the last event.
