@@ -61,7 +61,9 @@ func (c domainCounts) write(ctx context.Context, add *sql.Stmt) error {
 	for k := range c {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b countKey) int { return cmp.Or(cmp.Compare(a.bucket, b.bucket), cmp.Compare(a.domain, b.domain)) })
+	slices.SortFunc(keys, func(a, b countKey) int {
+		return cmp.Or(cmp.Compare(a.bucket, b.bucket), cmp.Compare(a.domain, b.domain))
+	})
 	for _, k := range keys {
 		n := c[k]
 		if _, err := add.ExecContext(ctx, k.bucket, k.domain, n.Reports, n.Bounces); err != nil {
