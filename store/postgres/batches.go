@@ -16,6 +16,12 @@ import (
 // expire. Each half of the OR reads its own partial index, so done batches,
 // which pile up forever, are never read.
 //
+// A batch whose send's domain is held at $1 (blocked until after then or
+// with no end, or paused; 3 = blocked, 4 = paused) is passed over, and so
+// neither leased nor counted: the NOT EXISTS looks its send and domain up
+// by primary key. It is not locked (FOR UPDATE OF b): a claim must not wait
+// for, or block, an ingest of a platform event that changes the domain.
+//
 // FOR UPDATE SKIP LOCKED is what keeps two dispatchers, on any replicas,
 // from claiming one batch: each locks the rows it picks, and passes over
 // those another claim has locked instead of waiting for it. A row that
@@ -25,12 +31,14 @@ import (
 // the new one: it says whether the batch may have been sent.
 const claimSQL = `
 WITH picked AS (
-	SELECT send_id, seq, state, CASE WHEN state = 2 THEN lease_expiry ELSE next_attempt_time END AS due
-	FROM send_batches
-	WHERE (state IN (1, 3) AND next_attempt_time <= $1) OR (state = 2 AND lease_expiry < $1)
-	ORDER BY due, send_id, seq
+	SELECT b.send_id, b.seq, b.state, CASE WHEN b.state = 2 THEN b.lease_expiry ELSE b.next_attempt_time END AS due
+	FROM send_batches b
+	WHERE ((b.state IN (1, 3) AND b.next_attempt_time <= $1) OR (b.state = 2 AND b.lease_expiry < $1))
+		AND NOT EXISTS (SELECT 1 FROM sends s JOIN sending_domains d ON d.domain = s.from_domain
+			WHERE s.id = b.send_id AND (d.state = 4 OR (d.state = 3 AND (d.until_time IS NULL OR d.until_time > $1))))
+	ORDER BY due, b.send_id, b.seq
 	LIMIT $2
-	FOR UPDATE SKIP LOCKED
+	FOR UPDATE OF b SKIP LOCKED
 )
 UPDATE send_batches b SET state = 2, lease_owner = $3, lease_expiry = $4, attempts = b.attempts + 1
 FROM picked WHERE b.send_id = picked.send_id AND b.seq = picked.seq
@@ -134,7 +142,7 @@ func fillClaimed(ctx context.Context, tx pgx.Tx, out []store.ClaimedBatch) error
 			done *time.Time
 		)
 		err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-			&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest)
+			&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest, &sn.FromDomain)
 		sn.CreateTime, sn.DoneTime = utc(sn.CreateTime), fromNullTime(done)
 		return sn, err
 	})
@@ -173,12 +181,44 @@ func errLeaseLost(sendID string, seq int, owner string) error {
 	return fmt.Errorf("batch %s/%d of %q: %w", sendID, seq, owner, store.ErrLeaseLost)
 }
 
+// completeRecipientsSQL gives the batch's ($1, $2) recipients their
+// outcomes and, to each one accepted that has no last event yet, $7 at $8
+// as its last event: a report that got there first (by callbackData,
+// before the message id was stored) stays. SET reads the row as it was, so
+// both CASEs see the old last_event. 2 = accepted.
+const completeRecipientsSQL = `UPDATE send_recipients r SET state = u.state, message_id = u.message_id, reason = u.reason,
+	last_event = CASE WHEN u.state = 2 AND r.last_event = '' THEN $7 ELSE r.last_event END,
+	last_event_time = CASE WHEN u.state = 2 AND r.last_event = '' THEN $8 ELSE r.last_event_time END
+	FROM unnest($3::int4[], $4::int2[], $5::text[], $6::text[]) AS u(seq, state, message_id, reason)
+	WHERE r.send_id = $1 AND r.batch_seq = $2 AND r.seq = u.seq`
+
+// messageSendSQL makes the MessageSendEvent ($3 at $4) of every accepted
+// recipient of the batch ($1, $2), with its outbox entry, in one
+// statement whatever the number of recipients; ids come from the delivery
+// reports' sequence, as every event's. Every recipient of a batch was
+// pending until this CompleteBatch, so its accepted ones are exactly those
+// it accepted.
+const messageSendSQL = `WITH e AS (
+	INSERT INTO profile_events (id, name, time, profile_id, email, params)
+	SELECT nextval('delivery_reports_id_seq'), $3, $4, r.profile_id, r.email,
+		jsonb_build_object('title', s.subject, 'sendId', s.id, 'campaignId', s.campaign_id,
+			'senderId', s.sender_id, 'connectionId', s.connection_id, 'messageId', r.message_id)
+	FROM send_recipients r JOIN sends s ON s.id = r.send_id
+	WHERE r.send_id = $1 AND r.batch_seq = $2 AND r.state = 2
+	ORDER BY r.seq
+	RETURNING id
+)
+INSERT INTO event_outbox (event_id) SELECT id FROM e`
+
 // CompleteBatch gives the batch's recipients their outcomes, marks it done
 // and, when that was the send's last pending recipient, the send too, all
 // in one transaction that changes nothing unless owner holds the lease.
 // Every outcome must be final and about a recipient of this batch, and no
 // recipient of the batch may stay pending: a done batch is never claimed
 // again, so one would keep its send from ever being done.
+//
+// Each accepted recipient gets its MessageSendEvent, at the time
+// CompleteBatch is called, with its outbox entry.
 //
 // The statements go in one pipelined round trip. The send's row is locked
 // before its recipients are read: two batches of one send completed at once
@@ -195,22 +235,25 @@ func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, 
 	}
 	n := len(last)
 	seqs, states, messageIDs, reasons := make([]int32, 0, n), make([]int16, 0, n), make([]string, 0, n), make([]string, 0, n)
+	accepted := false
 	for i, o := range outcomes {
 		if last[o.Seq] != i {
 			continue // a repeated seq: the last outcome given wins
 		}
 		seqs, states = append(seqs, int32(o.Seq)), append(states, int16(o.State))
 		messageIDs, reasons = append(messageIDs, o.MessageID), append(reasons, o.Reason)
+		accepted = accepted || o.State == store.RecipientAccepted
 	}
 	doneAt := time.Now()
 	return s.inTx(ctx, "complete batch", func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE send_batches SET state = 4, lease_owner = '', lease_expiry = NULL WHERE `+leaseHeld, sendID, seq, owner)
 		b.Queue(`SELECT 1 FROM sends WHERE id = $1 FOR NO KEY UPDATE`, sendID)
-		b.Queue(`UPDATE send_recipients r SET state = u.state, message_id = u.message_id, reason = u.reason
-			FROM unnest($3::int4[], $4::int2[], $5::text[], $6::text[]) AS u(seq, state, message_id, reason)
-			WHERE r.send_id = $1 AND r.batch_seq = $2 AND r.seq = u.seq`, sendID, seq, seqs, states, messageIDs, reasons)
+		b.Queue(completeRecipientsSQL, sendID, seq, seqs, states, messageIDs, reasons, store.MessageSendEvent, doneAt)
 		b.Queue(`SELECT EXISTS (SELECT 1 FROM send_recipients WHERE send_id = $1 AND batch_seq = $2 AND state = 1)`, sendID, seq)
+		if accepted {
+			b.Queue(messageSendSQL, sendID, seq, store.MessageSendEvent, doneAt)
+		}
 		b.Queue(`UPDATE sends SET done_time = $2 WHERE id = $1 AND done_time IS NULL
 			AND NOT EXISTS (SELECT 1 FROM send_recipients WHERE send_id = $1 AND state = 1)`, sendID, doneAt)
 		br := tx.SendBatch(ctx, b)
@@ -239,6 +282,11 @@ func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, 
 		}
 		if left {
 			return fmt.Errorf("batch %s/%d: recipients without an outcome: %w", sendID, seq, errInvalid)
+		}
+		if accepted {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("message.send events: %w", err)
+			}
 		}
 		if _, err := br.Exec(); err != nil {
 			return err

@@ -202,12 +202,20 @@ func scanSender(row pgx.Row) (store.Sender, error) {
 	return sd, nil
 }
 
-// CreateSender stores a sender account of an existing connection; the
-// foreign key, checked in the INSERT, says when it does not exist.
+// CreateSender stores a sender account of an existing connection, and its
+// from address's domain as a sending domain, active, if it is new; the
+// foreign key, checked in the INSERT, says when the connection does not
+// exist. One statement: the domain is added only with the sender.
 func (s *Store) CreateSender(ctx context.Context, sd store.Sender) error {
+	domain := store.AddressDomain(sd.FromAddress)
 	return s.run(ctx, "create sender", func() error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO senders (`+senderColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-			sd.ID, sd.ConnectionID, sd.FromAddress, sd.FromName, sd.ReplyTo, sd.CreateTime)
+		_, err := s.pool.Exec(ctx, `WITH sd AS (
+				INSERT INTO senders (`+senderColumns+`) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+			)
+			INSERT INTO sending_domains (`+domainColumns+`)
+			SELECT $7, 1, NULL, '', 0, 0, '', $8 FROM sd WHERE $7 <> ''
+			ON CONFLICT (domain) DO NOTHING`,
+			sd.ID, sd.ConnectionID, sd.FromAddress, sd.FromName, sd.ReplyTo, sd.CreateTime, domain, domainTime(sd.CreateTime))
 		switch pgCode(err) {
 		case codeUniqueViolation:
 			return fmt.Errorf("sender %q: %w", sd.ID, store.ErrAlreadyExists)

@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ibmail/ibmail/store"
+	"github.com/jackc/pgx/v5"
 )
 
 // ingestSQL stores a webhook body in one statement: the reports, their
@@ -14,7 +17,9 @@ import (
 // completion whether or not the final SELECT reads it.
 //
 // Deduplication is the INSERT ... ON CONFLICT DO NOTHING into
-// delivery_reports: a report whose key another transaction has inserted but
+// delivery_reports, whose conflict target is the report key: a clash on the
+// id (a bug) fails the statement instead of passing for a duplicate. A
+// report whose key another transaction has inserted but
 // not yet committed makes this one wait for that transaction, then skip the
 // report if it committed. So of two replicas ingesting one report at once,
 // exactly one gets it back from RETURNING, and only RETURNING's rows
@@ -43,8 +48,10 @@ import (
 //     reports in order);
 //   - the first suppression of an address stays (ON CONFLICT DO NOTHING),
 //     and within one call the first report to suppress it wins; its create
-//     time is the report's receive time, when this server learnt of it.
-const ingestSQL = `
+//     time is the report's receive time, when this server learnt of it;
+//   - a stored report with a domain counts towards its bounce rate, in the
+//     bucket of its receive time.
+var ingestSQL = `
 WITH ins AS (
 	INSERT INTO delivery_reports (id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
 		outcome, event_name, rule, receive_time, payload)
@@ -60,18 +67,68 @@ WITH ins AS (
 		ORDER BY ord
 	) numbered
 	ORDER BY done_at, message_id, status_id, error_id
-	ON CONFLICT DO NOTHING
+	ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING
 	RETURNING id, done_at, message_id, status_id, error_id
 ),
 stored AS (
 	SELECT ins.id, u.*
 	FROM ins JOIN unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $6::text[], $7::text[], $8::int2[],
 			$9::text[], $10::text[], $11::timestamptz[], $13::timestamptz[], $14::text[],
-			$15::text[], $16::int4[], $17::bool[], $18::text[])
+			$15::text[], $16::int4[], $17::bool[], $18::text[], $19::text[], $20::int2[], $21::timestamptz[])
 		WITH ORDINALITY AS u(message_id, status_id, error_id, done_at, profile_id, email, outcome,
-			event_name, rule, receive_time, event_time, params, rcpt_send, rcpt_seq, suppress, reason, ord)
+			event_name, rule, receive_time, event_time, params, rcpt_send, rcpt_seq, suppress, reason,
+			domain, counts_as, bucket, ord)
 		USING (done_at, message_id, status_id, error_id)
+),` + ingestTailSQL(22)
+
+// trackingIngestSQL is ingestSQL for tracking reports: the same statement
+// on tracking_events, keyed by Infobip's eventId, whose rows are inserted
+// in the order of that key for the same reason. Its ids come from the
+// delivery reports' sequence, so that no event id is ever two events'.
+var trackingIngestSQL = `
+WITH ins AS (
+	INSERT INTO tracking_events (id, event_id, notification_type, message_id, connection_id, profile_id, email,
+		outcome, event_name, rule, receive_time, payload)
+	SELECT id, event_id, notification_type, message_id, connection_id, profile_id, email,
+		outcome, event_name, rule, receive_time, payload
+	FROM (
+		SELECT nextval('delivery_reports_id_seq') AS id, u.*
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+			$7::int2[], $8::text[], $9::text[], $10::timestamptz[], $11::bytea[])
+			WITH ORDINALITY AS u(event_id, notification_type, message_id, connection_id, profile_id, email,
+				outcome, event_name, rule, receive_time, payload, ord)
+		ORDER BY ord
+	) numbered
+	ORDER BY event_id
+	ON CONFLICT (event_id) DO NOTHING
+	RETURNING id, event_id
 ),
+stored AS (
+	SELECT ins.id, u.*
+	FROM ins JOIN unnest($1::text[], $5::text[], $6::text[], $7::int2[], $8::text[], $10::timestamptz[],
+			$12::timestamptz[], $13::text[], $14::text[], $15::int4[], $16::bool[], $17::text[],
+			$18::text[], $19::int2[], $20::timestamptz[])
+		WITH ORDINALITY AS u(event_id, profile_id, email, outcome, event_name, receive_time, event_time,
+			params, rcpt_send, rcpt_seq, suppress, reason, domain, counts_as, bucket, ord)
+		USING (event_id)
+),` + ingestTailSQL(21)
+
+// countShards is how many rows of domain_report_counts one domain's bucket
+// is spread over; see migration 0008.
+const countShards = 16
+
+// ingestTailSQL is what both ingest statements do with the reports they
+// stored (the CTE stored): make their events and outbox entries, update
+// their recipients, suppress, count them towards their domains' bounce
+// rates; and store the rejected payloads, whose four columns are the
+// parameters from $first on.
+//
+// The counts are added up per domain and bucket first: an upsert may not
+// touch one row twice. Their rows are locked in (bucket, domain) order,
+// after the report keys, like the other locks of the statement.
+func ingestTailSQL(first int) string {
+	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
+	return `
 events AS (
 	INSERT INTO profile_events (id, name, time, profile_id, email, params)
 	SELECT id, event_name, event_time, profile_id, email, params::jsonb
@@ -98,28 +155,50 @@ suppressed AS (
 	ORDER BY email, ord
 	ON CONFLICT (email) DO NOTHING
 ),
+counted AS (
+	INSERT INTO domain_report_counts (bucket, domain, shard, reports, bounces)
+	SELECT bucket, domain, pg_backend_pid() % ` + strconv.Itoa(countShards) + `, count(*), count(*) FILTER (WHERE counts_as = 2)
+	FROM stored WHERE domain <> '' AND counts_as IN (1, 2)
+	GROUP BY bucket, domain
+	ORDER BY bucket, domain
+	ON CONFLICT (bucket, domain, shard) DO UPDATE
+	SET reports = domain_report_counts.reports + excluded.reports,
+		bounces = domain_report_counts.bounces + excluded.bounces
+),
 rejected AS (
 	INSERT INTO rejected_payloads (receive_time, content_type, reason, body)
 	SELECT receive_time, content_type, reason, body
-	FROM unnest($19::timestamptz[], $20::text[], $21::text[], $22::bytea[])
+	FROM unnest(` + p(0) + `::timestamptz[], ` + p(1) + `::text[], ` + p(2) + `::text[], ` + p(3) + `::bytea[])
 		WITH ORDINALITY AS p(receive_time, content_type, reason, body, ord)
 	ORDER BY ord
 )
 SELECT ord FROM stored`
+}
 
-// ingestArgs are the columns of ingestSQL's input, one slice per column.
+// ingestArgs are the columns of one ingest statement's input, one slice
+// per column: those of ingestSQL for delivery reports, of
+// trackingIngestSQL for tracking reports.
 type ingestArgs struct {
-	messageID, doneAt, connectionID, profileID, email []string
-	statusID, errorID                                 []int32
-	outcome                                           []int16
-	eventName, rule                                   []string
-	receiveTime, eventTime                            []time.Time
-	payload                                           [][]byte
-	params                                            []*string
-	rcptSend                                          []*string
-	rcptSeq                                           []int32
-	suppress                                          []bool
-	reason                                            []string
+	kind store.ReportKind
+	// Delivery reports' key.
+	messageID, doneAt []string
+	statusID, errorID []int32
+	// Tracking reports' key and type.
+	trackingKey, notificationType []string
+
+	connectionID, profileID, email []string
+	outcome                        []int16
+	eventName, rule                []string
+	receiveTime, eventTime         []time.Time
+	payload                        [][]byte
+	params                         []*string
+	rcptSend                       []*string
+	rcptSeq                        []int32
+	suppress                       []bool
+	reason                         []string
+	domain                         []string
+	countsAs                       []int16
+	bucket                         []time.Time
 
 	rejTime            []time.Time
 	rejType, rejReason []string
@@ -127,36 +206,74 @@ type ingestArgs struct {
 	origin             []int // per input row: its index in the reports given
 }
 
-// newIngestArgs lays the reports out as columns, keeping only the first of
-// reports that repeat a key: the later ones are duplicates whatever the
-// database holds. The work happens before a connection is taken.
-func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) *ingestArgs {
-	n := len(reports)
+func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 	a := &ingestArgs{
-		messageID: make([]string, 0, n), doneAt: make([]string, 0, n), connectionID: make([]string, 0, n),
-		profileID: make([]string, 0, n), email: make([]string, 0, n),
-		statusID: make([]int32, 0, n), errorID: make([]int32, 0, n), outcome: make([]int16, 0, n),
-		eventName: make([]string, 0, n), rule: make([]string, 0, n),
+		kind:         kind,
+		connectionID: make([]string, 0, n), profileID: make([]string, 0, n), email: make([]string, 0, n),
+		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n),
 		receiveTime: make([]time.Time, 0, n), eventTime: make([]time.Time, 0, n),
 		payload: make([][]byte, 0, n), params: make([]*string, 0, n),
 		rcptSend: make([]*string, 0, n), rcptSeq: make([]int32, 0, n),
 		suppress: make([]bool, 0, n), reason: make([]string, 0, n),
+		domain: make([]string, 0, n), countsAs: make([]int16, 0, n), bucket: make([]time.Time, 0, n),
 		origin: make([]int, 0, n),
 	}
-	seen := make(map[store.ReportKey]struct{}, n)
+	if kind == store.ReportTracking {
+		a.trackingKey, a.notificationType, a.messageID = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	} else {
+		a.messageID, a.doneAt = make([]string, 0, n), make([]string, 0, n)
+		a.statusID, a.errorID = make([]int32, 0, n), make([]int32, 0, n)
+	}
+	return a
+}
+
+// newIngestArgs lays the reports out as columns, delivery and tracking
+// reports apart, keeping only the first of reports of one kind that repeat
+// a key: the later ones are duplicates whatever the database holds. The
+// rejected payloads go with the delivery reports, or with the tracking
+// reports if there are none. tracking is nil when there are no tracking
+// reports, delivery when there are only tracking reports. The work happens
+// before a connection is taken.
+func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (delivery, tracking *ingestArgs) {
+	nTracking := 0
+	for i := range reports {
+		if reports[i].Kind == store.ReportTracking {
+			nTracking++
+		}
+	}
+	if nTracking < len(reports) || len(reports) == 0 {
+		delivery = newKindArgs(store.ReportDelivery, len(reports)-nTracking)
+	}
+	if nTracking > 0 {
+		tracking = newKindArgs(store.ReportTracking, nTracking)
+	}
+	seen := make(map[store.ReportKey]struct{}, len(reports)-nTracking)
+	seenTracking := make(map[string]struct{}, nTracking)
 	for i := range reports {
 		r := &reports[i]
-		key := r.Key
-		key.DoneAt = store.NormalizeDoneAt(key.DoneAt) // the instant, not its text, is the key
-		if _, dup := seen[key]; dup {
-			continue
+		a := delivery
+		if r.Kind == store.ReportTracking {
+			if _, dup := seenTracking[r.TrackingKey]; dup {
+				continue
+			}
+			seenTracking[r.TrackingKey] = struct{}{}
+			a = tracking
+			a.trackingKey = append(a.trackingKey, r.TrackingKey)
+			a.notificationType = append(a.notificationType, r.NotificationType)
+			a.messageID = append(a.messageID, r.Key.MessageID)
+		} else {
+			key := r.Key
+			key.DoneAt = store.NormalizeDoneAt(key.DoneAt) // the instant, not its text, is the key
+			if _, dup := seen[key]; dup {
+				continue
+			}
+			seen[key] = struct{}{}
+			a.messageID = append(a.messageID, r.Key.MessageID)
+			a.statusID = append(a.statusID, r.Key.StatusID)
+			a.errorID = append(a.errorID, r.Key.ErrorID)
+			a.doneAt = append(a.doneAt, key.DoneAt)
 		}
-		seen[key] = struct{}{}
 		a.origin = append(a.origin, i)
-		a.messageID = append(a.messageID, r.Key.MessageID)
-		a.statusID = append(a.statusID, r.Key.StatusID)
-		a.errorID = append(a.errorID, r.Key.ErrorID)
-		a.doneAt = append(a.doneAt, key.DoneAt)
 		a.connectionID = append(a.connectionID, r.ConnectionID)
 		a.profileID = append(a.profileID, r.ProfileID)
 		a.email = append(a.email, r.Email)
@@ -182,39 +299,50 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) *in
 		a.rcptSend = append(a.rcptSend, send)
 		a.rcptSeq = append(a.rcptSeq, seq)
 		a.suppress = append(a.suppress, r.Suppress)
-		a.reason = append(a.reason, suppressionReason(r))
+		a.reason = append(a.reason, store.SuppressionReason(r))
+		a.domain = append(a.domain, r.Domain)
+		a.countsAs = append(a.countsAs, int16(r.CountsAs))
+		a.bucket = append(a.bucket, store.DomainCountBucketOf(r.ReceiveTime))
+	}
+	first := delivery
+	if first == nil {
+		first = tracking
 	}
 	m := len(rejected)
-	a.rejTime, a.rejType, a.rejReason, a.rejBody = make([]time.Time, m), make([]string, m), make([]string, m), make([][]byte, m)
+	first.rejTime, first.rejType, first.rejReason, first.rejBody = make([]time.Time, m), make([]string, m), make([]string, m), make([][]byte, m)
 	for i, p := range rejected {
-		a.rejTime[i], a.rejType[i], a.rejReason[i], a.rejBody[i] = p.ReceiveTime, p.ContentType, p.Reason, p.Body
+		first.rejTime[i], first.rejType[i], first.rejReason[i], first.rejBody[i] = p.ReceiveTime, p.ContentType, p.Reason, p.Body
 	}
-	return a
+	if delivery != nil && tracking != nil {
+		tracking.rejTime, tracking.rejType, tracking.rejReason, tracking.rejBody = []time.Time{}, []string{}, []string{}, [][]byte{}
+	}
+	return delivery, tracking
 }
 
-func (a *ingestArgs) values() []any {
-	return []any{
-		a.messageID, a.statusID, a.errorID, a.doneAt, a.connectionID, a.profileID, a.email, a.outcome,
-		a.eventName, a.rule, a.receiveTime, a.payload, a.eventTime, a.params,
-		a.rcptSend, a.rcptSeq, a.suppress, a.reason,
-		a.rejTime, a.rejType, a.rejReason, a.rejBody,
+// statement is the SQL and parameters that ingest a.
+func (a *ingestArgs) statement() (string, []any) {
+	common := []any{a.connectionID, a.profileID, a.email, a.outcome, a.eventName, a.rule, a.receiveTime}
+	tail := []any{a.rcptSend, a.rcptSeq, a.suppress, a.reason, a.domain, a.countsAs, a.bucket,
+		a.rejTime, a.rejType, a.rejReason, a.rejBody}
+	if a.kind == store.ReportTracking {
+		args := append([]any{a.trackingKey, a.notificationType, a.messageID}, common...)
+		args = append(args, a.payload, a.eventTime, a.params)
+		return trackingIngestSQL, append(args, tail...)
 	}
+	args := append([]any{a.messageID, a.statusID, a.errorID, a.doneAt}, common...)
+	args = append(args, a.payload, a.eventTime, a.params)
+	return ingestSQL, append(args, tail...)
 }
 
-// suppressionReason is Infobip's error name when the event kept one, which
-// says most to whoever reads the list, else the rule that matched.
-func suppressionReason(r *store.Report) string {
-	if name := r.Params["errorName"]; name != "" {
-		return name
-	}
-	return r.Rule
-}
-
-// IngestReports stores reports, their events and rejected in one statement;
-// see ingestSQL. Concurrent callers, in this process or another, each run
-// their own: PostgreSQL groups the commits of concurrent transactions into
-// one WAL flush by itself.
+// IngestReports stores reports, their events and rejected in one statement
+// per kind of report; see ingestSQL. A call with both kinds runs its two
+// statements in one transaction. Concurrent callers, in this process or
+// another, each run their own: PostgreSQL groups the commits of concurrent
+// transactions into one WAL flush by itself.
 func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
+	if err := store.CheckReportKinds(reports); err != nil {
+		return store.IngestResult{}, fmt.Errorf("postgres: ingest: %w", err)
+	}
 	if len(reports) == 0 && len(rejected) == 0 {
 		// Nothing to make durable: no reason to take a connection.
 		if s.closed.Load() {
@@ -225,11 +353,14 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		}
 		return store.IngestResult{Stored: []bool{}}, nil
 	}
-	a := newIngestArgs(reports, rejected)
+	delivery, tracking := newIngestArgs(reports, rejected)
 	var res store.IngestResult
-	err := s.run(ctx, "ingest", func() error {
-		res = store.IngestResult{Stored: make([]bool, len(reports))}
-		rows, err := s.pool.Query(ctx, ingestSQL, a.values()...)
+	// run reads what one statement stored into res.
+	run := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}, a *ingestArgs) error {
+		query, args := a.statement()
+		rows, err := q.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -247,6 +378,21 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 			}
 		}
 		return rows.Err()
+	}
+	err := s.run(ctx, "ingest", func() error {
+		res = store.IngestResult{Stored: make([]bool, len(reports))}
+		switch {
+		case tracking == nil:
+			return run(s.pool, delivery)
+		case delivery == nil:
+			return run(s.pool, tracking)
+		}
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := run(tx, delivery); err != nil {
+				return err
+			}
+			return run(tx, tracking)
+		})
 	})
 	if err != nil {
 		return store.IngestResult{}, err

@@ -135,15 +135,22 @@ func (s *Store) SearchProfiles(ctx context.Context, q store.ProfileQuery) ([]sto
 	return out, nil
 }
 
-// ListReports returns stored reports, newest (highest id) first: on the
-// primary key, or with an outcome on (outcome, id), backwards.
+// ListReports returns stored reports of one kind, newest (highest id)
+// first, each kind from its own table: on the primary key, or with an
+// outcome on (outcome, id), backwards.
 func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.StoredReport, error) {
 	var (
 		sb   strings.Builder
 		args sqlArgs
 	)
-	sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
-		email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE true`)
+	tracking := q.Kind == store.ReportTracking
+	if tracking {
+		sb.WriteString(`SELECT id, event_id, notification_type, message_id, connection_id, profile_id,
+			email, outcome, event_name, rule, receive_time, payload FROM tracking_events WHERE true`)
+	} else {
+		sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
+			email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE true`)
+	}
 	if q.Outcome != store.OutcomeUnspecified {
 		sb.WriteString(` AND outcome = ` + args.add(int16(q.Outcome)))
 	}
@@ -162,9 +169,16 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 			var (
 				r       store.StoredReport
 				outcome int16
+				err     error
 			)
-			err := row.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
-				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload)
+			if tracking {
+				r.Kind = store.ReportTracking
+				err = row.Scan(&r.ID, &r.TrackingKey, &r.NotificationType, &r.Key.MessageID,
+					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload)
+			} else {
+				err = row.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
+					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload)
+			}
 			r.Outcome = store.Outcome(outcome)
 			r.ReceiveTime = utc(r.ReceiveTime)
 			return r, err

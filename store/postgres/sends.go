@@ -11,7 +11,7 @@ import (
 )
 
 const sendColumns = `s.id, s.sender_id, s.connection_id, s.campaign_id, s.idempotency_key, s.subject,
-	s.recipient_count, s.create_time, s.done_time, s.content, s.request_digest`
+	s.recipient_count, s.create_time, s.done_time, s.content, s.request_digest, s.from_domain`
 
 // sendWithCountsSQL reads sends (aliased s) with their counts by state, in
 // one statement so that both come from one snapshot. The counts read one
@@ -30,7 +30,7 @@ func scanSendWithCounts(row pgx.Row) (store.Send, error) {
 		counts []int64
 	)
 	if err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-		&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest, &states, &counts); err != nil {
+		&sn.RecipientCount, &sn.CreateTime, &done, &sn.Content, &sn.RequestDigest, &sn.FromDomain, &states, &counts); err != nil {
 		return store.Send{}, err
 	}
 	sn.CreateTime, sn.DoneTime = utc(sn.CreateTime), fromNullTime(done)
@@ -81,11 +81,11 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 	)
 	err = s.inTx(ctx, "create send", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO sends (id, sender_id, connection_id, campaign_id, idempotency_key,
-			subject, recipient_count, create_time, done_time, content, request_digest)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			subject, recipient_count, create_time, done_time, content, request_digest, from_domain)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 			ON CONFLICT (sender_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING`,
 			sn.ID, sn.SenderID, sn.ConnectionID, sn.CampaignID, sn.IdempotencyKey, sn.Subject,
-			sn.RecipientCount, sn.CreateTime, nullTime(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest))
+			sn.RecipientCount, sn.CreateTime, nullTime(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest), sn.FromDomain)
 		if pgCode(err) == codeUniqueViolation {
 			return fmt.Errorf("send %q: %w", sn.ID, store.ErrAlreadyExists)
 		}

@@ -202,9 +202,10 @@ func scanSender(row interface{ Scan(...any) error }) (store.Sender, error) {
 	return sd, nil
 }
 
-// CreateSender stores a sender account of an existing connection. The
-// connection is checked in the transaction rather than left to the foreign
-// key, whose failure would not say which of the two errors applies.
+// CreateSender stores a sender account of an existing connection, and its
+// from address's domain as a sending domain if it is new. The connection
+// is checked in the transaction rather than left to the foreign key, whose
+// failure would not say which of the two errors applies.
 func (s *Store) CreateSender(ctx context.Context, sd store.Sender) error {
 	return s.writeTx(ctx, "create sender", func(tx *sql.Tx) error {
 		var exists bool
@@ -219,7 +220,17 @@ func (s *Store) CreateSender(ctx context.Context, sd store.Sender) error {
 		if isUniqueViolation(err) {
 			return fmt.Errorf("sender %q: %w", sd.ID, store.ErrAlreadyExists)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// The sender's domain becomes a sending domain, active, unless
+		// it is one already.
+		if domain := store.AddressDomain(sd.FromAddress); domain != "" {
+			if _, err := tx.ExecContext(ctx, addDomainSQL, domain, micros(domainTime(sd.CreateTime))); err != nil {
+				return fmt.Errorf("sending domain %q of sender %q: %w", domain, sd.ID, err)
+			}
+		}
+		return nil
 	})
 }
 

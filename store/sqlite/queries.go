@@ -207,12 +207,19 @@ func searchProfilesSQL(q store.ProfileQuery, names []string, profileFirst bool) 
 	return sb.String(), args
 }
 
-// ListReports returns stored reports, newest (highest id) first.
+// ListReports returns stored reports of one kind, newest (highest id)
+// first: delivery reports, or tracking reports, each from its own table.
 func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.StoredReport, error) {
 	var sb strings.Builder
 	var args []any
-	sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
-		email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE 1`)
+	tracking := q.Kind == store.ReportTracking
+	if tracking {
+		sb.WriteString(`SELECT id, event_id, notification_type, message_id, connection_id, profile_id,
+			email, outcome, event_name, rule, receive_time, payload FROM tracking_events WHERE 1`)
+	} else {
+		sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
+			email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE 1`)
+	}
 	if q.Outcome != store.OutcomeUnspecified {
 		sb.WriteString(` AND outcome = ?`)
 		args = append(args, int64(q.Outcome))
@@ -236,8 +243,15 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 			outcome int64
 			recv    int64
 		)
-		if err := rows.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
-			&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload); err != nil {
+		if tracking {
+			r.Kind = store.ReportTracking
+			err = rows.Scan(&r.ID, &r.TrackingKey, &r.NotificationType, &r.Key.MessageID,
+				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload)
+		} else {
+			err = rows.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
+				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload)
+		}
+		if err != nil {
 			return nil, readErr(ctx, "list reports", err)
 		}
 		r.Outcome = store.Outcome(outcome)

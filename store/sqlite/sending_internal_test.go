@@ -43,7 +43,7 @@ func TestSendingQueryPlans(t *testing.T) {
 		args          []any
 		want, notWant []string
 	}{
-		{"claim", claimSQL, []any{1, 1, 10},
+		{"claim", claimSQL, []any{1, 10},
 			[]string{"send_batches_due (next_attempt_time<?)", "send_batches_leased (lease_expiry<?)", "MERGE"},
 			[]string{"TEMP B-TREE", "SCAN send_batches"}},
 		{"batch recipients", batchPendingSQL, []any{"s", 1},

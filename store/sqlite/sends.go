@@ -14,7 +14,7 @@ import (
 )
 
 const sendColumns = `id, sender_id, connection_id, campaign_id, idempotency_key, subject,
-	recipient_count, create_time, done_time, content, request_digest`
+	recipient_count, create_time, done_time, content, request_digest, from_domain`
 
 func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 	var (
@@ -23,7 +23,7 @@ func scanSend(row interface{ Scan(...any) error }) (store.Send, error) {
 		done    sql.NullInt64
 	)
 	if err := row.Scan(&sn.ID, &sn.SenderID, &sn.ConnectionID, &sn.CampaignID, &sn.IdempotencyKey, &sn.Subject,
-		&sn.RecipientCount, &created, &done, &sn.Content, &sn.RequestDigest); err != nil {
+		&sn.RecipientCount, &created, &done, &sn.Content, &sn.RequestDigest, &sn.FromDomain); err != nil {
 		return store.Send{}, err
 	}
 	sn.CreateTime, sn.DoneTime = fromMicros(created), fromNullMicros(done)
@@ -86,9 +86,10 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO sends (`+sendColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO sends (`+sendColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			sn.ID, sn.SenderID, sn.ConnectionID, sn.CampaignID, sn.IdempotencyKey, sn.Subject,
-			sn.RecipientCount, micros(sn.CreateTime), nullMicros(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest))
+			sn.RecipientCount, micros(sn.CreateTime), nullMicros(sn.DoneTime), sn.Content, nullBytes(sn.RequestDigest),
+			sn.FromDomain)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("send %q: %w", sn.ID, store.ErrAlreadyExists)
 		}

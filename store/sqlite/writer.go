@@ -62,13 +62,17 @@ func newRequest(reports []store.Report, rejected []store.RejectedPayload) *reque
 type writer struct {
 	db          *sql.DB
 	ckpt        *checkpointer
+	nextID      *sql.Stmt
 	insReport   *sql.Stmt
+	insTracking *sql.Stmt
 	insEvent    *sql.Stmt
 	insOutbox   *sql.Stmt
 	insRejected *sql.Stmt
 	// Run only for reports about a send's recipient or that suppress.
 	updRecipient   *sql.Stmt
 	insSuppression *sql.Stmt
+	// Run once per domain and bucket that a transaction's reports count in.
+	addCounts *sql.Stmt
 
 	mu     sync.Mutex
 	queue  []*request
@@ -89,11 +93,30 @@ type writer struct {
 }
 
 const (
+	// nextIDSQL is the id the next row of any of the tables that share
+	// the event ids gets (see migration 0008): one above the highest of
+	// all four, each read as the last entry of its primary key. The
+	// writer reads it once per transaction and counts on from there in
+	// Go; the single write connection serialises every transaction that
+	// does, so no two can hand out one id.
+	nextIDSQL = `SELECT max(
+		(SELECT coalesce(max(id), 0) FROM delivery_reports),
+		(SELECT coalesce(max(id), 0) FROM tracking_events),
+		(SELECT coalesce(max(id), 0) FROM profile_events),
+		(SELECT coalesce(max(id), 0) FROM domain_events)) + 1`
+	// The conflict target is the report's key, not any constraint: a
+	// clash on the id, which would be a bug in the id counting, fails the
+	// transaction instead of passing for a duplicate.
 	insertReportSQL = `INSERT INTO delivery_reports
-		(message_id, status_id, error_id, done_at, connection_id, profile_id, email,
+		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
+		 outcome, event_name, rule, receive_time, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING`
+	insertTrackingSQL = `INSERT INTO tracking_events
+		(id, event_id, notification_type, message_id, connection_id, profile_id, email,
 		 outcome, event_name, rule, receive_time, payload)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`
+		ON CONFLICT (event_id) DO NOTHING`
 	insertEventSQL = `INSERT INTO profile_events
 		(id, name, time, profile_id, email, params)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -116,13 +139,23 @@ const (
 		(email, profile_id, event_name, event_id, reason, create_time)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (email) DO NOTHING`
+	// addCountsSQL adds a transaction's reports of one domain and bucket
+	// to the bounce-rate counts.
+	addCountsSQL = `INSERT INTO domain_report_counts (bucket, domain, reports, bounces) VALUES (?, ?, ?, ?)
+		ON CONFLICT (bucket, domain) DO UPDATE SET reports = reports + excluded.reports, bounces = bounces + excluded.bounces`
 )
 
 func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
 	w := &writer{db: db, ckpt: ckpt, wake: make(chan struct{}, 1), exited: make(chan struct{})}
 	var err error
 	// Prepared once on the single connection; tx.Stmt then reuses them.
+	if w.nextID, err = db.Prepare(nextIDSQL); err != nil {
+		return nil, err
+	}
 	if w.insReport, err = db.Prepare(insertReportSQL); err != nil {
+		return nil, err
+	}
+	if w.insTracking, err = db.Prepare(insertTrackingSQL); err != nil {
 		return nil, err
 	}
 	if w.insEvent, err = db.Prepare(insertEventSQL); err != nil {
@@ -138,6 +171,9 @@ func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
 		return nil, err
 	}
 	if w.insSuppression, err = db.Prepare(insertSuppressionSQL); err != nil {
+		return nil, err
+	}
+	if w.addCounts, err = db.Prepare(addCountsSQL); err != nil {
 		return nil, err
 	}
 	go w.run()
@@ -210,8 +246,8 @@ func (w *writer) close() error {
 	}
 	<-w.exited
 	w.direct.Wait()
-	return errors.Join(w.insReport.Close(), w.insEvent.Close(), w.insOutbox.Close(), w.insRejected.Close(),
-		w.updRecipient.Close(), w.insSuppression.Close())
+	return errors.Join(w.nextID.Close(), w.insReport.Close(), w.insTracking.Close(), w.insEvent.Close(),
+		w.insOutbox.Close(), w.insRejected.Close(), w.updRecipient.Close(), w.insSuppression.Close(), w.addCounts.Close())
 }
 
 func (w *writer) run() {
@@ -308,16 +344,24 @@ func (w *writer) commit(batch []*request) (err error) {
 	}()
 	st := txStmts{
 		insReport:      tx.StmtContext(ctx, w.insReport),
+		insTracking:    tx.StmtContext(ctx, w.insTracking),
 		insEvent:       tx.StmtContext(ctx, w.insEvent),
 		insOutbox:      tx.StmtContext(ctx, w.insOutbox),
 		insRejected:    tx.StmtContext(ctx, w.insRejected),
 		updRecipient:   tx.StmtContext(ctx, w.updRecipient),
 		insSuppression: tx.StmtContext(ctx, w.insSuppression),
+		counts:         domainCounts{},
+	}
+	if err := tx.StmtContext(ctx, w.nextID).QueryRowContext(ctx).Scan(&st.next); err != nil {
+		return fmt.Errorf("next id: %w", err)
 	}
 	for _, r := range batch {
 		if err := w.apply(ctx, &st, r); err != nil {
 			return err
 		}
+	}
+	if err := st.counts.write(ctx, tx.StmtContext(ctx, w.addCounts)); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		// A failed COMMIT can leave SQLite's transaction open on the
@@ -330,17 +374,22 @@ func (w *writer) commit(batch []*request) (err error) {
 	return nil
 }
 
-// txStmts are the writer's statements bound to the current transaction.
+// txStmts are the writer's statements bound to the current transaction,
+// with the transaction's next id and the bounce-rate counts it adds up.
 type txStmts struct {
-	insReport, insEvent, insRejected *sql.Stmt
-	insOutbox                        *sql.Stmt
+	insReport, insTracking, insEvent *sql.Stmt
+	insRejected, insOutbox           *sql.Stmt
 	updRecipient, insSuppression     *sql.Stmt
+	next                             int64
+	counts                           domainCounts
 }
 
 // apply writes one request inside the current transaction and records its
-// result. Reports are deduplicated by the unique key: "DO NOTHING" changes
-// no row, which also catches a key repeated within the batch, so a report's
-// recipient and suppression are only touched the first time it comes.
+// result. Reports are deduplicated by their kind's unique key: "DO NOTHING"
+// changes no row, which also catches a key repeated within the batch, so a
+// report's recipient, suppression and count are only touched the first
+// time it comes. Each stored report takes the transaction's next id, and
+// its event the same.
 func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 	if w.fault != nil {
 		if err := w.fault(r); err != nil {
@@ -350,10 +399,21 @@ func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 	res := store.IngestResult{Stored: make([]bool, len(r.reports))}
 	for i := range r.reports {
 		rp := &r.reports[i]
-		out, err := st.insReport.ExecContext(ctx,
-			rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
-			rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
-			micros(rp.ReceiveTime), rp.Payload)
+		id := st.next
+		var (
+			out sql.Result
+			err error
+		)
+		if rp.Kind == store.ReportTracking {
+			out, err = st.insTracking.ExecContext(ctx, id, rp.TrackingKey, rp.NotificationType, rp.Key.MessageID,
+				rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
+				micros(rp.ReceiveTime), rp.Payload)
+		} else {
+			out, err = st.insReport.ExecContext(ctx, id,
+				rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
+				rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
+				micros(rp.ReceiveTime), rp.Payload)
+		}
 		if err != nil {
 			return fmt.Errorf("insert report %d: %w", i, err)
 		}
@@ -365,14 +425,12 @@ func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 			res.Duplicates++
 			continue
 		}
+		st.next++
 		res.Accepted++
 		res.Stored[i] = true
+		st.counts.add(rp)
 		if rp.Outcome != store.OutcomeEvent {
 			continue
-		}
-		id, err := out.LastInsertId()
-		if err != nil {
-			return err
 		}
 		if _, err := st.insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
 			return fmt.Errorf("insert event of report %d: %w", i, err)
@@ -407,25 +465,19 @@ func applySending(ctx context.Context, st *txStmts, rp *store.Report, eventID in
 	}
 	if rp.Suppress {
 		if _, err := st.insSuppression.ExecContext(ctx, rp.Email, rp.ProfileID, rp.EventName, eventID,
-			suppressionReason(rp), micros(rp.ReceiveTime)); err != nil {
+			store.SuppressionReason(rp), micros(rp.ReceiveTime)); err != nil {
 			return fmt.Errorf("insert suppression: %w", err)
 		}
 	}
 	return nil
 }
 
-// suppressionReason is Infobip's error name when the event kept one, which
-// says most to whoever reads the list, else the rule that matched.
-func suppressionReason(rp *store.Report) string {
-	if name := rp.Params["errorName"]; name != "" {
-		return name
-	}
-	return rp.Rule
-}
-
 // IngestReports stores reports, their events and rejected in one durable
 // transaction, shared with whatever other writes are queued at the time.
 func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
+	if err := store.CheckReportKinds(reports); err != nil {
+		return store.IngestResult{}, fmt.Errorf("sqlite: ingest: %w", err)
+	}
 	if len(reports) == 0 && len(rejected) == 0 {
 		// Nothing to make durable: no reason to wait for a commit.
 		if err := ctx.Err(); err != nil {

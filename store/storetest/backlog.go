@@ -60,21 +60,24 @@ func testBacklog(t *testing.T, open opener) {
 	if err := s.RescheduleBatch(ctx, "d1", ambiguous.SendID, ambiguous.Seq, store.BatchAmbiguous, at(10*time.Minute), "read timeout"); err != nil {
 		t.Fatalf("RescheduleBatch: %v", err)
 	}
+	// The completed batch's two accepted recipients have their
+	// message.send events in the outbox.
 	check("with the lease running", backlog(at(2*time.Second)),
-		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 1, OldestDue: at(0), Published: map[string]int64{}})
+		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 1, OldestDue: at(0), OutboxEvents: 2, Published: map[string]int64{}})
 	// Past the lease but before the ambiguous batch's next attempt, the
 	// leased batch is due since its lease ran out.
 	check("with the lease run out", backlog(at(5*time.Minute)),
-		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 2, OldestDue: at(0), Published: map[string]int64{}})
+		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 2, OldestDue: at(0), OutboxEvents: 2, Published: map[string]int64{}})
 	check("with everything due", backlog(at(time.Hour)),
-		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 3, OldestDue: at(0), Published: map[string]int64{}})
+		store.Backlog{Batches: batches(1, 1, 1), DueBatches: 3, OldestDue: at(0), OutboxEvents: 2, Published: map[string]int64{}})
 
-	// Events: three ingested sit in the outbox until sequenced; a publisher
-	// that published one lags two behind.
+	// Events: the two message.send events of the completed batch and the
+	// three ingested sit in the outbox until sequenced; a publisher that
+	// published one lags four behind.
 	ingest(t, s, []store.Report{rep("a", store.OutcomeEvent), rep("b", store.OutcomeEvent), rep("c", store.OutcomeNoError), rep("d", store.OutcomeEvent)}, nil)
 	b := backlog(at(time.Hour))
-	if b.OutboxEvents != 3 || b.LastPosition != 0 {
-		t.Errorf("after ingest: outbox %d, last position %d; want 3, 0", b.OutboxEvents, b.LastPosition)
+	if b.OutboxEvents != 5 || b.LastPosition != 0 {
+		t.Errorf("after ingest: outbox %d, last position %d; want 5, 0", b.OutboxEvents, b.LastPosition)
 	}
 	acquireLease(t, s, store.SequencerLease, testSequencer, at(0))
 	sequenceAll(t, s, testSequencer, 10)
@@ -83,8 +86,8 @@ func testBacklog(t *testing.T, open opener) {
 		t.Fatalf("MarkPublished: %v", err)
 	}
 	b = backlog(at(time.Hour))
-	if b.OutboxEvents != 0 || b.LastPosition != 3 || !reflect.DeepEqual(b.Published, map[string]int64{"pub-1": 1}) {
-		t.Errorf("after sequencing and publishing one: outbox %d, last position %d, published %v; want 0, 3, pub-1 at 1",
+	if b.OutboxEvents != 0 || b.LastPosition != 5 || !reflect.DeepEqual(b.Published, map[string]int64{"pub-1": 1}) {
+		t.Errorf("after sequencing and publishing one: outbox %d, last position %d, published %v; want 0, 5, pub-1 at 1",
 			b.OutboxEvents, b.LastPosition, b.Published)
 	}
 

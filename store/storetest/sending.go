@@ -156,6 +156,39 @@ func completeBatch(t *testing.T, s store.Store, owner, sendID string, seq int, o
 	}
 }
 
+// storeClock is a window of the store's clock: the times an engine that
+// stamps a write with time.Now() may give it when called within the
+// window, microseconds and all.
+type storeClock struct{ before, after time.Time }
+
+// clockAround runs fn and returns the window it ran in.
+func clockAround(fn func()) storeClock {
+	before := time.Now()
+	fn()
+	return storeClock{before.Truncate(time.Millisecond), time.Now().Add(time.Millisecond)}
+}
+
+// holds requires got to be within the window, in UTC.
+func (c storeClock) holds(t *testing.T, what string, got time.Time) {
+	t.Helper()
+	if got.Before(c.before) || got.After(c.after) {
+		t.Errorf("%s = %v, want between %v and %v", what, got, c.before, c.after)
+	}
+	if got.Location() != time.UTC {
+		t.Errorf("%s location = %v, want UTC", what, got.Location())
+	}
+}
+
+// messageSent is want as CompleteBatch leaves a recipient it accepted
+// that had no last event: its MessageSendEvent is the last event, at the
+// store's clock within c, which is checked on got and then taken from it.
+func messageSent(t *testing.T, c storeClock, want, got store.Recipient) store.Recipient {
+	t.Helper()
+	c.holds(t, fmt.Sprintf("recipient %s/%d LastEventTime", want.SendID, want.Seq), got.LastEventTime)
+	want.LastEvent, want.LastEventTime = store.MessageSendEvent, got.LastEventTime
+	return want
+}
+
 // sameRecipient compares every field, times as instants and no
 // placeholders as nil.
 func sameRecipient(t *testing.T, got, want store.Recipient) {
@@ -212,7 +245,8 @@ func sameCounts(t *testing.T, what string, got, want map[store.RecipientState]in
 func sameSend(t *testing.T, got, want store.Send) {
 	t.Helper()
 	if got.ID != want.ID || got.SenderID != want.SenderID || got.ConnectionID != want.ConnectionID ||
-		got.CampaignID != want.CampaignID || got.IdempotencyKey != want.IdempotencyKey || got.Subject != want.Subject {
+		got.CampaignID != want.CampaignID || got.IdempotencyKey != want.IdempotencyKey || got.Subject != want.Subject ||
+		got.FromDomain != want.FromDomain {
 		t.Errorf("send = %+v, want fields of %+v", got, want)
 	}
 	if string(got.Content) != string(want.Content) {

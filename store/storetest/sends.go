@@ -590,7 +590,7 @@ func testRecipientLookups(t *testing.T, open opener) {
 	createSend(t, s, f)
 	createSend(t, s, g)
 	claim(t, s, "d", at(0), time.Minute, 10)
-	completeBatch(t, s, "d", "s", 0, accepted("s", []int{0, 1}))
+	clock := clockAround(func() { completeBatch(t, s, "d", "s", 0, accepted("s", []int{0, 1})) })
 	completeBatch(t, s, "d", "other", 0, accepted("other", []int{0, 1, 2}))
 
 	byID, err := s.RecipientsByMessageID(ctx, "", []string{"s-m1", "other-m0", "nope", "", "s-m1"})
@@ -602,7 +602,7 @@ func testRecipientLookups(t *testing.T, open opener) {
 	}
 	want := f.storedRecipients()[1]
 	want.State, want.MessageID = store.RecipientAccepted, "s-m1"
-	sameRecipient(t, byID["s-m1"], want)
+	sameRecipient(t, byID["s-m1"], messageSent(t, clock, want, byID["s-m1"]))
 	if r := byID["other-m0"]; r.SendID != "other" || r.Seq != 0 {
 		t.Errorf("other-m0 = %s/%d, want other/0", r.SendID, r.Seq)
 	}

@@ -82,6 +82,22 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("EventLogClosed", func(t *testing.T) { testEventLogClosed(t, o) })
 	t.Run("Backlog", func(t *testing.T) { testBacklog(t, o) })
 	t.Run("SendSlots", func(t *testing.T) { testSendSlots(t, o) })
+
+	t.Run("IngestTracking", func(t *testing.T) { testIngestTracking(t, o) })
+	t.Run("TrackingFields", func(t *testing.T) { testTrackingFields(t, o) })
+	t.Run("TrackingSending", func(t *testing.T) { testTrackingSending(t, o) })
+	t.Run("IngestTrackingConcurrent", func(t *testing.T) { testIngestTrackingConcurrent(t, o) })
+	t.Run("EventIDsAcrossSources", func(t *testing.T) { testEventIDsAcrossSources(t, o) })
+	t.Run("EventIDsConcurrent", func(t *testing.T) { testEventIDsConcurrent(t, o) })
+	t.Run("DomainReportCounts", func(t *testing.T) { testDomainReportCounts(t, o) })
+	t.Run("DomainReportCountsConcurrent", func(t *testing.T) { testDomainReportCountsConcurrent(t, o) })
+	t.Run("DomainPrecedence", func(t *testing.T) { testDomainPrecedence(t, o) })
+	t.Run("IngestDomainEvents", func(t *testing.T) { testIngestDomainEvents(t, o) })
+	t.Run("SendingDomains", func(t *testing.T) { testSendingDomains(t, o) })
+	t.Run("DomainProfileEvents", func(t *testing.T) { testDomainProfileEvents(t, o) })
+	t.Run("ClaimHeldDomains", func(t *testing.T) { testClaimHeldDomains(t, o) })
+	t.Run("CompleteBatchMessageSend", func(t *testing.T) { testCompleteBatchMessageSend(t, o) })
+	t.Run("CompleteBatchMessageSendLarge", func(t *testing.T) { testCompleteBatchMessageSendLarge(t, o) })
 }
 
 type opener = func(t *testing.T) store.Store
