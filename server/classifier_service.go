@@ -3,7 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
@@ -72,14 +72,13 @@ func (s *ClassifierService) ClassifyTrackingReport(_ context.Context, req *ibmai
 	if req.GetReport() == nil {
 		return nil, invalidField("report", "is required: send an Infobip tracking report, as posted to a trackingUrl")
 	}
-	t := strings.TrimSpace(req.GetReport().GetNotificationType())
-	if t == "" {
-		return nil, invalidField("report.notificationType", "is required: OPENED, CLICKED, COMPLAINED, LATE_BOUNCE or UNSUBSCRIBED")
+	// The same door as the webhook's, so that what classifies here is what
+	// the webhook would store.
+	rep, _, err := toTrackingReport(s.engine, req.GetReport(), "", time.Now().UTC())
+	if err != nil {
+		return nil, invalidField("report."+faultField(err), err.Error())
 	}
-	if err := checkText("report.notificationType", t, maxNotificationTypeBytes); err != nil {
-		return nil, err
-	}
-	res := s.engine.ClassifyTracking(t)
+	res := s.engine.ClassifyTracking(rep.NotificationType)
 	return &ibmailv1.ClassifyTrackingReportResponse{
 		EventName:         res.Event,
 		Classified:        res.Outcome == classifier.OutcomeEvent,

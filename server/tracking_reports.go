@@ -70,7 +70,7 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 			u := undecodable[next]
 			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
 		}
-		rep, sendID, err := s.toTrackingReport(r, connectionID, received)
+		rep, sendID, err := toTrackingReport(s.engine, r, connectionID, received)
 		if err == nil {
 			reports = append(reports, rep)
 			callbackSends = append(callbackSends, sendID)
@@ -109,13 +109,11 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 }
 
 // toTrackingReport validates and classifies one tracking report, and says
-// which send its callbackData names.
-func (s *DeliveryReportService) toTrackingReport(r *ibmailv1.TrackingReport, connectionID string, received time.Time) (store.Report, string, error) {
+// which send its callbackData names. The error names the field at fault
+// (see faultField).
+func toTrackingReport(engine *classifier.Engine, r *ibmailv1.TrackingReport, connectionID string, received time.Time) (store.Report, string, error) {
 	if f := nulField(r.ProtoReflect()); f != "" {
 		return store.Report{}, "", &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
-	}
-	if f, max := longField(r.ProtoReflect()); f != "" {
-		return store.Report{}, "", &reportFault{f, fmt.Errorf("%s is longer than %d bytes", f, max)}
 	}
 	eventID := strings.TrimSpace(r.GetEventId())
 	if eventID == "" {
@@ -147,11 +145,16 @@ func (s *DeliveryReportService) toTrackingReport(r *ibmailv1.TrackingReport, con
 	if err != nil {
 		return store.Report{}, "", err
 	}
+	// After the callbackData's own fields, so that an error names the
+	// innermost field at fault.
+	if f, max := longField(r.ProtoReflect()); f != "" {
+		return store.Report{}, "", &reportFault{f, fmt.Errorf("%s is longer than %d bytes", f, max)}
+	}
 	payload, err := proto.Marshal(r)
 	if err != nil {
 		return store.Report{}, "", err
 	}
-	res := s.engine.ClassifyTracking(notification)
+	res := engine.ClassifyTracking(notification)
 	rep := store.Report{
 		Kind:             store.ReportTracking,
 		Key:              store.ReportKey{MessageID: strings.TrimSpace(r.GetMessageId())},
