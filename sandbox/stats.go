@@ -105,9 +105,10 @@ type eventCounters struct {
 	queuedN, duplicates, posted, postFailures, abandoned atomic.Int64
 }
 
-// queued counts an event job's events as queued.
+// queued counts a new event job's events as queued. It reads only
+// j.events, which no worker changes, so it may run once j is queued.
 func (c *eventCounters) queued(j *job) {
-	for _, e := range j.events[j.next:] {
+	for _, e := range j.events {
 		if e.dup {
 			c.duplicates.Add(1)
 		} else {
