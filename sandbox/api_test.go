@@ -321,6 +321,13 @@ func TestStats(t *testing.T) {
 			t.Errorf("%s = %d, want %d (%s)", k, st[k], v, body)
 		}
 	}
+	for _, k := range []string{"trackingQueued", "trackingDuplicates", "trackingPosted", "trackingPostFailures", "trackingAbandoned",
+		"platformEventsQueued", "platformEventDuplicates", "platformEventsPosted", "platformEventPostFailures", "platformEventsAbandoned",
+		"domainWarnings", "domainBlocks", "blockedRecipients"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("stats lack %s: %s", k, body)
+		}
+	}
 	_, _ = do(t, mustRequest(t, http.MethodGet, e.srv.URL+"/email/1/reports"))
 	if got := e.sb.Stats().PullReportCalls; got != 1 {
 		t.Errorf("pullReportCalls = %d, want 1", got)
