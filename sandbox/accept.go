@@ -11,7 +11,8 @@ import (
 // sendingIP is where the sandbox claims to send from (TEST-NET-1).
 const sendingIP = "192.0.2.10"
 
-// accept records a valid send, queues its reports and builds Infobip's 200.
+// accept records a valid send, queues its reports, tracking and platform
+// events, and builds Infobip's 200.
 func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
 	now := s.now().UTC() // Infobip writes +0000
 	b := &bulk{
@@ -19,6 +20,15 @@ func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
 		applicationID: f.applicationID, entityID: f.entityID,
 		campaignReferenceID: f.campaignReferenceID, callbackData: f.callbackData,
 		sentAt: now, doneAt: now.Add(s.opts.ReportDelay),
+		trackingURL: f.trackingURL,
+	}
+	b.sender, b.domain = fromParts(f.from)
+	if b.trackingURL == "" {
+		b.trackingURL = s.opts.TrackingURL
+	}
+	opens, clicks := f.tracks()
+	if b.trackingURL != "" && clicks {
+		b.clickURL = clickURL(f.html)
 	}
 	recipients := make([]string, 0, len(f.to)+len(f.cc)+len(f.bcc))
 	recipients = append(append(append(recipients, f.to...), f.cc...), f.bcc...)
@@ -27,6 +37,8 @@ func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
 	if fs.DuplicateRate > 0 {
 		dup = make([]bool, len(recipients))
 	}
+	var events []plannedEvent
+	var platform *job
 
 	// One critical section per request keeps a seeded run repeatable.
 	s.rngMu.Lock()
@@ -37,18 +49,46 @@ func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
 	if shared == "" && f.preserveRecipients {
 		shared = newID(s.rng)
 	}
+	isBlocked := s.bounces.isBlocked(b.domain, now)
+	bounces := 0
 	for i, to := range recipients {
 		m := &b.messages[i]
 		m.to, m.id = to, shared
 		if m.id == "" {
 			m.id = newID(s.rng)
 		}
-		m.outcome = outcomeFor(to)
-		if m.outcome == &delivered && fs.BounceRate > 0 && s.rng.Float64() < fs.BounceRate {
-			m.outcome = randomBounce
+		switch {
+		case isBlocked:
+			m.outcome = &blocked
+		default:
+			m.outcome = outcomeFor(to)
+			if m.outcome == &delivered && fs.BounceRate > 0 && s.rng.Float64() < fs.BounceRate {
+				m.outcome = randomBounce
+			}
+		}
+		if m.outcome.Bounce {
+			bounces++
 		}
 		if dup != nil {
 			dup[i] = s.rng.Float64() < fs.DuplicateRate
+		}
+		if b.trackingURL != "" {
+			events = s.planTracking(events, i, m.outcome, opens, clicks, fs.DuplicateRate)
+		}
+	}
+	if !isBlocked {
+		if cs := s.bounces.record(b.domain, now, len(recipients), bounces); len(cs) > 0 {
+			for _, c := range cs {
+				if c.kind == HighBounceRateBlocked {
+					s.stats.domainBlocks.Add(1)
+				} else {
+					s.stats.domainWarnings.Add(1)
+				}
+			}
+			s.log.Warn("sandbox: sending domain crossed a bounce-rate threshold", "domain", b.domain, "events", len(cs))
+			if s.opts.PlatformEventsURL != "" {
+				platform = s.platformJob(b.domain, now, cs, fs.DuplicateRate)
+			}
 		}
 	}
 	s.rngMu.Unlock()
@@ -58,13 +98,24 @@ func (s *Sandbox) accept(r *http.Request, f *sendForm, fs *faultState) answer {
 	s.stats.recipients.Add(int64(len(recipients)))
 	s.stats.duplicateRecipients.Add(newDups)
 	s.stats.duplicateSends.Add(repeats)
+	if isBlocked {
+		s.stats.blockedRecipients.Add(int64(len(recipients)))
+	}
 
 	notify := f.notifyURL
 	if notify == "" {
 		notify = s.opts.NotifyURL
 	}
 	if notify != "" {
-		s.reports.enqueueBulk(r.Context(), notify, b, dup)
+		s.reports.enqueueBulk(r.Context(), notify, b, dup, events)
+	} else if len(events) > 0 {
+		// No report to wait for: the events follow the delivery itself.
+		s.reports.enqueueEvents(r.Context(), s.trackingJobs(b, events))
+	}
+	if platform != nil {
+		// Not bound to the request, nor waiting for room: a client that
+		// gives up must not lose the domain's warning or block.
+		s.reports.enqueueNow(platform)
 	}
 	return sendAnswer(b, f.preserveRecipients)
 }

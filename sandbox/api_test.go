@@ -116,6 +116,11 @@ func TestSendValidation(t *testing.T) {
 		{"bad templateId", []field{{"to", "b@example.com"}, {"templateId", "t"}}, "templateId"},
 		{"messageId for two", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"to", "c@example.com"}, {"messageId", "m"}}, "messageId"},
 		{"relative notifyUrl", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"notifyUrl", "/dlr"}}, "notifyUrl"},
+		{"relative trackingUrl", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"trackingUrl", "/track?token=t"}}, "trackingUrl"},
+		{"ftp trackingUrl", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"trackingUrl", "ftp://example.com/t"}}, "trackingUrl"},
+		{"trackingUrl with a token", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"trackingUrl", "https://hooks.example.com/t?token=x"}}, ""},
+		{"bad track", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"track", "maybe"}}, "track"},
+		{"bad trackClicks", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"trackClicks", "2"}}, "trackClicks"},
 		{"defaultPlaceholders not JSON", []field{{"from", "a@example.com"}, {"subject", "s"}, {"to", "b@example.com"}, {"defaultPlaceholders", "ph1=x"}}, "defaultPlaceholders"},
 	}
 	for _, tt := range tests {
@@ -314,6 +319,13 @@ func TestStats(t *testing.T) {
 	for k, v := range want {
 		if st[k] != v {
 			t.Errorf("%s = %d, want %d (%s)", k, st[k], v, body)
+		}
+	}
+	for _, k := range []string{"trackingQueued", "trackingDuplicates", "trackingPosted", "trackingPostFailures", "trackingAbandoned",
+		"platformEventsQueued", "platformEventDuplicates", "platformEventsPosted", "platformEventPostFailures", "platformEventsAbandoned",
+		"domainWarnings", "domainBlocks", "blockedRecipients"} {
+		if _, ok := st[k]; !ok {
+			t.Errorf("stats lack %s: %s", k, body)
 		}
 	}
 	_, _ = do(t, mustRequest(t, http.MethodGet, e.srv.URL+"/email/1/reports"))

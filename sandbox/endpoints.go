@@ -37,10 +37,11 @@ func (s *Sandbox) handleDomains(r *http.Request, _ *faultState) answer {
 		Paging:  infobip.Paging{Page: page, Size: size, TotalPages: (len(all) + size - 1) / size, TotalResults: len(all)},
 		Results: []infobip.Domain{},
 	}
+	now := s.now()
 	for i := page * size; i < len(all) && i < (page+1)*size; i++ {
 		d := all[i]
 		out.Results = append(out.Results, infobip.Domain{
-			DomainID: int64(i + 1), DomainName: d.Name, Active: d.Active, Blocked: d.Blocked,
+			DomainID: int64(i + 1), DomainName: d.Name, Active: d.Active, Blocked: s.bounces.isBlocked(d.Name, now),
 			Tracking: &infobip.DomainTracking{Clicks: true, Opens: true, Unsubscribe: true},
 			DNSRecords: []infobip.DNSRecord{
 				{RecordType: "TXT", Name: d.Name, ExpectedValue: "v=spf1 include:spf.infobip.com ~all", Verified: d.Active},

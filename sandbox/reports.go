@@ -4,16 +4,44 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 )
 
+// jobKind says what a job posts.
+type jobKind uint8
+
+const (
+	// jobReports posts delivery reports to a notifyUrl, many per POST.
+	jobReports jobKind = iota
+	// jobTracking posts one message's tracking events to its trackingUrl.
+	jobTracking
+	// jobPlatform posts platform events to Options.PlatformEventsURL.
+	jobPlatform
+)
+
+func (k jobKind) String() string {
+	switch k {
+	case jobTracking:
+		return "tracking event"
+	case jobPlatform:
+		return "platform event"
+	default:
+		return "delivery report"
+	}
+}
+
 // job is one POST of reports: messages lo..hi of a bulk, or the picked ones
 // (duplicates). Its reports are built by the worker that first posts it, off
-// the request path, and its body is kept for retries.
+// the request path, and its body is kept for retries. An event job instead
+// posts its events one per POST, in order, from next on.
 type job struct {
+	kind    jobKind
 	url     string
 	b       *bulk
 	lo, hi  int
@@ -24,9 +52,24 @@ type job struct {
 	gen     uint64
 	body    []byte
 	index   int
+	// tracking are the events of a report job's messages, queued once its
+	// reports are done, so that no event overtakes its message's report.
+	tracking []plannedEvent
+	events   []eventPost
+	next     int
 }
 
+// eventPost is one event's body; dup marks the second copy.
+type eventPost struct {
+	body []byte
+	dup  bool
+}
+
+// size is how many reports or events the job has still to post.
 func (j *job) size() int {
+	if j.kind != jobReports {
+		return len(j.events) - j.next
+	}
 	if j.picks != nil {
 		return len(j.picks)
 	}
@@ -61,13 +104,21 @@ func newQueue(s *Sandbox, opts Options) *queue {
 }
 
 // enqueueBulk queues b's reports in batches, and a second copy of those
-// marked in dup. If ctx ends while waiting for room, the rest are dropped.
-func (q *queue) enqueueBulk(ctx context.Context, url string, b *bulk, dup []bool) {
+// marked in dup; each batch carries its messages' tracking events (ordered
+// by message), which are queued once it is done. If ctx ends while waiting
+// for room, the rest are dropped.
+func (q *queue) enqueueBulk(ctx context.Context, url string, b *bulk, dup []bool, events []plannedEvent) {
 	size := q.s.opts.ReportBatchSize
 	due := time.Now().Add(q.s.opts.ReportDelay)
 	var jobs []*job
 	for lo := 0; lo < len(b.messages); lo += size {
-		jobs = append(jobs, &job{url: url, b: b, lo: lo, hi: min(lo+size, len(b.messages)), due: due})
+		j := &job{url: url, b: b, lo: lo, hi: min(lo+size, len(b.messages)), due: due}
+		k := 0
+		for k < len(events) && events[k].msg < j.hi {
+			k++
+		}
+		j.tracking, events = events[:k], events[k:]
+		jobs = append(jobs, j)
 	}
 	var picks []int
 	for i, d := range dup {
@@ -92,6 +143,33 @@ func (q *queue) enqueueBulk(ctx context.Context, url string, b *bulk, dup []bool
 	}
 }
 
+// enqueueEvents queues event jobs at once, each due after ReportDelay (the
+// tracking events of a send without reports, platform events), waiting for
+// room as enqueueBulk does.
+func (q *queue) enqueueEvents(ctx context.Context, jobs []*job) {
+	due := time.Now().Add(q.s.opts.ReportDelay)
+	for _, j := range jobs {
+		j.due = due
+		if !q.push(ctx, j) {
+			return
+		}
+		q.s.stats.events(j.kind).queued(j)
+	}
+}
+
+// enqueueNow queues an event job due after ReportDelay without waiting for
+// room (platform events: a handful per block).
+func (q *queue) enqueueNow(j *job) {
+	j.due = time.Now().Add(q.s.opts.ReportDelay)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.pushLocked(j)
+	q.s.stats.events(j.kind).queued(j)
+}
+
 // push waits for room, then queues j; false if ctx or the queue ended.
 func (q *queue) push(ctx context.Context, j *job) bool {
 	n := j.size()
@@ -110,11 +188,18 @@ func (q *queue) push(ctx context.Context, j *job) bool {
 	if q.closed {
 		return false
 	}
+	q.pushLocked(j)
+	return true
+}
+
+// pushLocked queues j without waiting for room: workers queue the tracking
+// events of the reports they posted this way, as waiting could stall every
+// worker. Called with mu held.
+func (q *queue) pushLocked(j *job) {
 	j.gen = q.gen
-	q.pending += n
+	q.pending += j.size()
 	heap.Push(&q.jobs, j)
 	q.signal()
-	return true
 }
 
 // signal wakes one waiting worker; called with mu held.
@@ -171,25 +256,21 @@ func (q *queue) next() *job {
 }
 
 func (q *queue) post(j *job) {
+	if j.kind != jobReports {
+		q.postEvents(j)
+		return
+	}
 	s := q.s
 	if j.body == nil {
 		j.body = q.encode(j)
 	}
-	req, err := http.NewRequestWithContext(q.ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
-	ok := false
-	if err == nil {
-		req.Header.Set("Content-Type", "application/json")
-		var resp *http.Response
-		resp, err = s.opts.HTTPClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			_ = resp.Body.Close()
-			// Infobip counts a delivery as done only on 200.
-			ok = resp.StatusCode == http.StatusOK
-			if !ok {
-				err = &statusError{resp.StatusCode}
-			}
-		}
+	ok, err := q.send(j.url, j.body)
+	// The tracking events follow the reports once they are done: posted,
+	// or given up after the last retry. Their bodies are built here, off
+	// the lock.
+	var follow []*job
+	if (ok || j.attempt >= s.opts.ReportRetries) && len(j.tracking) > 0 {
+		follow = s.trackingJobs(j.b, j.tracking)
 	}
 	n := j.size()
 	q.mu.Lock()
@@ -198,6 +279,11 @@ func (q *queue) post(j *job) {
 		q.release(n) // reset or closed meanwhile: forget it uncounted
 		return
 	}
+	for _, f := range follow {
+		f.due = time.Now()
+		q.pushLocked(f)
+		s.stats.events(f.kind).queued(f)
+	}
 	if ok {
 		s.stats.reportPosts.Add(1)
 		s.stats.reportsPosted.Add(int64(n))
@@ -205,14 +291,81 @@ func (q *queue) post(j *job) {
 		return
 	}
 	s.stats.reportPostFailures.Add(1)
-	s.log.Warn("sandbox: delivery report POST failed", "bulkId", j.b.id, "reports", n, "attempt", j.attempt+1, "err", err)
+	s.log.Warn("sandbox: delivery report POST failed", "bulkId", j.b.id, "reports", n, "attempt", j.attempt+1, "err", withoutURL(err))
 	if j.attempt >= s.opts.ReportRetries {
 		s.stats.reportsAbandoned.Add(int64(n))
 		q.release(n)
 		return
 	}
 	j.attempt++
-	base := s.opts.ReportRetryBase
+	q.retry(j)
+}
+
+// postEvents posts an event job's events one by one, in order; a refused
+// one is retried as a report batch is (and given up after as many tries),
+// holding back the rest of its job.
+func (q *queue) postEvents(j *job) {
+	s := q.s
+	c := s.stats.events(j.kind)
+	for {
+		ev := j.events[j.next]
+		ok, err := q.send(j.url, ev.body)
+		q.mu.Lock()
+		if j.gen != q.gen || q.closed {
+			q.release(j.size())
+			q.mu.Unlock()
+			return
+		}
+		switch {
+		case ok:
+			c.posted.Add(1)
+		case j.attempt < s.opts.ReportRetries:
+			c.postFailures.Add(1)
+			s.log.Warn("sandbox: "+j.kind.String()+" POST failed", "attempt", j.attempt+1, "err", withoutURL(err))
+			j.attempt++
+			q.retry(j)
+			q.mu.Unlock()
+			return
+		default:
+			c.postFailures.Add(1)
+			c.abandoned.Add(1)
+			s.log.Warn("sandbox: "+j.kind.String()+" POST failed, given up", "attempt", j.attempt+1, "err", withoutURL(err))
+		}
+		j.next++
+		j.attempt = 0
+		q.release(1)
+		done := j.next >= len(j.events)
+		q.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// send POSTs body as JSON; ok means the receiver answered 200, the only
+// answer Infobip counts as delivered.
+func (q *queue) send(url string, body []byte) (ok bool, err error) {
+	req, err := http.NewRequestWithContext(q.ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := q.s.opts.HTTPClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, &statusError{resp.StatusCode}
+	}
+	return true, nil
+}
+
+// retry queues j again after Infobip's backoff for its attempt number:
+// base + base*n*n. Called with mu held.
+func (q *queue) retry(j *job) {
+	base := q.s.opts.ReportRetryBase
 	j.due = time.Now().Add(base + base*time.Duration(j.attempt*j.attempt))
 	heap.Push(&q.jobs, j)
 	q.signal()
@@ -282,6 +435,16 @@ func (q *queue) waitIdle(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// withoutURL drops the URL from a client error: it may carry the
+// receiver's ?token=, which must stay out of logs.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 type statusError struct{ code int }

@@ -41,6 +41,10 @@ func TestOutcomes(t *testing.T) {
 		{"dropped@example.com", bounce(6003, 1, "EC_UNSUBSCRIBED_EMAIL_ADDRESS", true)},
 		{"userunknown@example.com", bounce(6006, 2, "EC_INVALID_EMAIL_ADDRESS", true)},
 		{"ann@example.com", want{5, 3, "DELIVERED_TO_HANDSET", 0, 0, "NO_ERROR", "OK", "OK", false}},
+		// Delivered first; their tracking events follow (tracking_test.go).
+		{"complain-1@example.com", want{5, 3, "DELIVERED_TO_HANDSET", 0, 0, "NO_ERROR", "OK", "OK", false}},
+		{"LateBounce@example.com", want{5, 3, "DELIVERED_TO_HANDSET", 0, 0, "NO_ERROR", "OK", "OK", false}},
+		{"unsubscribe.x@example.com", want{5, 3, "DELIVERED_TO_HANDSET", 0, 0, "NO_ERROR", "OK", "OK", false}},
 		{"x-hardbounce@example.com", want{5, 3, "DELIVERED_TO_HANDSET", 0, 0, "NO_ERROR", "OK", "OK", false}},
 	}
 	for _, generic := range []bool{false, true} {

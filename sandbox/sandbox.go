@@ -5,15 +5,34 @@
 //
 // It serves POST /email/3/send, GET /email/1/domains, GET /email/1/logs and
 // GET /email/1/reports (which only counts calls: ibmail must never read it),
-// plus GET /sandbox/stats and POST /sandbox/reset for tests. After accepting
-// a send it POSTs delivery reports to the send's notifyUrl in batches, from a
-// queue drained by a few workers, retrying refused batches with backoff the
-// way Infobip does.
+// plus, for tests, GET /sandbox/stats, POST /sandbox/reset, GET
+// /sandbox/domains (each sending domain's bounce counts and block) and POST
+// /sandbox/domains/{domain}/unblock. After accepting a send it POSTs
+// delivery reports to the send's notifyUrl in batches, from a queue drained
+// by a few workers, retrying refused batches with backoff the way Infobip
+// does.
 //
 // The outcome of each recipient is chosen by the start of its address's
 // local part (see Outcomes), so a test can ask for a hard bounce by sending to
 // hardbounce-1@example.com. Faults (latency, throttling, failures, lost
-// answers, duplicate reports, random bounces) are set in Options.
+// answers, duplicate reports and events, random bounces) are set in Options.
+//
+// Tracking events go to the send's trackingUrl (or Options.TrackingURL), one
+// JSON object per POST, each with a fresh UUID eventId: the prefixes
+// complain, latebounce and unsubscribe are delivered (their report says so)
+// and then get COMPLAINED, LATE_BOUNCE or UNSUBSCRIBED; other delivered
+// recipients get OPENED and CLICKED when the send tracks opens and clicks
+// (trackOpens, trackClicks, else track, else on, as the domains' tracking
+// settings say). A recipient's events are queued only once its delivery
+// report was answered 200 (or given up), so no event overtakes its report.
+//
+// The sandbox also plays Infobip's bounce-rate protection (bounce.go): per
+// sending domain and hour, once it has reported BounceMinRecipients, a
+// bounce rate at BounceWarnPercent posts a HIGH_BOUNCE_RATE_WARNING and at
+// BounceBlockPercent a HIGH_BOUNCE_RATE_BLOCKED platform event to
+// Options.PlatformEventsURL, and for BlockDuration every recipient of the
+// domain's sends is accepted and then reported 6016
+// EC_SENDER_DOMAIN_BOUNCE_BLOCKED.
 package sandbox
 
 import (
@@ -40,8 +59,11 @@ const (
 
 // Domain is a sending domain listed by GET /email/1/domains.
 type Domain struct {
-	Name    string
-	Active  bool
+	Name   string
+	Active bool
+	// Blocked makes the domain blocked from the start, as if for its
+	// bounce rate but with no end: its sends are reported 6016 until
+	// UnblockDomain. The listing shows blocks of either kind.
 	Blocked bool
 }
 
@@ -67,7 +89,8 @@ type Faults struct {
 	LoseRate float64
 	// LoseMode says how an answer is lost; empty means LoseClose.
 	LoseMode LoseMode
-	// DuplicateRate is the share (0..1) of reports posted twice.
+	// DuplicateRate is the share (0..1) of reports, tracking events and
+	// platform events posted twice (an event's copy keeps its eventId).
 	DuplicateRate float64
 	// BounceRate is the share (0..1) of otherwise delivered recipients that
 	// hard-bounce (6012 EC_HARD_BOUNCE).
@@ -110,6 +133,26 @@ type Options struct {
 	// NotifyURL receives the reports of sends that name no notifyUrl, like
 	// an account-level subscription; empty means such sends get none.
 	NotifyURL string
+	// TrackingURL receives the tracking events of sends that name no
+	// trackingUrl; empty means such sends get none.
+	TrackingURL string
+	// PlatformEventsURL receives the platform events (bounce-rate warnings
+	// and blocks), like Infobip's account-level subscription; empty means
+	// none are posted, though domains are still warned and blocked.
+	PlatformEventsURL string
+	// BounceWarnPercent and BounceBlockPercent are the bounce rates, in
+	// percent of a sending domain's recipients in the current hour, at
+	// which the domain is warned and blocked; 0 means Infobip's 3 and 5,
+	// negative means never.
+	BounceWarnPercent  float64
+	BounceBlockPercent float64
+	// BounceMinRecipients is how many recipients a domain needs in the
+	// hour before its rate counts, so that 1 bounce in 2 is not 50 %; 0
+	// means 20.
+	BounceMinRecipients int
+	// BlockDuration is how long a blocked domain's sends fail with 6016;
+	// 0 means Infobip's 24 hours. UnblockDomain ends a block early.
+	BlockDuration time.Duration
 	// GenericGroupNames names error groups 1 and 2 HANDSET_ERRORS and
 	// USER_ERRORS, as seen in real traffic, instead of the seed's DROPPED
 	// and BOUNCED.
@@ -140,6 +183,7 @@ type Sandbox struct {
 	hostile atomic.Pointer[Hostile] // see hostile.go
 	store   *store
 	reports *queue
+	bounces *protection // see bounce.go
 	stats   counters
 	log     *slog.Logger
 
@@ -170,6 +214,7 @@ func New(opts Options) *Sandbox {
 		s.keys[k] = true
 	}
 	s.SetFaults(opts.Faults)
+	s.bounces = newProtection(opts)
 	s.reports = newQueue(s, opts)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /email/3/send", s.api(s.handleSend))
@@ -178,6 +223,8 @@ func New(opts Options) *Sandbox {
 	s.mux.HandleFunc("GET /email/1/reports", s.api(s.handlePullReports))
 	s.mux.HandleFunc("GET /sandbox/stats", s.handleStats)
 	s.mux.HandleFunc("POST /sandbox/reset", s.handleReset)
+	s.mux.HandleFunc("GET /sandbox/domains", s.handleDomainStates)
+	s.mux.HandleFunc("POST /sandbox/domains/{domain}/unblock", s.handleUnblock)
 	return s
 }
 
@@ -202,6 +249,18 @@ func withDefaults(o Options) Options {
 	}
 	if o.MaxPendingReports <= 0 {
 		o.MaxPendingReports = 1_000_000
+	}
+	if o.BounceWarnPercent == 0 {
+		o.BounceWarnPercent = DefaultBounceWarnPercent
+	}
+	if o.BounceBlockPercent == 0 {
+		o.BounceBlockPercent = DefaultBounceBlockPercent
+	}
+	if o.BounceMinRecipients <= 0 {
+		o.BounceMinRecipients = DefaultBounceMinRecipients
+	}
+	if o.BlockDuration <= 0 {
+		o.BlockDuration = DefaultBlockDuration
 	}
 	if o.MaxLogs <= 0 {
 		o.MaxLogs = 200_000
@@ -255,11 +314,13 @@ func (s *Sandbox) SetFaults(f Faults) {
 	s.faults.Store(st)
 }
 
-// Reset forgets every message, pending report and counter, so one sandbox
-// can serve many tests. Reports already being posted finish uncounted.
+// Reset forgets every message, pending report and event, counter, bounce
+// count and block (but those of Options.Domains), so one sandbox can serve
+// many tests. Reports already being posted finish uncounted.
 func (s *Sandbox) Reset() {
 	s.reports.reset()
 	s.store.reset()
+	s.bounces.reset()
 	s.stats.reset()
 	f := s.faults.Load()
 	if l := f.limiter; l != nil {
@@ -278,8 +339,8 @@ func (s *Sandbox) Close() error {
 	return nil
 }
 
-// WaitIdle returns once no report is queued or being posted, or when ctx
-// ends; tests use it instead of sleeping.
+// WaitIdle returns once no report or event is queued or being posted, or
+// when ctx ends; tests use it instead of sleeping.
 func (s *Sandbox) WaitIdle(ctx context.Context) error { return s.reports.waitIdle(ctx) }
 
 // sleep waits d unless the request or the sandbox ends first.

@@ -23,12 +23,17 @@ const maxSendBytes = 26 << 20
 // sendForm is the part of a POST /email/3/send form that the sandbox acts
 // on; other fields are read and checked for type only.
 type sendForm struct {
-	to, cc, bcc         []string
-	from, subject       string
-	html, ampHTML       string
-	templateID          string
-	notifyURL           string
-	notifyContentType   string
+	to, cc, bcc       []string
+	from, subject     string
+	html, ampHTML     string
+	templateID        string
+	notifyURL         string
+	notifyContentType string
+	trackingURL       string
+	// track, trackOpens and trackClicks are nil when the form leaves them
+	// out; see tracks.
+	track, trackOpens   *bool
+	trackClicks         *bool
 	callbackData        string
 	bulkID, messageID   string
 	campaignReferenceID string
@@ -130,7 +135,15 @@ func (f *sendForm) set(name, v string) {
 		f.entityID = v
 	case "preserveRecipients":
 		f.preserveRecipients = f.boolean(name, v)
-	case "track", "trackClicks", "trackOpens", "intermediateReport", "skipPassiveStorage", "skipActiveStorage":
+	case "trackingUrl":
+		f.trackingURL = v
+	case "track":
+		f.track = f.optional(name, v)
+	case "trackOpens":
+		f.trackOpens = f.optional(name, v)
+	case "trackClicks":
+		f.trackClicks = f.optional(name, v)
+	case "intermediateReport", "skipPassiveStorage", "skipActiveStorage":
 		f.boolean(name, v)
 	case "defaultPlaceholders", "headers":
 		var m map[string]any
@@ -152,6 +165,29 @@ func (f *sendForm) boolean(name, v string) bool {
 		f.problem(name, "must be true or false")
 	}
 	return b
+}
+
+func (f *sendForm) optional(name, v string) *bool {
+	b := f.boolean(name, v)
+	return &b
+}
+
+// tracks says whether the send tracks opens and clicks: trackOpens and
+// trackClicks when given, else track for both, else the sending domain's
+// settings, which GET /email/1/domains shows on for every sandbox domain
+// (as a new Infobip domain has them).
+func (f *sendForm) tracks() (opens, clicks bool) {
+	pick := func(own *bool) bool {
+		switch {
+		case own != nil:
+			return *own
+		case f.track != nil:
+			return *f.track
+		default:
+			return true
+		}
+	}
+	return pick(f.trackOpens), pick(f.trackClicks)
 }
 
 // recipient reads an address or the {"to": ..., "placeholders": {...}} form.
@@ -205,9 +241,12 @@ func (f *sendForm) validate() {
 	default:
 		f.problem("notifyContentType", "must be application/json or application/xml")
 	}
-	if f.notifyURL != "" {
-		if u, err := url.Parse(f.notifyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			f.problem("notifyUrl", "must be an absolute http or https URL")
+	for field, v := range map[string]string{"notifyUrl": f.notifyURL, "trackingUrl": f.trackingURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			f.problem(field, "must be an absolute http or https URL")
 		}
 	}
 	if f.messageID != "" && n > 1 && !f.preserveRecipients {

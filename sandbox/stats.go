@@ -49,8 +49,39 @@ type Stats struct {
 	// ReportsDropped counts reports never queued because the sender gave up
 	// while waiting for room (MaxPendingReports).
 	ReportsDropped int64 `json:"reportsDropped"`
-	// PendingReports is how many reports are queued or being posted now.
+	// PendingReports is how many reports and events (tracking, platform)
+	// are queued or being posted now.
 	PendingReports int64 `json:"pendingReports"`
+
+	// TrackingQueued counts tracking events queued for their trackingUrl,
+	// second copies not included.
+	TrackingQueued int64 `json:"trackingQueued"`
+	// TrackingDuplicates counts the second copies queued (DuplicateRate).
+	TrackingDuplicates int64 `json:"trackingDuplicates"`
+	// TrackingPosted counts tracking POSTs answered 200, copies included.
+	TrackingPosted int64 `json:"trackingPosted"`
+	// TrackingPostFailures counts tracking POSTs that failed or were not
+	// answered 200.
+	TrackingPostFailures int64 `json:"trackingPostFailures"`
+	// TrackingAbandoned counts tracking events given up after the last
+	// retry.
+	TrackingAbandoned int64 `json:"trackingAbandoned"`
+
+	// PlatformEventsQueued .. PlatformEventsAbandoned count the platform
+	// events as the Tracking counters count tracking events.
+	PlatformEventsQueued      int64 `json:"platformEventsQueued"`
+	PlatformEventDuplicates   int64 `json:"platformEventDuplicates"`
+	PlatformEventsPosted      int64 `json:"platformEventsPosted"`
+	PlatformEventPostFailures int64 `json:"platformEventPostFailures"`
+	PlatformEventsAbandoned   int64 `json:"platformEventsAbandoned"`
+
+	// DomainWarnings and DomainBlocks count the bounce-rate thresholds
+	// crossed (a platform event each, posted or not).
+	DomainWarnings int64 `json:"domainWarnings"`
+	DomainBlocks   int64 `json:"domainBlocks"`
+	// BlockedRecipients counts recipients reported 6016
+	// EC_SENDER_DOMAIN_BOUNCE_BLOCKED because their domain was blocked.
+	BlockedRecipients int64 `json:"blockedRecipients"`
 	// PullReportCalls counts GET /email/1/reports, which consumes reports on
 	// Infobip and should stay 0.
 	PullReportCalls int64 `json:"pullReportCalls"`
@@ -65,6 +96,32 @@ type counters struct {
 	reportsQueued, duplicateReports, reportsPosted     atomic.Int64
 	reportPosts, reportPostFailures, reportsAbandoned  atomic.Int64
 	reportsDropped, pullReportCalls                    atomic.Int64
+	domainWarnings, domainBlocks, blockedRecipients    atomic.Int64
+	tracking, platform                                 eventCounters
+}
+
+// eventCounters count one kind of event POSTs.
+type eventCounters struct {
+	queuedN, duplicates, posted, postFailures, abandoned atomic.Int64
+}
+
+// queued counts a new event job's events as queued. It reads only
+// j.events, which no worker changes, so it may run once j is queued.
+func (c *eventCounters) queued(j *job) {
+	for _, e := range j.events {
+		if e.dup {
+			c.duplicates.Add(1)
+		} else {
+			c.queuedN.Add(1)
+		}
+	}
+}
+
+func (c *counters) events(k jobKind) *eventCounters {
+	if k == jobPlatform {
+		return &c.platform
+	}
+	return &c.tracking
 }
 
 func (c *counters) reset() {
@@ -73,6 +130,9 @@ func (c *counters) reset() {
 		&c.rejected400, &c.rejected401, &c.rejected403, &c.rejected429, &c.failed5xx, &c.lost,
 		&c.reportsQueued, &c.duplicateReports, &c.reportsPosted, &c.reportPosts, &c.reportPostFailures,
 		&c.reportsAbandoned, &c.reportsDropped, &c.pullReportCalls,
+		&c.domainWarnings, &c.domainBlocks, &c.blockedRecipients,
+		&c.tracking.queuedN, &c.tracking.duplicates, &c.tracking.posted, &c.tracking.postFailures, &c.tracking.abandoned,
+		&c.platform.queuedN, &c.platform.duplicates, &c.platform.posted, &c.platform.postFailures, &c.platform.abandoned,
 	} {
 		n.Store(0)
 	}
@@ -91,6 +151,13 @@ func (s *Sandbox) Stats() Stats {
 		ReportPostFailures: c.reportPostFailures.Load(), ReportsAbandoned: c.reportsAbandoned.Load(),
 		ReportsDropped: c.reportsDropped.Load(), PendingReports: int64(s.reports.pendingReports()),
 		PullReportCalls: c.pullReportCalls.Load(),
+		TrackingQueued:  c.tracking.queuedN.Load(), TrackingDuplicates: c.tracking.duplicates.Load(),
+		TrackingPosted: c.tracking.posted.Load(), TrackingPostFailures: c.tracking.postFailures.Load(),
+		TrackingAbandoned:    c.tracking.abandoned.Load(),
+		PlatformEventsQueued: c.platform.queuedN.Load(), PlatformEventDuplicates: c.platform.duplicates.Load(),
+		PlatformEventsPosted: c.platform.posted.Load(), PlatformEventPostFailures: c.platform.postFailures.Load(),
+		PlatformEventsAbandoned: c.platform.abandoned.Load(),
+		DomainWarnings:          c.domainWarnings.Load(), DomainBlocks: c.domainBlocks.Load(), BlockedRecipients: c.blockedRecipients.Load(),
 	}
 }
 

@@ -16,6 +16,11 @@ type bulk struct {
 	callbackData        string
 	sentAt, doneAt      time.Time
 	messages            []message
+	// What its tracking events need: where they go, the from address and
+	// its domain, and the link a click reports.
+	trackingURL    string
+	sender, domain string
+	clickURL       string
 }
 
 // message is one recipient of a bulk.

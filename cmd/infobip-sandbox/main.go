@@ -64,6 +64,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	fs.DurationVar(&o.ReportRetryBase, "report-retry-base", time.Second, "retry n waits `base` + base*n*n (Infobip uses a minute)")
 	fs.IntVar(&o.MaxPendingReports, "max-pending-reports", 1_000_000, "queued reports past which sends wait")
 	fs.StringVar(&o.NotifyURL, "notify-url", "", "`URL` for the reports of sends without a notifyUrl (empty: none)")
+	fs.StringVar(&o.TrackingURL, "tracking-url", "", "`URL` for the tracking events of sends without a trackingUrl (empty: none); may carry ?token=")
+	fs.StringVar(&o.PlatformEventsURL, "platform-events-url", "", "`URL` receiving platform events (bounce-rate warnings and blocks; empty: none, domains are still blocked); may carry ?token=")
+	fs.Float64Var(&o.BounceWarnPercent, "bounce-warn-percent", sandbox.DefaultBounceWarnPercent, "a sending domain's hourly bounce rate, in `percent`, that posts HIGH_BOUNCE_RATE_WARNING (0: never)")
+	fs.Float64Var(&o.BounceBlockPercent, "bounce-block-percent", sandbox.DefaultBounceBlockPercent, "a sending domain's hourly bounce rate, in `percent`, that blocks it: HIGH_BOUNCE_RATE_BLOCKED, then error 6016 for every recipient (0: never)")
+	fs.IntVar(&o.BounceMinRecipients, "bounce-min-recipients", sandbox.DefaultBounceMinRecipients, "`recipients` a domain needs in the hour before its bounce rate counts")
+	fs.DurationVar(&o.BlockDuration, "block-duration", sandbox.DefaultBlockDuration, "how long a blocked domain's sends fail with 6016 (POST /sandbox/domains/{domain}/unblock ends it)")
 	fs.Float64Var(&o.DuplicateRate, "duplicate-rate", 0, "`share` (0..1) of delivery reports posted twice")
 	fs.Float64Var(&o.BounceRate, "bounce-rate", 0, "`share` (0..1) of otherwise delivered recipients that hard-bounce")
 	fs.BoolVar(&o.GenericGroupNames, "generic-group-names", false, "name error groups HANDSET_ERRORS and USER_ERRORS (real traffic) instead of DROPPED and BOUNCED (the seed)")
@@ -74,7 +80,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			"Serves Infobip's Email API (POST /email/3/send, GET /email/1/domains, GET /email/1/logs)\n"+
 			"and posts delivery reports to each send's notifyUrl. A recipient's outcome follows the start\n"+
 			"of its local part: hardbounce, softbounce, inboxfull, spam, suppressed, dropped, userunknown;\n"+
-			"anything else is delivered. GET /sandbox/stats shows counters, POST /sandbox/reset clears them.\n\nFlags:\n")
+			"complain, latebounce and unsubscribe are delivered, then get COMPLAINED, LATE_BOUNCE or\n"+
+			"UNSUBSCRIBED at the send's trackingUrl; anything else is delivered, with OPENED and CLICKED\n"+
+			"events when the send tracks opens and clicks (trackOpens, trackClicks, else track, else on).\n"+
+			"A domain whose hourly bounce rate (hardbounce, spam, userunknown, latebounce) reaches the\n"+
+			"thresholds is warned and then blocked: platform events go to --platform-events-url, and its\n"+
+			"sends are accepted with error 6016 EC_SENDER_DOMAIN_BOUNCE_BLOCKED for every recipient.\n"+
+			"GET /sandbox/stats shows counters, POST /sandbox/reset clears them, GET /sandbox/domains shows\n"+
+			"the bounce counts, POST /sandbox/domains/{domain}/unblock lifts a block.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +160,32 @@ func finishOptions(o *sandbox.Options, loseMode, domains string) error {
 		if err := envflag.BaseURL("http", "https")(o.NotifyURL); err != nil {
 			return fmt.Errorf("--notify-url: %w", err)
 		}
+	}
+	// These two may carry the receiver's ?token=, so errors never echo them.
+	for name, v := range map[string]string{"tracking-url": o.TrackingURL, "platform-events-url": o.PlatformEventsURL} {
+		if v == "" {
+			continue
+		}
+		if err := envflag.URL("http", "https")(v); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
+	}
+	for name, p := range map[string]*float64{"bounce-warn-percent": &o.BounceWarnPercent, "bounce-block-percent": &o.BounceBlockPercent} {
+		if *p < 0 || *p > 100 {
+			return fmt.Errorf("--%s %v: want a percentage from 0 to 100", name, *p)
+		}
+		if *p == 0 {
+			*p = -1 // never; the package reads 0 as its default
+		}
+	}
+	if o.BounceWarnPercent > 0 && o.BounceBlockPercent > 0 && o.BounceWarnPercent > o.BounceBlockPercent {
+		return fmt.Errorf("--bounce-warn-percent %v: want at most --bounce-block-percent %v", o.BounceWarnPercent, o.BounceBlockPercent)
+	}
+	if o.BounceMinRecipients < 1 || o.BounceMinRecipients > 1_000_000_000 {
+		return fmt.Errorf("--bounce-min-recipients %d: want 1 to 1000000000", o.BounceMinRecipients)
+	}
+	if o.BlockDuration < time.Second || o.BlockDuration > 30*24*time.Hour {
+		return fmt.Errorf("--block-duration %v: want 1s to 720h", o.BlockDuration)
 	}
 	if o.ReportRetries <= 0 {
 		o.ReportRetries = -1 // the package reads 0 as its default

@@ -41,6 +41,9 @@ const (
 	WebhookDeliveryReports = "receive-email-delivery-reports"
 	// WebhookTrackingReports is what Infobip POSTs to a send's trackingUrl.
 	WebhookTrackingReports = "receive-email-tracking-reports"
+	// WebhookPlatformEvents is what Infobip POSTs to an account's
+	// platform-events subscription (bounce-rate warnings and blocks).
+	WebhookPlatformEvents = "receive-email-platform-events"
 )
 
 // JSON returns a copy of the embedded OpenAPI description, for callers that
