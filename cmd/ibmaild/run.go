@@ -104,15 +104,6 @@ func run(ctx context.Context, cfg config) error {
 		publicURL = scheme + "://" + httpLis.Addr().String()
 	}
 
-	var sb *sandboxRun
-	if cfg.sandbox {
-		if sb, err = startSandbox(log); err != nil {
-			return err
-		}
-		defer sb.stop()
-		cfg.allowBaseURLs = append(cfg.allowBaseURLs, sb.baseURL)
-	}
-
 	st, storeName, err := openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -127,8 +118,20 @@ func run(ctx context.Context, cfg config) error {
 	if err := vault.Bind(ctx, st, keySource, previousKey, log); err != nil {
 		return fmt.Errorf("encryption key: %w", err)
 	}
-	if err := serverWebhookSecret(ctx, cfg, st, vault, log); err != nil {
+	webhookSecret, err := serverWebhookSecret(ctx, cfg, st, vault, log)
+	if err != nil {
 		return err
+	}
+	var sb *sandboxRun
+	if cfg.sandbox {
+		// The sandbox posts its platform events (a domain warned or
+		// blocked) to this server's webhook, with the server-wide secret.
+		platformURL := server.PlatformEventsWebhookURL(publicURL) + "?token=" + url.QueryEscape(webhookSecret)
+		if sb, err = startSandbox(log, platformURL); err != nil {
+			return err
+		}
+		defer sb.stop()
+		cfg.allowBaseURLs = append(cfg.allowBaseURLs, sb.baseURL)
 	}
 	// Calls to Infobip join the trace of the send or test that made them.
 	httpClient := &http.Client{Timeout: time.Minute, Transport: otelhttp.NewTransport(http.DefaultTransport)}
@@ -253,14 +256,14 @@ func openStore(ctx context.Context, cfg config) (store.Store, string, error) {
 // keep working, or else generates one and writes it there (mode 0600) for
 // the operator to read. The secret itself is never logged: only where to
 // read it.
-func serverWebhookSecret(ctx context.Context, cfg config, st store.Store, vault *server.Vault, log *slog.Logger) error {
+func serverWebhookSecret(ctx context.Context, cfg config, st store.Store, vault *server.Vault, log *slog.Logger) (string, error) {
 	if cfg.webhookSecret != "" {
-		return nil
+		return cfg.webhookSecret, nil
 	}
 	path := filepath.Join(cfg.dataDir, "webhook-secret")
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("webhook secret: %w", err)
+		return "", fmt.Errorf("webhook secret: %w", err)
 	}
 	fromFile := strings.TrimSpace(string(b))
 	candidate := fromFile
@@ -269,12 +272,12 @@ func serverWebhookSecret(ctx context.Context, cfg config, st store.Store, vault 
 	}
 	stored, created, err := server.NewServerWebhookSecret(st, vault).Ensure(ctx, candidate)
 	if err != nil {
-		return fmt.Errorf("webhook secret: %w", err)
+		return "", fmt.Errorf("webhook secret: %w", err)
 	}
 	switch {
 	case created && fromFile == "":
 		if err := os.WriteFile(path, []byte(stored+"\n"), 0o600); err != nil {
-			return fmt.Errorf("webhook secret: %w", err)
+			return "", fmt.Errorf("webhook secret: %w", err)
 		}
 		log.Info("generated the server-wide webhook secret, kept in the store for every replica", slog.String("file", path))
 	case created:
@@ -282,7 +285,7 @@ func serverWebhookSecret(ctx context.Context, cfg config, st store.Store, vault 
 	case fromFile != "" && fromFile != stored:
 		log.Warn("this file holds another webhook secret than the store's server-wide one, which every replica uses: the file's is not accepted", slog.String("file", path))
 	}
-	return nil
+	return stored, nil
 }
 
 // encryptionBox loads the key that seals stored API keys: from

@@ -32,9 +32,10 @@ type sandboxRun struct {
 	srv     *http.Server
 }
 
-// startSandbox serves a sandbox on a free loopback port. Its key is new on
-// every start; provision hands it to the sandbox connection.
-func startSandbox(log *slog.Logger) (*sandboxRun, error) {
+// startSandbox serves a sandbox on a free loopback port, posting platform
+// events to platformURL. Its key is new on every start; provision hands it
+// to the sandbox connection.
+func startSandbox(log *slog.Logger, platformURL string) (*sandboxRun, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("sandbox listener: %w", err)
@@ -43,7 +44,10 @@ func startSandbox(log *slog.Logger) (*sandboxRun, error) {
 	r.sb = sandbox.New(sandbox.Options{
 		APIKey:      r.apiKey,
 		ReportDelay: 500 * time.Millisecond,
-		Logger:      log.With(slog.String("component", "sandbox")),
+		// Infobip's own warning and block at 3 % and 5 %: sending many
+		// hardbounce addresses shows a domain blocked.
+		PlatformEventsURL: platformURL,
+		Logger:            log.With(slog.String("component", "sandbox")),
 	})
 	r.srv = &http.Server{Handler: r.sb, ReadHeaderTimeout: 10 * time.Second}
 	go r.srv.Serve(lis) //nolint:errcheck // ends with stop
