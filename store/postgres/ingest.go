@@ -46,7 +46,10 @@ import (
 //   - an event's last-event update keeps the newest event time, and of two
 //     at one time the one ingested last, as a report older than the
 //     recipient's last event does not replace it (Infobip does not deliver
-//     reports in order);
+//     reports in order); but any report replaces the MessageSendEvent that
+//     CompleteBatch gave, whatever its time: every report about a message
+//     comes after it was sent, though its doneAt can be earlier than the
+//     store's clock when it stored Infobip's answer;
 //   - the first suppression of an address stays (ON CONFLICT DO NOTHING),
 //     and within one call the first report to suppress it wins; its create
 //     time is the report's receive time, when this server learnt of it;
@@ -147,7 +150,7 @@ recipients AS (
 		ORDER BY rcpt_send, rcpt_seq, event_time DESC, ord DESC
 	) x
 	WHERE r.send_id = x.rcpt_send AND r.seq = x.rcpt_seq
-		AND (r.last_event_time IS NULL OR r.last_event_time <= x.event_time)
+		AND (r.last_event_time IS NULL OR r.last_event_time <= x.event_time OR r.last_event = '` + store.MessageSendEvent + `')
 ),
 suppressed AS (
 	INSERT INTO suppressions (email, profile_id, event_name, event_id, reason, create_time)
