@@ -104,9 +104,10 @@ const (
 		(SELECT coalesce(max(id), 0) FROM tracking_events),
 		(SELECT coalesce(max(id), 0) FROM profile_events),
 		(SELECT coalesce(max(id), 0) FROM domain_events)) + 1`
-	// The conflict target is the report's key, not any constraint: a
-	// clash on the id, which would be a bug in the id counting, fails the
-	// transaction instead of passing for a duplicate.
+	// The conflict target is the report's key (a bare DO NOTHING would
+	// cover every constraint): a clash on the id, which would be a bug in
+	// the id counting, fails the transaction instead of passing for a
+	// duplicate.
 	insertReportSQL = `INSERT INTO delivery_reports
 		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
 		 outcome, event_name, rule, receive_time, payload)
