@@ -296,7 +296,10 @@ type SendStore interface {
 	// MessageSendEvent on its profile (params: see MessageSendEvent), which
 	// goes through the outbox like every event and becomes the recipient's
 	// last event unless it already has one (a report can beat Infobip's
-	// answer).
+	// answer). Any report about the recipient later replaces it as the
+	// last event whatever the report's time, which may be earlier than
+	// the store's clock at CompleteBatch: every report comes after the
+	// send.
 	CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []RecipientOutcome) error
 	// RescheduleBatch puts a batch back as pending or ambiguous, due at
 	// next, if owner still holds the lease (else ErrLeaseLost).

@@ -121,7 +121,11 @@ type IngestResult struct {
 
 // Event is a profile event as stored.
 type Event struct {
-	ID        int64
+	ID int64
+	// ReportID is the id of the report (or domain event) the event was
+	// made from, which is the event's own id (see IngestReports); the
+	// engines set it to ID for every event, so for a MessageSendEvent,
+	// made from no report, it names none.
 	ReportID  int64
 	Name      string
 	Time      time.Time

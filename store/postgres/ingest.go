@@ -19,9 +19,9 @@ import (
 // Deduplication is the INSERT ... ON CONFLICT DO NOTHING into
 // delivery_reports, whose conflict target is the report key: a clash on the
 // id (a bug) fails the statement instead of passing for a duplicate. A
-// report whose key another transaction has inserted but
-// not yet committed makes this one wait for that transaction, then skip the
-// report if it committed. So of two replicas ingesting one report at once,
+// report whose key another transaction has inserted but not yet committed
+// makes this one wait for that transaction, then skip the report if it
+// committed. So of two replicas ingesting one report at once,
 // exactly one gets it back from RETURNING, and only RETURNING's rows
 // ("stored") make events, touch recipients or suppress: a retry never
 // does any of it twice. newIngestArgs removes keys repeated within the
@@ -31,8 +31,9 @@ import (
 // select list after its ORDER BY), as listings expect, but the rows are
 // inserted in key order. A report key another transaction holds is a lock
 // this one waits on, and so are recipients and suppressed addresses: taken
-// in one global order (keys, then recipients, then addresses, each sorted)
-// by every ingest, two ingests cannot deadlock, whereas two webhook bodies
+// in one global order (keys, then recipients, then addresses, then
+// bounce-rate counts, each sorted) by every ingest, two ingests cannot
+// deadlock, whereas two webhook bodies
 // sharing reports in different orders otherwise would, each time costing a
 // second's deadlock_timeout and a retry. (An ingest and a CompleteBatch
 // updating the same recipients still can, rarely; Store.run retries that.)
@@ -45,7 +46,10 @@ import (
 //   - an event's last-event update keeps the newest event time, and of two
 //     at one time the one ingested last, as a report older than the
 //     recipient's last event does not replace it (Infobip does not deliver
-//     reports in order);
+//     reports in order); but any report replaces the MessageSendEvent that
+//     CompleteBatch gave, whatever its time: every report about a message
+//     comes after it was sent, though its doneAt can be earlier than the
+//     store's clock when it stored Infobip's answer;
 //   - the first suppression of an address stays (ON CONFLICT DO NOTHING),
 //     and within one call the first report to suppress it wins; its create
 //     time is the report's receive time, when this server learnt of it;
@@ -146,7 +150,7 @@ recipients AS (
 		ORDER BY rcpt_send, rcpt_seq, event_time DESC, ord DESC
 	) x
 	WHERE r.send_id = x.rcpt_send AND r.seq = x.rcpt_seq
-		AND (r.last_event_time IS NULL OR r.last_event_time <= x.event_time)
+		AND (r.last_event_time IS NULL OR r.last_event_time <= x.event_time OR r.last_event = '` + store.MessageSendEvent + `')
 ),
 suppressed AS (
 	INSERT INTO suppressions (email, profile_id, event_name, event_id, reason, create_time)
@@ -335,10 +339,14 @@ func (a *ingestArgs) statement() (string, []any) {
 }
 
 // IngestReports stores reports, their events and rejected in one statement
-// per kind of report; see ingestSQL. A call with both kinds runs its two
-// statements in one transaction. Concurrent callers, in this process or
-// another, each run their own: PostgreSQL groups the commits of concurrent
-// transactions into one WAL flush by itself.
+// per kind of report; see ingestSQL. A call with both kinds, which the
+// server does not make (each webhook has its kind), runs its two
+// statements in one transaction, delivery reports first; its second
+// statement takes its keys' locks after the first one's counts, so it can
+// deadlock with another ingest, which Store.run retries. Concurrent
+// callers, in this process or another, each run their own: PostgreSQL
+// groups the commits of concurrent transactions into one WAL flush by
+// itself.
 func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
 	if err := store.CheckReportKinds(reports); err != nil {
 		return store.IngestResult{}, fmt.Errorf("postgres: ingest: %w", err)

@@ -4,17 +4,19 @@
 // Where the SQLite engine relies on being the only writer, this one relies on
 // PostgreSQL's row locks and unique indexes, so that any number of processes
 // can write at once:
-//   - a delivery report is stored, and its event made, by INSERT ... ON
-//     CONFLICT DO NOTHING on the report's key, so that of two replicas given
-//     the same report one stores it and the other counts a duplicate;
+//   - a report, delivery or tracking, is stored, and its event made, by
+//     INSERT ... ON CONFLICT DO NOTHING on the report's key, so that of two
+//     replicas given the same report one stores it and the other counts a
+//     duplicate; every event id, whatever its source, is drawn from one
+//     sequence;
 //   - dispatchers claim batches with SELECT ... FOR UPDATE SKIP LOCKED, and
 //     every later step of a batch is conditioned on the lease owner;
 //   - idempotency keys and suppressions are unique indexes, used as
 //     ON CONFLICT arbiters.
 //
 // Each IngestReports call is one statement (and so one transaction and one
-// round trip) whatever the number of reports: the reports travel as arrays
-// and are unnested on the server.
+// round trip) per kind of report, whatever the number of reports: the
+// reports travel as arrays and are unnested on the server.
 package postgres
 
 import (

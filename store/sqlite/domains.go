@@ -76,8 +76,7 @@ func (c domainCounts) write(ctx context.Context, add *sql.Stmt) error {
 // DomainReportCounts sums the counts of the buckets from since's on: one
 // range of the primary key.
 func (s *Store) DomainReportCounts(ctx context.Context, since time.Time) (map[string]store.DomainCounts, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT domain, SUM(reports), SUM(bounces) FROM domain_report_counts
-		WHERE bucket >= ? GROUP BY domain`, micros(store.DomainCountBucketOf(since)))
+	rows, err := s.readDB.QueryContext(ctx, domainReportCountsSQL, micros(store.DomainCountBucketOf(since)))
 	if err != nil {
 		return nil, readErr(ctx, "domain report counts", err)
 	}
@@ -115,6 +114,13 @@ const (
 	insertDomainEventSQL = `INSERT INTO domain_events (` + domainEventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING`
+)
+
+// The reads whose plans TestSendingQueryPlans checks.
+const (
+	domainReportCountsSQL = `SELECT domain, SUM(reports), SUM(bounces) FROM domain_report_counts
+		WHERE bucket >= ? GROUP BY domain`
+	domainEventsSQL = `SELECT ` + domainEventColumns + ` FROM domain_events WHERE domain = ? ORDER BY id DESC LIMIT ?`
 )
 
 func scanDomain(row interface{ Scan(...any) error }) (store.SendingDomain, error) {
@@ -252,8 +258,7 @@ func (s *Store) ListSendingDomains(ctx context.Context, afterDomain string, limi
 // ListDomainEvents returns a domain's events, newest first, on
 // domain_events_domain backwards.
 func (s *Store) ListDomainEvents(ctx context.Context, domain string, limit int) ([]store.DomainEvent, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+domainEventColumns+` FROM domain_events
-		WHERE domain = ? ORDER BY id DESC LIMIT ?`, domain, limitOf(limit))
+	rows, err := s.readDB.QueryContext(ctx, domainEventsSQL, domain, limitOf(limit))
 	if err != nil {
 		return nil, readErr(ctx, "list domain events", err)
 	}

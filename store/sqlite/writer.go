@@ -104,9 +104,10 @@ const (
 		(SELECT coalesce(max(id), 0) FROM tracking_events),
 		(SELECT coalesce(max(id), 0) FROM profile_events),
 		(SELECT coalesce(max(id), 0) FROM domain_events)) + 1`
-	// The conflict target is the report's key, not any constraint: a
-	// clash on the id, which would be a bug in the id counting, fails the
-	// transaction instead of passing for a duplicate.
+	// The conflict target is the report's key (a bare DO NOTHING would
+	// cover every constraint): a clash on the id, which would be a bug in
+	// the id counting, fails the transaction instead of passing for a
+	// duplicate.
 	insertReportSQL = `INSERT INTO delivery_reports
 		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
 		 outcome, event_name, rule, receive_time, payload)
@@ -128,9 +129,13 @@ const (
 		VALUES (?, ?, ?, ?)`
 	// A report older than the recipient's last event does not replace it:
 	// Infobip does not deliver reports in order. An equal time does, so
-	// that of two events at one time the one ingested last shows.
+	// that of two events at one time the one ingested last shows. Any
+	// report replaces the MessageSendEvent CompleteBatch gave (the last
+	// parameter), whatever its time: every report about a message comes
+	// after it was sent, but a report's doneAt can be earlier than the
+	// store's clock when it stored Infobip's answer.
 	updateRecipientSQL = `UPDATE send_recipients SET last_event = ?, last_event_time = ?
-		WHERE send_id = ? AND seq = ? AND (last_event_time IS NULL OR last_event_time <= ?)`
+		WHERE send_id = ? AND seq = ? AND (last_event_time IS NULL OR last_event_time <= ? OR last_event = ?)`
 	// The first suppression of an address stays: it says why the address
 	// was first suppressed, and later bounces add nothing a send needs.
 	// Deleting it lets the next one in. Its create time is the report's
@@ -459,7 +464,8 @@ func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
 func applySending(ctx context.Context, st *txStmts, rp *store.Report, eventID int64) error {
 	if rp.Recipient != nil {
 		t := micros(rp.EventTime)
-		if _, err := st.updRecipient.ExecContext(ctx, rp.EventName, t, rp.Recipient.SendID, rp.Recipient.Seq, t); err != nil {
+		if _, err := st.updRecipient.ExecContext(ctx, rp.EventName, t, rp.Recipient.SendID, rp.Recipient.Seq, t,
+			store.MessageSendEvent); err != nil {
 			return fmt.Errorf("update recipient: %w", err)
 		}
 	}

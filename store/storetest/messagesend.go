@@ -28,7 +28,8 @@ func eventsNamed(t *testing.T, s store.Store, profile, name string) []store.Even
 
 // CompleteBatch gives each recipient it accepts a message.send event, in
 // the outbox like every event, which becomes its last event unless a
-// report got there first; nothing of it stays when CompleteBatch fails.
+// report got there first, until any report comes; nothing of it stays when
+// CompleteBatch fails.
 func testCompleteBatchMessageSend(t *testing.T, open opener) {
 	s := open(t)
 	ctx := context.Background()
@@ -80,21 +81,28 @@ func testCompleteBatchMessageSend(t *testing.T, open opener) {
 		t.Errorf("recipient 1 last event = %s at %v, want the report that came first", rs[1].LastEvent, rs[1].LastEventTime)
 	}
 
-	// A later report replaces message.send as the last event, an older one
-	// does not.
-	about0 := func(msg string, when time.Time) store.Report {
-		r := event(msg, f.recipients[0].ProfileID, f.recipients[0].Email, "newsletter.open", when.Truncate(time.Microsecond))
+	// Any report replaces message.send as the last event, even one whose
+	// time is before the store's clock at CompleteBatch (Infobip's doneAt
+	// can be): every report follows the send. Between reports, the newer
+	// time wins as ever.
+	about0 := func(msg, name string, when time.Time) store.Report {
+		r := event(msg, f.recipients[0].ProfileID, f.recipients[0].Email, name, when.Truncate(time.Microsecond))
 		r.Recipient = &store.RecipientRef{SendID: "s", Seq: 0}
 		return r
 	}
-	ingest(t, s, []store.Report{about0("older", clock.before.Add(-time.Hour))}, nil)
-	if r := listRecipients(t, s, store.RecipientQuery{SendID: "s", AfterSeq: -1, Limit: 1})[0]; r.LastEvent != store.MessageSendEvent {
-		t.Errorf("after an older report, recipient 0 last event = %s, want message.send", r.LastEvent)
-	}
-	later := about0("later", clock.after.Add(time.Hour))
-	ingest(t, s, []store.Report{later}, nil)
-	if r := listRecipients(t, s, store.RecipientQuery{SendID: "s", AfterSeq: -1, Limit: 1})[0]; r.LastEvent != "newsletter.open" {
-		t.Errorf("after a later report, recipient 0 last event = %s, want newsletter.open", r.LastEvent)
+	for _, st := range []struct {
+		report store.Report
+		want   string
+	}{
+		{about0("bounced", "newsletter.hardbounce", clock.before.Add(-time.Minute)), "newsletter.hardbounce"},
+		{about0("older", "newsletter.delivered", clock.before.Add(-time.Hour)), "newsletter.hardbounce"},
+		{about0("later", "newsletter.open", clock.after.Add(time.Hour)), "newsletter.open"},
+	} {
+		ingest(t, s, []store.Report{st.report}, nil)
+		r := listRecipients(t, s, store.RecipientQuery{SendID: "s", AfterSeq: -1, Limit: 1})[0]
+		if r.LastEvent != st.want || (st.want == st.report.EventName && !r.LastEventTime.Equal(st.report.EventTime)) {
+			t.Errorf("after report %s, recipient 0 last event = %s at %v, want %s", st.report.Key.MessageID, r.LastEvent, r.LastEventTime, st.want)
+		}
 	}
 
 	// Refused completions of batch 1 leave no event.
@@ -125,8 +133,8 @@ func testCompleteBatchMessageSend(t *testing.T, open opener) {
 	if !reflect.DeepEqual(profiles, want) {
 		t.Errorf("message.send events in the log are of %q, want %q", profiles, want)
 	}
-	if all := readLog(t, s, store.EventLogQuery{Limit: 100}); len(all) != len(want)+3 {
-		t.Errorf("log = %d events, want %d message.send and the 3 reports'", len(all), len(want))
+	if all := readLog(t, s, store.EventLogQuery{Limit: 100}); len(all) != len(want)+4 {
+		t.Errorf("log = %d events, want %d message.send and the 4 reports'", len(all), len(want))
 	}
 }
 

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SendSlots", func(t *testing.T) { testSendSlots(t, o) })
 
 	t.Run("IngestTracking", func(t *testing.T) { testIngestTracking(t, o) })
+	t.Run("IngestUnknownKind", func(t *testing.T) { testIngestUnknownKind(t, o) })
 	t.Run("TrackingFields", func(t *testing.T) { testTrackingFields(t, o) })
 	t.Run("TrackingSending", func(t *testing.T) { testTrackingSending(t, o) })
 	t.Run("IngestTrackingConcurrent", func(t *testing.T) { testIngestTrackingConcurrent(t, o) })

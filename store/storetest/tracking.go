@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -142,6 +143,21 @@ func testIngestTracking(t *testing.T, open opener) {
 				t.Errorf("a duplicate made %d events", len(evs))
 			}
 		})
+	}
+}
+
+// A report of a kind the engines do not know is refused as invalid, and
+// nothing of its call is stored.
+func testIngestUnknownKind(t *testing.T, open opener) {
+	s := open(t)
+	odd := rep("odd", store.OutcomeEvent)
+	odd.Kind = 7
+	_, err := s.IngestReports(context.Background(), []store.Report{rep("ok", store.OutcomeEvent), odd}, nil)
+	if !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("IngestReports of kind 7: err = %v, want ErrInvalidArgument", err)
+	}
+	if rs := listReports(t, s, store.ReportQuery{}); len(rs) != 0 {
+		t.Errorf("reports after a refused call = %q, want none", reportMessages(rs))
 	}
 }
 
