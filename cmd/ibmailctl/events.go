@@ -63,11 +63,27 @@ func runEvents(ctx context.Context, e *env, args []string, names []string, limit
 		return writeValue(e.stdout, map[string]any{"events": out})
 	}
 	tw := table(e.stdout)
-	fmt.Fprintln(tw, "TIME\tEVENT\tEMAIL\tMESSAGE_ID\tERROR")
+	fmt.Fprintln(tw, "TIME\tEVENT\tEMAIL\tMESSAGE_ID\tDETAIL")
 	for _, ev := range events {
 		p := ev.GetParams()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(ev.GetTime()), ev.GetAction(), orDash(ev.GetEmail()),
-			orDash(p["messageId"]), orDash(p["errorName"]))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(ev.GetTime()), cell(ev.GetAction()), cell(ev.GetEmail()),
+			cell(p["messageId"]), cell(eventDetail(p)))
 	}
 	return tw.Flush()
+}
+
+// eventDetail picks the one param that says most about an event, for the
+// DETAIL column; --output json has them all.
+//   - a delivery report's event: Infobip's error, EC_HARD_BOUNCE;
+//   - a click: the URL clicked;
+//   - another tracking event: its notification type, COMPLAINED,
+//     LATE_BOUNCE, UNSUBSCRIBED, OPENED;
+//   - message.send: the send the email went out in.
+func eventDetail(p map[string]string) string {
+	for _, k := range []string{"errorName", "url", "notificationType", "sendId"} {
+		if v := p[k]; v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -90,13 +90,45 @@ func (s *testServer) provisionSender(t *testing.T) {
 // profile events.
 func (s *testServer) ingest(t *testing.T, reports ...*ibmailv1.DeliveryReport) {
 	t.Helper()
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-ibmail-webhook-token", testWebhookSecret)
-	resp, err := ibmailv1.NewDeliveryReportServiceClient(s.conn).IngestDeliveryReports(ctx, &ibmailv1.IngestDeliveryReportsRequest{Results: reports})
+	resp, err := ibmailv1.NewDeliveryReportServiceClient(s.conn).IngestDeliveryReports(webhookContext(), &ibmailv1.IngestDeliveryReportsRequest{Results: reports})
 	if err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
 	if int(resp.GetEvents()) != len(reports) {
 		t.Fatalf("ingest: %d events of %d reports: %v", resp.GetEvents(), len(reports), resp)
+	}
+}
+
+// webhookContext authenticates a webhook RPC with the server-wide secret,
+// as Infobip's posts to the REST webhooks do with HTTP Basic.
+func webhookContext() context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "x-ibmail-webhook-token", testWebhookSecret)
+}
+
+// ingestTracking stores tracking reports through the tracking webhook's
+// RPC, so that they become profile events and stored tracking reports.
+func (s *testServer) ingestTracking(t *testing.T, reports ...*ibmailv1.TrackingReport) *ibmailv1.IngestTrackingReportsResponse {
+	t.Helper()
+	resp, err := ibmailv1.NewDeliveryReportServiceClient(s.conn).IngestTrackingReports(webhookContext(), &ibmailv1.IngestTrackingReportsRequest{Reports: reports})
+	if err != nil {
+		t.Fatalf("ingest tracking reports: %v", err)
+	}
+	if int(resp.GetAccepted()) != len(reports) {
+		t.Fatalf("ingest tracking reports: %d accepted of %d: %v", resp.GetAccepted(), len(reports), resp)
+	}
+	return resp
+}
+
+// postPlatformEvent posts one platform event through the platform-events
+// webhook's RPC, as Infobip announces a warning or a block.
+func (s *testServer) postPlatformEvent(t *testing.T, ev *ibmailv1.PlatformEvent) {
+	t.Helper()
+	resp, err := ibmailv1.NewDeliveryReportServiceClient(s.conn).IngestPlatformEvents(webhookContext(), &ibmailv1.IngestPlatformEventsRequest{Events: []*ibmailv1.PlatformEvent{ev}})
+	if err != nil {
+		t.Fatalf("post platform event: %v", err)
+	}
+	if resp.GetAccepted() != 1 {
+		t.Fatalf("post platform event: not accepted: %v", resp)
 	}
 }
 

@@ -200,14 +200,14 @@ func TestEventsAndSegment(t *testing.T) {
 		{"segment with a bad time", []string{"segment", "--event", "x", "--since", "yesterday"}, exitUsage, "", "RFC 3339"},
 
 		{"events newest first", []string{"events", "ann"}, exitOK,
-			"TIME                  EVENT                  EMAIL             MESSAGE_ID  ERROR\n" +
+			"TIME                  EVENT                  EMAIL             MESSAGE_ID  DETAIL\n" +
 				"2024-05-03T10:00:00Z  newsletter.hardbounce  ann2@example.com  m-2         EC_HARD_BOUNCE\n" +
 				"2024-05-01T10:00:00Z  newsletter.hardbounce  ann@example.com   m-1         EC_HARD_BOUNCE\n", ""},
 		{"events with a limit", []string{"events", "ann", "--limit", "1"}, exitOK,
-			"TIME                  EVENT                  EMAIL             MESSAGE_ID  ERROR\n" +
+			"TIME                  EVENT                  EMAIL             MESSAGE_ID  DETAIL\n" +
 				"2024-05-03T10:00:00Z  newsletter.hardbounce  ann2@example.com  m-2         EC_HARD_BOUNCE\n", ""},
 		{"events filtered away", []string{"events", "--event", "newsletter.softbounce", "ann"}, exitOK,
-			"TIME  EVENT  EMAIL  MESSAGE_ID  ERROR\n", ""},
+			"TIME  EVENT  EMAIL  MESSAGE_ID  DETAIL\n", ""},
 		{"events without a profile", []string{"events"}, exitUsage, "", "one PROFILE_ID"},
 		{"events with a negative limit", []string{"events", "ann", "--limit", "-1"}, exitUsage, "", "negative"},
 	}
@@ -250,7 +250,7 @@ func TestExitCodesAndHelp(t *testing.T) {
 		wantErr  []string
 	}{
 		{"help names every subcommand and exit code", srv.addr, []string{"--help"}, exitOK,
-			[]string{"classify", "send", "send-status", "events", "segment", "Exit codes:", "3  could not connect"}, nil},
+			[]string{"classify", "tracking", "send", "send-status", "events", "segment", "domains", "unblock", "Exit codes:", "3  could not connect"}, nil},
 		{"help subcommand", srv.addr, []string{"help", "segment"}, exitOK, []string{"Usage: ibmailctl segment", "--since", "Example:"}, nil},
 		{"subcommand help", srv.addr, []string{"events", "--help"}, exitOK, []string{"Usage: ibmailctl events PROFILE_ID", "--limit", "Example:"}, nil},
 		{"no subcommand", srv.addr, nil, exitUsage, nil, []string{"no subcommand", "Usage: ibmailctl"}},

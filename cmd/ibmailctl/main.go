@@ -1,6 +1,8 @@
 // Command ibmailctl is a command-line client for the ibmail gRPC API: it
-// classifies Infobip delivery reports, starts sends and follows them, reads
-// profiles' activity lists and exports segmentations as CSV.
+// classifies Infobip delivery and tracking reports, starts sends and follows
+// them, reads profiles' activity lists and the stored tracking reports,
+// exports segmentations as CSV, and shows sending domains and lifts their
+// blocks.
 //
 // Run "ibmailctl --help" for the subcommands and the exit codes.
 package main

@@ -89,7 +89,7 @@ type command struct {
 }
 
 // commands lists the subcommands in the order --help shows them.
-var commands = []*command{classifyCmd, sendCmd, sendStatusCmd, eventsCmd, segmentCmd}
+var commands = []*command{classifyCmd, trackingCmd, sendCmd, sendStatusCmd, eventsCmd, segmentCmd, domainsCmd, unblockCmd}
 
 // run is the whole program: it parses args, runs one subcommand and returns
 // the exit code.

@@ -159,6 +159,11 @@ func writeSendCounts(w io.Writer, s *ibmailv1.Send) error {
 	tw := table(w)
 	fmt.Fprintf(tw, "id\t%s\n", s.GetId())
 	fmt.Fprintf(tw, "state\t%s\n", enumName(s.GetState(), "SEND_STATE_"))
+	if h := s.GetHoldReason(); h != "" {
+		// Why the pending recipients wait, such as a blocked sending
+		// domain; only while something holds them.
+		fmt.Fprintf(tw, "held\t%s\n", h)
+	}
 	for _, c := range []struct {
 		name string
 		n    int32

@@ -19,8 +19,9 @@ const exitCodesHelp = `Exit codes:
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, `Usage: ibmailctl [global flags] <subcommand> [flags] [args]
 
-ibmailctl calls the ibmail gRPC API: it classifies Infobip delivery reports,
-sends email to profiles, follows sends, and reads events and segmentations.
+ibmailctl calls the ibmail gRPC API: it classifies Infobip delivery and
+tracking reports, sends email to profiles, follows sends, reads events,
+segmentations and tracking reports, and shows and unblocks sending domains.
 
 Subcommands:
 `)
