@@ -480,3 +480,40 @@ func grepLines(s, substr string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestDomainEventsReachWatchEvents(t *testing.T) {
+	env := newTestEnv(t, withSequencer())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := env.events.WatchEvents(ctx, &ibmailv1.WatchEventsRequest{EventNames: []string{"domain.blocked", "newsletter.spambounce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, resp := env.postPlatform(t, platformEvent("w-1", store.DomainEventBlocked, "watched.example", 6.6, time.Now())); code != 200 || resp["accepted"] != 1.0 {
+		t.Fatalf("block = %d %v", code, resp)
+	}
+	if code, resp := env.postTracking(t, trackingReport("COMPLAINED", "w-2", "w2@example.com", nil)); code != 200 || resp["events"] != 1.0 {
+		t.Fatalf("complaint = %d %v", code, resp)
+	}
+	var got []string
+	for len(got) < 2 {
+		item, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		ev := item.GetEvent()
+		got = append(got, ev.GetAction()+" "+ev.GetProfileId()+" "+ev.GetParams()["domain"]+" "+ev.GetParams()["type"])
+	}
+	want := []string{"domain.blocked  watched.example HIGH_BOUNCE_RATE_BLOCKED", "newsletter.spambounce w2@example.com example.com "}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("streamed %q, want %q", got, want)
+	}
+	// A domain's events belong to no profile: segmentation never lists them.
+	res, err := env.people.SearchProfiles(context.Background(), &ibmailv1.SearchProfilesRequest{EventNames: []string{"domain.blocked", "newsletter.spambounce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.GetProfiles()) != 1 || res.GetProfiles()[0].GetProfileId() != "w2@example.com" {
+		t.Errorf("segmentation = %v, want only w2@example.com", res.GetProfiles())
+	}
+}
