@@ -212,6 +212,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.http = bodyDeadlines(opts.Limits, otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })))
 	go s.followStore(ctx)
+	go s.pruneDomainCounts(ctx, opts.Store)
 	if opts.PauseBounceRate > 0 {
 		pauseCtx, stop := context.WithCancel(ctx)
 		go func() {

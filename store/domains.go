@@ -128,6 +128,10 @@ type DomainStore interface {
 	// Counts may be kept in buckets of up to five minutes: since is then
 	// rounded down to its bucket.
 	DomainReportCounts(ctx context.Context, since time.Time) (map[string]DomainCounts, error)
+	// PruneDomainReportCounts deletes the counts of buckets that end
+	// before before, and says how many rows went: no window reaches back
+	// further than a day, and the counts would otherwise grow forever.
+	PruneDomainReportCounts(ctx context.Context, before time.Time) (int64, error)
 }
 
 // AddressDomain is the domain of an email address, lower case: what

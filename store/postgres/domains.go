@@ -215,3 +215,14 @@ func domainTime(created time.Time) time.Time {
 	}
 	return created
 }
+
+// PruneDomainReportCounts deletes the buckets that end before before: a
+// range of the table's primary key, which leads with the bucket.
+func (s *Store) PruneDomainReportCounts(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM domain_report_counts WHERE bucket < $1`,
+		store.DomainCountBucketOf(before).Add(-store.DomainCountBucket))
+	if err != nil {
+		return 0, wrapErr(ctx, "prune report counts", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -290,3 +290,19 @@ func domainTime(created time.Time) time.Time {
 	}
 	return created
 }
+
+// PruneDomainReportCounts deletes the buckets that end before before: a
+// range of the table's primary key, which leads with the bucket.
+func (s *Store) PruneDomainReportCounts(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.writeTx(ctx, "prune report counts", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM domain_report_counts WHERE bucket < ?`,
+			micros(store.DomainCountBucketOf(before).Add(-store.DomainCountBucket)))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

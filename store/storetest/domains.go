@@ -404,6 +404,25 @@ func testDomainReportCounts(t *testing.T, open opener) {
 			t.Errorf("%s: DomainReportCounts(%v) = %v, want %v", tt.name, tt.since, got, tt.want)
 		}
 	}
+	// Pruning before the end of bucket 1 deletes buckets 0 and nothing
+	// later; pruning again deletes nothing.
+	for _, tt := range []struct {
+		before    time.Time
+		wantRows  int64
+		wantAfter map[string]store.DomainCounts
+	}{
+		{b(2), 2, map[string]store.DomainCounts{"a.example": {Reports: 3, Bounces: 2}}},
+		{b(2), 0, map[string]store.DomainCounts{"a.example": {Reports: 3, Bounces: 2}}},
+	} {
+		n, err := s.PruneDomainReportCounts(ctx, tt.before)
+		if err != nil || n != tt.wantRows {
+			t.Errorf("PruneDomainReportCounts(%v) = %d, %v; want %d rows", tt.before, n, err, tt.wantRows)
+		}
+		got, err := s.DomainReportCounts(ctx, base)
+		if err != nil || !reflect.DeepEqual(got, tt.wantAfter) {
+			t.Errorf("after pruning: DomainReportCounts = %v, %v; want %v", got, err, tt.wantAfter)
+		}
+	}
 }
 
 // Concurrent ingests of one domain's reports, on however many connections
