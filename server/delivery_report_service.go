@@ -1,19 +1,15 @@
 package server
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -57,67 +53,38 @@ func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth We
 // reports whose doneAt or sentAt lies outside the times a report can carry
 // (see earliestReportTimeUnix).
 func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *ibmailv1.IngestDeliveryReportsRequest) (*ibmailv1.IngestDeliveryReportsResponse, error) {
-	connectionID, err := authenticateWebhook(ctx, s.auth, webhookCredential(ctx))
+	body, err := openWebhookBody(ctx, s.auth, "results", len(req.GetResults()), req.GetUndecodableResults(),
+		`results: the body holds no reports; Infobip sends {"results":[...]} with at least one`, s.now())
 	if err != nil {
 		return nil, err
 	}
-	undecodable := req.GetUndecodableResults()
-	n := len(req.GetResults()) + len(undecodable)
-	if n == 0 {
-		return nil, apiError(codes.InvalidArgument, ReasonMalformedBody,
-			`results: the body holds no reports; Infobip sends {"results":[...]} with at least one`)
-	}
-	if n > maxReportsPerBody {
-		return nil, invalidField("results", fmt.Sprintf("has %d reports; at most %d fit in one body", n, maxReportsPerBody))
-	}
-	positions, err := bodyPositions(len(req.GetResults()), undecodable)
-	if err != nil {
-		return nil, err
-	}
-	received := s.now().UTC()
+	n := body.size()
 	reports := make([]store.Report, 0, n)
 	callbackSends := make([]string, 0, n)
 	// domainBlocked says, per report, whether it is Infobip's error 6016.
 	domainBlocked := make([]bool, 0, n)
-	var rejected []store.RejectedPayload
-	resp := &ibmailv1.IngestDeliveryReportsResponse{}
-	refuse := func(index int, messageID, field string, why error, body []byte) {
-		reason := safeText(fmt.Sprintf("results[%d]: %v", index, why), maxMessageBytes)
-		rejected = append(rejected, store.RejectedPayload{
-			ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body,
-		})
-		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{
-			Index: int32(index), MessageId: messageID, Reason: reason, Field: field,
-		})
-	}
-	next := 0 // into undecodable, which bodyPositions sorted by index
-	for i, r := range req.GetResults() {
-		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
-			u := undecodable[next]
-			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
-		}
+	body.walk(func(i, pos int) {
+		r := req.GetResults()[i]
 		payload, err := proto.Marshal(r)
 		if err == nil {
 			cb := parseCallback(r)
 			var rep store.Report
 			err = checkID("callbackData.ibmailSendId", cb.SendID, 256)
 			if err == nil {
-				rep, err = toStoreReport(s.engine, r, cb, connectionID, received, payload)
+				rep, err = toStoreReport(s.engine, r, cb, body.connectionID, body.received, payload)
 			}
 			if err == nil {
 				rep.Suppress, rep.CountsAs = deliveryEffects(r, rep)
 				reports = append(reports, rep)
 				domainBlocked = append(domainBlocked, isDomainBlockedError(r.GetError()))
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
-				continue
+				return
 			}
 		}
-		body, _ := protojson.Marshal(r)
-		refuse(positions[i], r.GetMessageId(), faultField(err), err, body)
-	}
-	for _, u := range undecodable[next:] {
-		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
-	}
+		body.refuseDecoded(pos, r.GetMessageId(), r, err)
+	}, rawMessageID)
+	connectionID, received, rejected := body.connectionID, body.received, body.rejected
+	resp := &ibmailv1.IngestDeliveryReportsResponse{Rejected: body.refused}
 	if err := attribute(ctx, s.store, s.sendDomains, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
@@ -147,53 +114,6 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 			slog.Int("unclassified", int(resp.Unclassified)), slog.Int("rejected", len(resp.Rejected)))
 	}
 	return resp, nil
-}
-
-// bodyPositions gives each of decoded reports its position in the body:
-// the undecodable items hold theirs, and the decoded ones fill the others in
-// order (see IngestDeliveryReportsRequest.undecodable_results). It sorts
-// undecodable by index, and refuses indexes that repeat or lie outside the
-// body, which only a gRPC caller can send.
-func bodyPositions(decoded int, undecodable []*ibmailv1.UndecodableItem) ([]int, error) {
-	total := decoded + len(undecodable)
-	slices.SortFunc(undecodable, func(a, b *ibmailv1.UndecodableItem) int { return cmp.Compare(a.GetIndex(), b.GetIndex()) })
-	for i, u := range undecodable {
-		if u.GetIndex() < 0 || int(u.GetIndex()) >= total || (i > 0 && undecodable[i-1].GetIndex() == u.GetIndex()) {
-			return nil, invalidField("undecodableResults.index",
-				fmt.Sprintf("%d is not a free position of a body of %d reports", u.GetIndex(), total))
-		}
-	}
-	positions := make([]int, decoded)
-	pos, next := 0, 0
-	for i := range positions {
-		for next < len(undecodable) && int(undecodable[next].GetIndex()) == pos {
-			pos, next = pos+1, next+1
-		}
-		positions[i] = pos
-		pos++
-	}
-	return positions, nil
-}
-
-// undecodableError says why an item did not decode, naming its field.
-func undecodableError(u *ibmailv1.UndecodableItem) error {
-	if u.GetField() == "" {
-		return fmt.Errorf("not a delivery report: %s", safeText(u.GetReason(), maxReasonBytes))
-	}
-	return fmt.Errorf("%s: %s", safeText(u.GetField(), maxReasonBytes), safeText(u.GetReason(), maxReasonBytes))
-}
-
-// rawMessageID is the messageId of an item that did not decode, when it
-// has one as a string, so that the answer can name the report.
-func rawMessageID(raw []byte) string {
-	var item struct {
-		MessageID any `json:"messageId"`
-	}
-	if json.Unmarshal(raw, &item) != nil {
-		return ""
-	}
-	id, _ := item.MessageID.(string)
-	return safeText(id, maxReasonBytes)
 }
 
 // ListDeliveryReports lists stored reports, newest first.

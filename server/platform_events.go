@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
@@ -55,55 +53,29 @@ func checkDomain(field, s string) (string, error) {
 // event is refused, named and kept as a rejected payload, as a malformed
 // delivery report is.
 func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *ibmailv1.IngestPlatformEventsRequest) (*ibmailv1.IngestPlatformEventsResponse, error) {
-	connectionID, err := authenticateWebhook(ctx, s.auth, webhookCredential(ctx))
-	if err != nil {
-		return nil, err
-	}
-	undecodable := req.GetUndecodableEvents()
-	n := len(req.GetEvents()) + len(undecodable)
-	if n == 0 {
-		return nil, apiError(codes.InvalidArgument, ReasonMalformedBody,
-			"the body holds no platform events: Infobip posts one JSON object per event")
-	}
-	if n > maxReportsPerBody {
-		return nil, invalidField("events", fmt.Sprintf("has %d events; at most %d fit in one body", n, maxReportsPerBody))
-	}
-	positions, err := bodyPositions(len(req.GetEvents()), undecodable)
+	body, err := openWebhookBody(ctx, s.auth, "events", len(req.GetEvents()), req.GetUndecodableEvents(),
+		"the body holds no platform events: Infobip posts one JSON object per event", s.now())
 	if err != nil {
 		return nil, err
 	}
 	var own map[string]bool // the domains a connection's secret may speak for
-	if connectionID != "" {
-		if own, err = connectionDomains(ctx, s.store, connectionID); err != nil {
+	if body.connectionID != "" {
+		if own, err = connectionDomains(ctx, s.store, body.connectionID); err != nil {
 			return nil, err
 		}
 	}
-	received := s.now().UTC()
-	resp := &ibmailv1.IngestPlatformEventsResponse{}
-	var events []store.DomainEvent
-	var rejected []store.RejectedPayload
-	refuse := func(index int, id, field string, why error, body []byte) {
-		reason := safeText(fmt.Sprintf("events[%d]: %v", index, why), maxMessageBytes)
-		rejected = append(rejected, store.RejectedPayload{ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body})
-		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{Index: int32(index), MessageId: id, Reason: reason, Field: field})
-	}
-	next := 0
-	for i, e := range req.GetEvents() {
-		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
-			u := undecodable[next]
-			refuse(int(u.GetIndex()), "", safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
+	events := make([]store.DomainEvent, 0, body.size())
+	body.walk(func(i, pos int) {
+		e := req.GetEvents()[i]
+		ev, err := toDomainEvent(e, body.connectionID, own, body.received)
+		if err != nil {
+			body.refuseDecoded(pos, e.GetEventId(), e, err)
+			return
 		}
-		ev, err := toDomainEvent(e, connectionID, own, received)
-		if err == nil {
-			events = append(events, ev)
-			continue
-		}
-		body, _ := protojson.Marshal(e)
-		refuse(positions[i], safeText(e.GetEventId(), maxReasonBytes), faultField(err), err, body)
-	}
-	for _, u := range undecodable[next:] {
-		refuse(int(u.GetIndex()), "", safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
-	}
+		events = append(events, ev)
+	}, func([]byte) string { return "" })
+	rejected := body.rejected
+	resp := &ibmailv1.IngestPlatformEventsResponse{Rejected: body.refused}
 	res, err := s.store.IngestDomainEvents(ctx, events, rejected)
 	if err != nil {
 		return nil, err

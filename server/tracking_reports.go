@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -37,51 +35,25 @@ const (
 // delivery reports: same authentication, attribution and refusals, with
 // reports deduplicated by Infobip's eventId.
 func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *ibmailv1.IngestTrackingReportsRequest) (*ibmailv1.IngestTrackingReportsResponse, error) {
-	connectionID, err := authenticateWebhook(ctx, s.auth, webhookCredential(ctx))
+	body, err := openWebhookBody(ctx, s.auth, "reports", len(req.GetReports()), req.GetUndecodableReports(),
+		"the body holds no tracking reports: Infobip posts one JSON object per report", s.now())
 	if err != nil {
 		return nil, err
 	}
-	undecodable := req.GetUndecodableReports()
-	n := len(req.GetReports()) + len(undecodable)
-	if n == 0 {
-		return nil, apiError(codes.InvalidArgument, ReasonMalformedBody,
-			"the body holds no tracking reports: Infobip posts one JSON object per report")
-	}
-	if n > maxReportsPerBody {
-		return nil, invalidField("reports", fmt.Sprintf("has %d reports; at most %d fit in one body", n, maxReportsPerBody))
-	}
-	positions, err := bodyPositions(len(req.GetReports()), undecodable)
-	if err != nil {
-		return nil, err
-	}
-	received := s.now().UTC()
-	reports := make([]store.Report, 0, n)
-	callbackSends := make([]string, 0, n)
-	resp := &ibmailv1.IngestTrackingReportsResponse{}
-	var rejected []store.RejectedPayload
-	refuse := func(index int, id, field string, why error, body []byte) {
-		reason := safeText(fmt.Sprintf("reports[%d]: %v", index, why), maxMessageBytes)
-		rejected = append(rejected, store.RejectedPayload{ReceiveTime: received, ContentType: "application/json", Reason: reason, Body: body})
-		resp.Rejected = append(resp.Rejected, &ibmailv1.RejectedReport{Index: int32(index), MessageId: id, Reason: reason, Field: field})
-	}
-	next := 0
-	for i, r := range req.GetReports() {
-		for ; next < len(undecodable) && int(undecodable[next].GetIndex()) < positions[i]; next++ {
-			u := undecodable[next]
-			refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
+	reports := make([]store.Report, 0, body.size())
+	callbackSends := make([]string, 0, body.size())
+	body.walk(func(i, pos int) {
+		r := req.GetReports()[i]
+		rep, sendID, err := toTrackingReport(s.engine, r, body.connectionID, body.received)
+		if err != nil {
+			body.refuseDecoded(pos, r.GetMessageId(), r, err)
+			return
 		}
-		rep, sendID, err := toTrackingReport(s.engine, r, connectionID, received)
-		if err == nil {
-			reports = append(reports, rep)
-			callbackSends = append(callbackSends, sendID)
-			continue
-		}
-		body, _ := protojson.Marshal(r)
-		refuse(positions[i], safeText(r.GetMessageId(), maxReasonBytes), faultField(err), err, body)
-	}
-	for _, u := range undecodable[next:] {
-		refuse(int(u.GetIndex()), rawMessageID(u.GetRaw()), safeText(u.GetField(), maxReasonBytes), undecodableError(u), u.GetRaw())
-	}
+		reports = append(reports, rep)
+		callbackSends = append(callbackSends, sendID)
+	}, rawMessageID)
+	connectionID, rejected := body.connectionID, body.rejected
+	resp := &ibmailv1.IngestTrackingReportsResponse{Rejected: body.refused}
 	if err := attribute(ctx, s.store, s.sendDomains, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
