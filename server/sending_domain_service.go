@@ -78,11 +78,7 @@ func (s *SendingDomainService) GetSendingDomain(ctx context.Context, req *ibmail
 	if err != nil {
 		return nil, err
 	}
-	view, err := s.loadView(ctx)
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.show(ctx, view, d)
+	p, err := s.showOne(ctx, d.Domain)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +105,16 @@ func (s *SendingDomainService) UnblockSendingDomain(ctx context.Context, req *ib
 	if s.wake != nil {
 		s.wake()
 	}
-	d, err = s.get(ctx, d.Domain)
+	p, err := s.showOne(ctx, d.Domain)
+	if err != nil {
+		return nil, err
+	}
+	return &ibmailv1.UnblockSendingDomainResponse{SendingDomain: p}, nil
+}
+
+// showOne reads one domain afresh and shows it.
+func (s *SendingDomainService) showOne(ctx context.Context, domain string) (*ibmailv1.SendingDomainStatus, error) {
+	d, err := s.get(ctx, domain)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +122,7 @@ func (s *SendingDomainService) UnblockSendingDomain(ctx context.Context, req *ib
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.show(ctx, view, d)
-	if err != nil {
-		return nil, err
-	}
-	return &ibmailv1.UnblockSendingDomainResponse{SendingDomain: p}, nil
+	return s.show(ctx, view, d)
 }
 
 func (s *SendingDomainService) get(ctx context.Context, raw string) (store.SendingDomain, error) {
