@@ -13,7 +13,9 @@ package server_test
 // field; a webhook body is never lost (every report stored or kept as a
 // rejected payload, a refused body kept as it arrived); no secret in any
 // response or in the log. A route or method without a baseline in
-// hostileBaselines fails TestHostileCoverage.
+// hostileBaselines fails TestHostileCoverage, as does a webhook missing
+// from hostileWebhooks (hostile_webhooks_test.go), which says how each
+// webhook authenticates and where its items are found.
 
 import (
 	"bytes"
@@ -437,6 +439,12 @@ type restCase struct {
 	// control is the tag of the case (see uTag) when its body holds its
 	// webhook's control item untouched: answered 200, it must be stored.
 	control string
+	// duplicates, when set, is how many of the body's items repeat another
+	// (by eventId): answered 200, exactly so many must count as duplicates.
+	duplicates int
+	// outer, when set, is the field whose value embeds leaf's document: a
+	// refusal of item 0 may name it instead of leaf.
+	outer   string
 	storage bool
 	// lenientEdge: refusals by net/http itself (431, a plain 400 for a
 	// request line it cannot parse) and redirects of path cleaning are
@@ -755,6 +763,11 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 				if isWebhook {
 					c.reports = 2
 				}
+				if s.kind == "embedded" && hv.class == "string/"+invalidUTF8Class {
+					// Bytes that are not UTF-8 spoil the JSON string that
+					// embeds the document: no decoder gets inside it.
+					c.outer, _ = s.path[len(s.path)-1].(string)
+				}
 				add(c)
 			}
 		}
@@ -776,6 +789,9 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 		for _, ct := range []string{"text/plain", "application/json; charset=latin1", "application/x-www-form-urlencoded", "garbage/;;"} {
 			_, r := next()
 			add(restCase{class: "content-type/" + ct, summary: ct, target: r.target(op, nil, ""), body: bodyBytes(r), header: http.Header{"Content-Type": {ct}}})
+		}
+		if isWebhook && wh.native {
+			nativeCases(op, wh, next, add)
 		}
 	}
 	// Headers.
@@ -819,6 +835,47 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 		}
 	}
 	return cases
+}
+
+// nativeCases are the bodies of a webhook that takes Infobip's own form,
+// one item object or an array of them, beside the API form the OpenAPI
+// description gives: the baseline's items in that form, and arrays whose
+// item 0 is no report at all beside the control item, which must be
+// refused and kept alone (defect 12).
+func nativeCases(op *openAPIOp, wh *hostileWebhook, next func() (map[string]any, restRequest), add func(restCase)) {
+	items := func() (string, string, restRequest) {
+		_, r := next()
+		list, _ := r.body.(map[string]any)[wh.items].([]any)
+		return string(encodeBody(list[0], nil)), string(encodeBody(list[1], nil)), r
+	}
+	{
+		item0, control, r := items()
+		add(restCase{class: "native/array", summary: "[item0, control]", target: r.target(op, nil, ""), body: []byte("[" + item0 + "," + control + "]"),
+			reports: 2, storage: true, strict: "accepted"})
+	}
+	{
+		item0, _, r := items()
+		add(restCase{class: "native/object", summary: "item0", target: r.target(op, nil, ""), body: []byte(item0), reports: 1, storage: true, strict: "accepted"})
+	}
+	{
+		_, control, r := items()
+		add(restCase{class: "native/duplicate-in-body", summary: "[control, control]", target: r.target(op, nil, ""),
+			body: []byte("[" + control + "," + control + "]"), reports: 2, duplicates: 1, storage: true, strict: "accepted"})
+	}
+	{
+		_, _, r := items()
+		add(restCase{class: "native/empty-array", summary: "[]", target: r.target(op, nil, ""), body: []byte("[]"), storage: true})
+	}
+	for _, bad := range []struct{ name, item string }{
+		{"null", `null`}, {"string", `"x"`}, {"number", `5`}, {"bool", `true`}, {"array", `[]`}, {"nested-array", `[{"eventId":"nested"}]`},
+		{"empty-object", `{}`}, {"api-form", `{"` + wh.items + `":[{"eventId":"inner"}]}`},
+		{"wrong-types", `{"eventId":5,"createdAt":{"a":1},"eventDetails":"x","notificationType":["x"],"recipient":false}`},
+		{"invalid-utf8", "{\"eventId\":\"x\xff\xfey\"}"}, {"long-string", `{"eventId":"` + strings.Repeat("e", 64<<10) + `"}`},
+	} {
+		_, control, r := items()
+		add(restCase{class: "native/item0-" + bad.name, field: "[0]", summary: summarize(bad.item), target: r.target(op, nil, ""),
+			body: []byte("[" + bad.item + "," + control + "]"), reports: 2, report0: true, storage: true})
+	}
 }
 
 func boolInt(b bool) int {
@@ -1115,22 +1172,31 @@ func (h *hostileEnv) checkWebhook(t *testing.T, c restCase, resp restResp, fail 
 		m := resp.json()
 		num := func(k string) int { f, _ := m[k].(float64); return int(f) }
 		rejected, _ := m["rejected"].([]any)
+		if c.duplicates > 0 && num("duplicates") != c.duplicates {
+			fail("of %d items, %d repeat another, but %d counted as duplicates: %s", c.reports, c.duplicates, num("duplicates"), got)
+		}
 		if c.reports > 0 && num("accepted")+num("duplicates")+len(rejected) != c.reports {
 			fail("of %d reports, %d accepted, %d duplicates, %d rejected: reports unaccounted for: %s", c.reports, num("accepted"), num("duplicates"), len(rejected), got)
 		}
 		if len(newRej) < len(rejected) {
 			fail("%d reports rejected but %d kept as rejected payloads", len(rejected), len(newRej))
 		}
-		if c.strict != "" && c.report0 {
-			named := false
-			for _, r := range rejected {
-				if idx, _ := r.(map[string]any)["index"].(float64); idx == 0 {
-					named = true
-				}
+		named := false
+		for _, r := range rejected {
+			rj, _ := r.(map[string]any)
+			if idx, _ := rj["index"].(float64); idx != 0 {
+				continue
 			}
-			if !named {
-				fail("report 0 with a %s value was stored, not refused and named in rejected: %s", c.strict, got)
+			named = true
+			// Only the case's field differs from a valid item: the
+			// refusal must name it, as a field error does.
+			text := fmt.Sprint(rj["field"], " ", rj["reason"])
+			if c.report0 && c.leaf != "" && !names(text, c.leaf) && (c.outer == "" || !names(text, c.outer)) {
+				fail("item 0 was refused without naming %s (field %q): %s", c.leaf, rj["field"], got)
 			}
+		}
+		if c.strict != "" && c.report0 && !named {
+			fail("item 0 with a %s value was stored, not refused and named in rejected: %s", c.strict, got)
 		}
 	case 400:
 		kept := false
@@ -1391,6 +1457,9 @@ func TestHostileCoverage(t *testing.T) {
 		if !ok {
 			t.Errorf("%s (operationId %s): no baseline in hostileBaselines for %s", op.route(), op.OperationID, m)
 			continue
+		}
+		if strings.HasPrefix(op.path, "/v1/webhooks/") && (webhookAt(op.path) == nil || webhookOf(m) == nil) {
+			t.Errorf("%s (%s): a webhook missing from hostileWebhooks: its cases would not authenticate as Infobip does", op.route(), m)
 		}
 		base, err := h.baselineMap(m, 0)
 		if err != nil {
@@ -1758,8 +1827,7 @@ func (h *hostileEnv) grpcCases(t *testing.T, m grpcMethodInfo, u *int) []grpcCas
 		}
 		return w
 	}
-	base := newMsg()
-	cases := []grpcCase{{method: m, class: "baseline", wire: wire(base, false), mutating: mutating, control: tag()}}
+	cases := []grpcCase{{method: m, class: "baseline", wire: wire(newMsg(), false), mutating: mutating, control: tag()}}
 	for _, s := range grpcSites(mt.Descriptor(), "", func(r protoreflect.Message) protoreflect.Message { return r }, 0) {
 		for _, v := range s.values() {
 			if v.set == nil {
@@ -1866,6 +1934,12 @@ func (h *hostileEnv) runGRPC(t *testing.T, c grpcCase) {
 	}
 	if c.class == "credential/token" {
 		fail("a call with the webhook secret as its token was refused: %v %s", st.Code(), trim(st.Message()))
+		return
+	}
+	if c.class == "baseline" && hostileBaselines[c.method.full].want == 0 {
+		// A refused baseline makes every case of the method a refusal
+		// that tests nothing (a credential the suite sends wrongly, say).
+		fail("the baseline was refused: %v %s", st.Code(), trim(st.Message()))
 		return
 	}
 	if st.Code() == c.libraryCode && len(st.Details()) == 0 && strings.HasPrefix(st.Message(), "grpc: ") {

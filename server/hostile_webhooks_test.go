@@ -40,6 +40,9 @@ type hostileWebhook struct {
 	// controlDomain, when set, is the sending domain the control item is
 	// about: a platform event is found among its domain's last events.
 	controlDomain string
+	// native: Infobip posts one item object or an array of them, not the
+	// API form, so that the suite sends those forms too (nativeCases).
+	native bool
 }
 
 // hostileWebhooks are the server's webhooks. A webhook of the server's
@@ -49,9 +52,9 @@ var hostileWebhooks = []*hostileWebhook{
 	{path: server.WebhookPath, method: ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName, items: "results",
 		list: "/v1/deliveryReports", listKey: "reports", stored: "messageId", control: "m2-{{u}}"},
 	{path: server.TrackingWebhookPath, method: ibmailv1.DeliveryReportService_IngestTrackingReports_FullMethodName, items: "reports",
-		list: "/v1/trackingReports", listKey: "reports", stored: "eventId", control: "evc-{{u}}"},
+		list: "/v1/trackingReports", listKey: "reports", stored: "eventId", control: "evc-{{u}}", native: true},
 	{path: server.PlatformEventsWebhookPath, method: ibmailv1.DeliveryReportService_IngestPlatformEvents_FullMethodName, items: "events",
-		control: "pc-{{u}}", controlDomain: "c{{u}}.example.com"},
+		control: "pc-{{u}}", controlDomain: "c{{u}}.example.com", native: true},
 }
 
 // webhookAt returns the webhook a request target (a path, perhaps with a
