@@ -59,6 +59,17 @@ const trackingJSON = `{"notificationType":"CLICKED","eventId":"ev-{{u}}","domain
 const platformJSON = `{"eventId":"pe-{{u}}","createdAt":"1767308400000","eventDetails":{"type":"HIGH_BOUNCE_RATE_WARNING",
 "accountKey":"8F0792F86035A9F4290821F1EE6BC06A","domain":"d{{u}}.example.com","warnThreshold":3,"bounceRate":4.6,"scope":"HOURLY"}}`
 
+// trackingControlJSON is item 1 of the tracking webhook's body, never
+// changed: it must be stored whatever item 0 holds, as controlJSON is.
+const trackingControlJSON = `{"notificationType":"OPENED","eventId":"evc-{{u}}","domain":"example.com",
+"recipient":"tc{{u}}@example.com","messageId":"tmc-{{u}}"}`
+
+// platformControlJSON is item 1 of the platform-events webhook's body,
+// never changed, a warning of a domain of its own: it must be stored
+// whatever item 0 holds.
+const platformControlJSON = `{"eventId":"pc-{{u}}","createdAt":"1767308400000","eventDetails":{"type":"HIGH_BOUNCE_RATE_WARNING",
+"domain":"c{{u}}.example.com","warnThreshold":3,"bounceRate":3.5,"scope":"DAILY"}}`
+
 // hostileBaselines holds one valid request for every ibmail.v1 method.
 var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.ClassifierService/ClassifyReport":            {request: `{"report":` + reportJSON + `}`},
@@ -67,9 +78,9 @@ var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.DeliveryReportService/ListDeliveryReports":   {request: `{"pageSize":10,"outcome":"REPORT_OUTCOME_EVENT"}`},
 	"/ibmail.v1.DeliveryReportService/ListRejectedPayloads":  {request: `{"pageSize":10}`},
 	"/ibmail.v1.DeliveryReportService/GetRejectedPayload":    {request: `{"rejectedPayloadId":"999999999"}`, want: 404},
-	"/ibmail.v1.DeliveryReportService/IngestTrackingReports": {request: `{"reports":[` + trackingJSON + `]}`},
+	"/ibmail.v1.DeliveryReportService/IngestTrackingReports": {request: `{"reports":[` + trackingJSON + `,` + trackingControlJSON + `]}`},
 	"/ibmail.v1.DeliveryReportService/ListTrackingReports":   {request: `{"pageSize":10,"outcome":"REPORT_OUTCOME_EVENT"}`},
-	"/ibmail.v1.DeliveryReportService/IngestPlatformEvents":  {request: `{"events":[` + platformJSON + `]}`},
+	"/ibmail.v1.DeliveryReportService/IngestPlatformEvents":  {request: `{"events":[` + platformJSON + `,` + platformControlJSON + `]}`},
 	"/ibmail.v1.ClassifierService/ClassifyTrackingReport":    {request: `{"report":` + trackingJSON + `}`},
 	"/ibmail.v1.SendingDomainService/ListSendingDomains":     {request: `{"pageSize":10}`},
 	"/ibmail.v1.SendingDomainService/GetSendingDomain":       {request: `{"domain":"example.com"}`},
@@ -245,6 +256,24 @@ var infobipTimeClasses = []timeClass{
 	}, true},
 	{"offset-out-of-range", func(time.Time) string { return "2024-05-01T10:00:00.000+9999" }, false},
 	{"garbage", func(time.Time) string { return "yesterday" }, false},
+}
+
+// epochMillisFields are the times Infobip writes as milliseconds since the
+// epoch (int64 fields): a tracking report's sendDateTime, a platform
+// event's createdAt. Both must lie from 2000 to a day after arrival.
+var epochMillisFields = map[string]bool{"createdAt": true, "sendDateTime": true}
+
+// epochMillisClasses are hostile values of epochMillisFields, as the JSON
+// strings protojson writes int64 in. strict: outside what a real report
+// carries, so that the item must be refused.
+var epochMillisClasses = []timeClass{
+	{"before-2000", func(time.Time) string { return "946684799999" }, true},
+	{"seconds-not-millis", func(time.Time) string { return "1704106800" }, true},
+	{"far-future", func(time.Time) string { return "32503680000000" }, true},
+	{"two-days-ahead", func(now time.Time) string { return fmt.Sprint(now.Add(48 * time.Hour).UnixMilli()) }, true},
+	{"int64-max", func(time.Time) string { return "9223372036854775807" }, true},
+	{"int64-min", func(time.Time) string { return "-9223372036854775808" }, true},
+	{"zero", func(time.Time) string { return "0" }, false},
 }
 
 // pathClasses are raw path segments, sent as they are.

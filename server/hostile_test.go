@@ -13,7 +13,9 @@ package server_test
 // field; a webhook body is never lost (every report stored or kept as a
 // rejected payload, a refused body kept as it arrived); no secret in any
 // response or in the log. A route or method without a baseline in
-// hostileBaselines fails TestHostileCoverage.
+// hostileBaselines fails TestHostileCoverage, as does a webhook missing
+// from hostileWebhooks (hostile_webhooks_test.go), which says how each
+// webhook authenticates and where its items are found.
 
 import (
 	"bytes"
@@ -55,17 +57,23 @@ import (
 
 type hostileEnv struct {
 	*testEnv
-	t        *testing.T
-	client   *http.Client
-	origin   string
-	sendID   string
-	secrets  []string // connection webhook secrets learned from responses
-	lastRep  int64    // highest delivery-report id seen
-	lastRej  int64    // highest rejected-payload id seen
-	api      *openAPI
-	failures int
+	t       *testing.T
+	client  *http.Client
+	origin  string
+	sendID  string
+	secrets []string // connection webhook secrets learned from responses
+	// lastStored is the highest id seen in each webhook's listing, by
+	// webhook path (see newStored).
+	lastStored map[string]int64
+	lastRej    int64 // highest rejected-payload id seen
+	api        *openAPI
+	failures   int
 	// brokenReads counts each broken read, reported once.
 	brokenReads map[string]int
+	// pendingReads counts the webhook cases since the last readAll, from
+	// firstPending to lastPending (see readBackWebhook).
+	pendingReads              int
+	firstPending, lastPending string
 }
 
 func newHostileEnv(t *testing.T, opts ...envOption) *hostileEnv {
@@ -82,7 +90,7 @@ func newHostileEnv(t *testing.T, opts ...envOption) *hostileEnv {
 		o.Tokens, o.TokenRate = tokens, 1e9
 	})}, opts...)
 	h := &hostileEnv{
-		testEnv: newTestEnv(t, opts...), t: t, origin: stub.URL,
+		testEnv: newTestEnv(t, opts...), t: t, origin: stub.URL, lastStored: map[string]int64{},
 		client: &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			Transport:     &http.Transport{MaxIdleConnsPerHost: 4},
@@ -115,8 +123,9 @@ func (r restResp) excerpt() string {
 }
 
 // send makes a REST request to target (a raw path and query, sent as is).
-// It authenticates as the admin (Basic with the webhook secret for the
-// webhook) unless header already holds an Authorization.
+// It authenticates as the admin (Basic with the server-wide webhook secret
+// for a webhook) unless header already holds an Authorization (an empty
+// one: none).
 func (h *hostileEnv) send(method, target string, header http.Header, body []byte) (restResp, error) {
 	u, _ := url.Parse(h.rest.URL)
 	var rd io.Reader
@@ -132,11 +141,7 @@ func (h *hostileEnv) send(method, target string, header http.Header, body []byte
 		req.Header[k] = vs
 	}
 	if _, ok := req.Header["Authorization"]; !ok {
-		if strings.HasPrefix(target, server.WebhookPath) {
-			req.SetBasicAuth("infobip", testSecret)
-		} else {
-			req.Header.Set("Authorization", "Bearer "+hostileAdminToken)
-		}
+		req.Header.Set("Authorization", validAuth(target))
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -186,6 +191,9 @@ func (h *hostileEnv) fixtures() {
 	for _, id := range []string{"hs", "hs2"} {
 		h.mustSend(t, "POST", "/v1/senders", map[string]any{"id": id, "connectionId": "hc", "fromAddress": "news@example.com"})
 	}
+	// A sender of another domain, so that the sending domains have a
+	// second page to take a page token from.
+	h.mustSend(t, "POST", "/v1/senders", map[string]any{"id": "hs3", "connectionId": "hc2", "fromAddress": "news@example.net"})
 	for i := range 2 {
 		got := h.mustSend(t, "POST", "/v1/sends", map[string]any{"senderId": "hs", "subject": "s", "text": "t", "idempotencyKey": fmt.Sprint("fixture-", i),
 			"recipients": []any{map[string]any{"email": fmt.Sprint("fa", i, "@example.com")}, map[string]any{"email": fmt.Sprint("fb", i, "@example.com")}}})
@@ -202,7 +210,25 @@ func (h *hostileEnv) fixtures() {
 			t.Fatalf("fixture rejected payload: %d %s", r.status, r.excerpt())
 		}
 	}
-	h.lastRep, _ = h.newest(t, "/v1/deliveryReports", "reports")
+	// Tracking reports classified as events, in Infobip's own form (an
+	// array of objects), so that their listing has a second page; and
+	// platform events, one object each, for domains of their own.
+	tracking := `[{"notificationType":"CLICKED","eventId":"fx-t1","recipient":"fx@example.com","messageId":"tfx-1","url":"https://example.com/a"},
+{"notificationType":"OPENED","eventId":"fx-t2","recipient":"fx@example.com","messageId":"tfx-2"},
+{"notificationType":"CLICKED","eventId":"fy-t1","recipient":"fy@example.com","messageId":"tfy-1","url":"https://example.com/b"}]`
+	if r, err := h.send("POST", server.TrackingWebhookPath, nil, []byte(tracking)); err != nil || r.status != 200 || r.json()["accepted"] != 3.0 {
+		t.Fatalf("fixture tracking reports: %v %d %s", err, r.status, r.excerpt())
+	}
+	for _, d := range []string{"fx1.example.com", "fx2.example.com"} {
+		ev := `{"eventId":"fx-` + d + `","createdAt":"1767308400000","eventDetails":{"type":"HIGH_BOUNCE_RATE_WARNING","domain":"` + d +
+			`","warnThreshold":3,"bounceRate":3.2,"scope":"HOURLY"}}`
+		if r, err := h.send("POST", server.PlatformEventsWebhookPath, nil, []byte(ev)); err != nil || r.status != 200 || r.json()["accepted"] != 1.0 {
+			t.Fatalf("fixture platform event: %v %d %s", err, r.status, r.excerpt())
+		}
+	}
+	for _, wh := range hostileWebhooks {
+		h.newStored(t, wh)
+	}
 	h.lastRej, _ = h.newest(t, "/v1/rejectedPayloads", "payloads")
 	// Wait for the sequencer to give the events positions, so that
 	// WatchEvents from 0 has something to send.
@@ -400,14 +426,25 @@ type restCase struct {
 	header  http.Header
 	body    []byte
 	method  string
-	// strict: the value must be refused (400/413; in the webhook, report 0
-	// refused): "id", "header" or "time".
+	// strict: the value must be refused (400/413; in a webhook, item 0
+	// refused): "id", "header" or "time"; "unauthenticated" and
+	// "too-large-header": the request must be refused; "accepted": it
+	// must be answered 200.
 	strict string
-	// report0: the case changes only report 0 of a webhook body, so the body
-	// must be answered 200 with report 1 stored (defect 12).
+	// report0: the case changes only item 0 of a webhook body, so the body
+	// must be answered 200 with item 1 stored (defect 12).
 	report0 bool
-	// reports is how many reports the body holds, for the webhook's count.
+	// reports is how many items the body holds, for the webhook's count.
 	reports int
+	// control is the tag of the case (see uTag) when its body holds its
+	// webhook's control item untouched: answered 200, it must be stored.
+	control string
+	// duplicates, when set, is how many of the body's items repeat another
+	// (by eventId): answered 200, exactly so many must count as duplicates.
+	duplicates int
+	// outer, when set, is the field whose value embeds leaf's document: a
+	// refusal of item 0 may name it instead of leaf.
+	outer   string
 	storage bool
 	// lenientEdge: refusals by net/http itself (431, a plain 400 for a
 	// request line it cannot parse) and redirects of path cleaning are
@@ -436,7 +473,7 @@ func (h *hostileEnv) baselineMap(method string, u int) (map[string]any, error) {
 }
 
 func (h *hostileEnv) substitute(s string, u int) string {
-	return strings.NewReplacer("{{u}}", fmt.Sprintf("h%d", u), "{{send}}", h.sendID, "{{origin}}", h.origin).Replace(s)
+	return strings.NewReplacer("{{u}}", uTag(u), "{{send}}", h.sendID, "{{origin}}", h.origin).Replace(s)
 }
 
 // request derives the REST request of op from a baseline map.
@@ -598,8 +635,9 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 		b, _ := h.baselineMap(method, *u)
 		return b, h.derive(op, b)
 	}
-	isWebhook := op.path == server.WebhookPath
-	storageRoute := !strings.HasPrefix(op.path, "/v1/reports:")
+	wh := webhookAt(op.path)
+	isWebhook := wh != nil
+	storageRoute := !classifyRoute(op.path)
 	var cases []restCase
 	add := func(c restCase) {
 		c.op = op
@@ -608,6 +646,10 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 		}
 		if isWebhook && c.reports == 0 && c.body != nil {
 			c.reports = -1 // unknown: only the accounting of 200 answers is checked
+		}
+		// The case's body is that of the last baseline taken (next).
+		if tag := uTag(*u); isWebhook && bytes.Contains(c.body, []byte(wh.controlKey(tag))) {
+			c.control = tag
 		}
 		c.storage = c.storage && storageRoute
 		if !storageRoute && (c.strict == "id" || c.strict == "time") {
@@ -695,7 +737,7 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 	if r0.bodyOf != nil {
 		once := false
 		for _, s := range h.api.sites(r0.bodyOf, nil, "", 0) {
-			report0 := isWebhook && len(s.path) > 1 && s.path[0] == "results" && s.path[1] == 0
+			report0 := isWebhook && len(s.path) > 1 && s.path[0] == wh.items && s.path[1] == 0
 			for _, hv := range h.siteValues(t, op, s) {
 				if hv.once {
 					if once {
@@ -721,6 +763,11 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 				if isWebhook {
 					c.reports = 2
 				}
+				if s.kind == "embedded" && hv.class == "string/"+invalidUTF8Class {
+					// Bytes that are not UTF-8 spoil the JSON string that
+					// embeds the document: no decoder gets inside it.
+					c.outer, _ = s.path[len(s.path)-1].(string)
+				}
 				add(c)
 			}
 		}
@@ -743,12 +790,12 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 			_, r := next()
 			add(restCase{class: "content-type/" + ct, summary: ct, target: r.target(op, nil, ""), body: bodyBytes(r), header: http.Header{"Content-Type": {ct}}})
 		}
+		if isWebhook && wh.native {
+			nativeCases(op, wh, next, add)
+		}
 	}
 	// Headers.
-	valid := "Bearer " + hostileAdminToken
-	if isWebhook {
-		valid = "Basic " + base64.StdEncoding.EncodeToString([]byte("infobip:"+testSecret))
-	}
+	valid := validAuth(op.path)
 	for _, hc := range []struct {
 		name   string
 		header http.Header
@@ -765,7 +812,70 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 		add(restCase{class: "header/" + hc.name, summary: hc.name, target: r.target(op, nil, ""), body: bodyBytes(r), header: hc.header,
 			strict: map[int]string{401: "unauthenticated", 431: "too-large-header"}[hc.want], lenientEdge: true})
 	}
+	// A webhook's credential: exactly one, the Basic password or the
+	// query parameter token (for notifyUrls that can carry nothing else).
+	if isWebhook {
+		none := http.Header{"Authorization": nil}
+		for _, cc := range []struct {
+			name, query string
+			header      http.Header
+			strict      string
+		}{
+			{"token", "token=" + url.QueryEscape(testSecret), none, "accepted"},
+			{"token-and-basic", "token=" + url.QueryEscape(testSecret), nil, "unauthenticated"},
+			{"two-tokens-valid-first", "token=" + url.QueryEscape(testSecret) + "&token=wrong-token-0123456789", none, "unauthenticated"},
+			{"two-tokens-valid-last", "token=wrong-token-0123456789&token=" + url.QueryEscape(testSecret), none, "unauthenticated"},
+			{"token-empty", "token=", none, "unauthenticated"},
+			{"basic-without-password", "", http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("infobip"))}}, "unauthenticated"},
+			{"bearer-admin-token", "", http.Header{"Authorization": {"Bearer " + hostileAdminToken}}, "unauthenticated"},
+		} {
+			_, r := next()
+			add(restCase{class: "credential/" + cc.name, summary: cc.name, target: r.target(op, nil, cc.query), body: bodyBytes(r),
+				header: cc.header, strict: cc.strict, reports: 2})
+		}
+	}
 	return cases
+}
+
+// nativeCases are the bodies of a webhook that takes Infobip's own form,
+// one item object or an array of them, beside the API form the OpenAPI
+// description gives: the baseline's items in that form, and arrays whose
+// item 0 is no report at all beside the control item, which must be
+// refused and kept alone (defect 12).
+func nativeCases(op *openAPIOp, wh *hostileWebhook, next func() (map[string]any, restRequest), add func(restCase)) {
+	items := func() (string, string, restRequest) {
+		_, r := next()
+		list, _ := r.body.(map[string]any)[wh.items].([]any)
+		return string(encodeBody(list[0], nil)), string(encodeBody(list[1], nil)), r
+	}
+	{
+		item0, control, r := items()
+		add(restCase{class: "native/array", summary: "[item0, control]", target: r.target(op, nil, ""), body: []byte("[" + item0 + "," + control + "]"),
+			reports: 2, storage: true, strict: "accepted"})
+	}
+	{
+		item0, _, r := items()
+		add(restCase{class: "native/object", summary: "item0", target: r.target(op, nil, ""), body: []byte(item0), reports: 1, storage: true, strict: "accepted"})
+	}
+	{
+		_, control, r := items()
+		add(restCase{class: "native/duplicate-in-body", summary: "[control, control]", target: r.target(op, nil, ""),
+			body: []byte("[" + control + "," + control + "]"), reports: 2, duplicates: 1, storage: true, strict: "accepted"})
+	}
+	{
+		_, _, r := items()
+		add(restCase{class: "native/empty-array", summary: "[]", target: r.target(op, nil, ""), body: []byte("[]"), storage: true})
+	}
+	for _, bad := range []struct{ name, item string }{
+		{"null", `null`}, {"string", `"x"`}, {"number", `5`}, {"bool", `true`}, {"array", `[]`}, {"nested-array", `[{"eventId":"nested"}]`},
+		{"empty-object", `{}`}, {"api-form", `{"` + wh.items + `":[{"eventId":"inner"}]}`},
+		{"wrong-types", `{"eventId":5,"createdAt":{"a":1},"eventDetails":"x","notificationType":["x"],"recipient":false}`},
+		{"invalid-utf8", "{\"eventId\":\"x\xff\xfey\"}"}, {"long-string", `{"eventId":"` + strings.Repeat("e", 64<<10) + `"}`},
+	} {
+		_, control, r := items()
+		add(restCase{class: "native/item0-" + bad.name, field: "[0]", summary: summarize(bad.item), target: r.target(op, nil, ""),
+			body: []byte("[" + bad.item + "," + control + "]"), reports: 2, report0: true, storage: true})
+	}
 }
 
 func boolInt(b bool) int {
@@ -839,6 +949,16 @@ func (h *hostileEnv) siteValues(t *testing.T, op *openAPIOp, s site) []hostileVa
 		nums("int32", int32Classes)
 	case s.kind == "int64":
 		nums("int64", int64Classes)
+		if epochMillisFields[s.leaf] {
+			for _, tc := range epochMillisClasses {
+				hv := hostileValue{class: "epoch-ms/" + tc.name, v: str(tc.v(time.Now())), storage: true}
+				hv.summary = hv.v.str
+				if tc.strict {
+					hv.strict = "time"
+				}
+				out = append(out, hv)
+			}
+		}
 	case s.kind == "double":
 		nums("double", doubleClasses)
 	case s.kind == "enum":
@@ -941,7 +1061,8 @@ func (h *hostileEnv) runREST(t *testing.T, c restCase) {
 		h.failures++
 		t.Errorf("%s: %s", c, fmt.Sprintf(format, args...))
 	}
-	isWebhook := c.op.path == server.WebhookPath
+	wh := webhookAt(c.op.path)
+	isWebhook := wh != nil
 	resp, err := h.send(c.method, c.target, c.header, c.body)
 	if err != nil {
 		if c.strict == "too-large-header" {
@@ -986,6 +1107,10 @@ func (h *hostileEnv) runREST(t *testing.T, c restCase) {
 			fail("a 2 MiB header was not refused: %s", got)
 		}
 		return
+	case "accepted":
+		if resp.status != 200 {
+			fail("a valid request was not accepted: %s", got)
+		}
 	}
 	if resp.status == 400 && c.leaf != "" && st != nil {
 		text := st.Message + " " + violations
@@ -1003,10 +1128,21 @@ func (h *hostileEnv) runREST(t *testing.T, c restCase) {
 	}
 	if isWebhook {
 		h.checkWebhook(t, c, resp, fail)
+		answered := resp.status == 200 && c.method == "POST"
+		accepted, _ := resp.json()["accepted"].(float64)
+		if profiles, others := h.afterWebhook(t, wh, c.control, answered, int(accepted), fail); others {
+			h.readBackWebhook(t, c.String(), profiles)
+		}
+		return
 	}
-	if resp.status < 300 && c.method != "GET" && !strings.HasPrefix(c.op.path, "/v1/reports:") || isWebhook {
+	if resp.status < 300 && c.method != "GET" && !classifyRoute(c.op.path) {
 		h.readBack(t, c.String(), h.touched(t, c, resp))
 	}
+}
+
+// classifyRoute reports the routes that classify without storing.
+func classifyRoute(path string) bool {
+	return strings.HasPrefix(path, "/v1/reports:") || strings.HasPrefix(path, "/v1/trackingReports:")
 }
 
 func (h *hostileEnv) parseStatus(resp restResp) (*rpcStatus, string, string) {
@@ -1026,7 +1162,7 @@ func (h *hostileEnv) parseStatus(resp restResp) (*rpcStatus, string, string) {
 	return &st, reason, violations
 }
 
-// checkWebhook: no report is lost and no bad report refuses the others.
+// checkWebhook: no item is lost and no bad item refuses the others.
 func (h *hostileEnv) checkWebhook(t *testing.T, c restCase, resp restResp, fail func(string, ...any)) {
 	t.Helper()
 	got := fmt.Sprintf("got %d %s", resp.status, resp.excerpt())
@@ -1036,22 +1172,31 @@ func (h *hostileEnv) checkWebhook(t *testing.T, c restCase, resp restResp, fail 
 		m := resp.json()
 		num := func(k string) int { f, _ := m[k].(float64); return int(f) }
 		rejected, _ := m["rejected"].([]any)
+		if c.duplicates > 0 && num("duplicates") != c.duplicates {
+			fail("of %d items, %d repeat another, but %d counted as duplicates: %s", c.reports, c.duplicates, num("duplicates"), got)
+		}
 		if c.reports > 0 && num("accepted")+num("duplicates")+len(rejected) != c.reports {
 			fail("of %d reports, %d accepted, %d duplicates, %d rejected: reports unaccounted for: %s", c.reports, num("accepted"), num("duplicates"), len(rejected), got)
 		}
 		if len(newRej) < len(rejected) {
 			fail("%d reports rejected but %d kept as rejected payloads", len(rejected), len(newRej))
 		}
-		if c.strict != "" && c.report0 {
-			named := false
-			for _, r := range rejected {
-				if idx, _ := r.(map[string]any)["index"].(float64); idx == 0 {
-					named = true
-				}
+		named := false
+		for _, r := range rejected {
+			rj, _ := r.(map[string]any)
+			if idx, _ := rj["index"].(float64); idx != 0 {
+				continue
 			}
-			if !named {
-				fail("report 0 with a %s value was stored, not refused and named in rejected: %s", c.strict, got)
+			named = true
+			// Only the case's field differs from a valid item: the
+			// refusal must name it, as a field error does.
+			text := fmt.Sprint(rj["field"], " ", rj["reason"])
+			if c.report0 && c.leaf != "" && !names(text, c.leaf) && (c.outer == "" || !names(text, c.outer)) {
+				fail("item 0 was refused without naming %s (field %q): %s", c.leaf, rj["field"], got)
 			}
+		}
+		if c.strict != "" && c.report0 && !named {
+			fail("item 0 with a %s value was stored, not refused and named in rejected: %s", c.strict, got)
 		}
 	case 400:
 		kept := false
@@ -1100,18 +1245,6 @@ type touchedProfile struct {
 func (h *hostileEnv) touched(t *testing.T, c restCase, resp restResp) []touchedProfile {
 	var out []touchedProfile
 	switch {
-	case c.op.path == server.WebhookPath:
-		id, rows := h.newest(t, "/v1/deliveryReports", "reports")
-		for _, r := range rows {
-			if n, _ := strconv.ParseInt(fmt.Sprint(r["id"]), 10, 64); n > h.lastRep {
-				tp := touchedProfile{id: fmt.Sprint(r["profileId"])}
-				if cl, _ := r["classification"].(map[string]any); cl["outcome"] == "REPORT_OUTCOME_EVENT" {
-					tp.messageID = fmt.Sprint(r["report"].(map[string]any)["messageId"])
-				}
-				out = append(out, tp)
-			}
-		}
-		h.lastRep = max(h.lastRep, id)
 	case c.op.path == "/v1/sends" && resp.status == 200:
 		send, _ := resp.json()["send"].(map[string]any)
 		got := h.mustSend(t, "GET", "/v1/sends/"+url.PathEscape(fmt.Sprint(send["id"]))+"/recipients?pageSize=1000", nil)
@@ -1131,6 +1264,63 @@ func (h *hostileEnv) touched(t *testing.T, c restCase, resp restResp) []touchedP
 // of the profiles it touched (REST and gRPC), the segmentation with and
 // without a window, and the newest page of every list.
 func (h *hostileEnv) readBack(t *testing.T, after string, profiles []touchedProfile) {
+	t.Helper()
+	h.flushWebhookReads(t)
+	h.readProfiles(t, after, profiles)
+	h.readAll(t, after, bounceEventNames)
+}
+
+// bounceEventNames are the events the readBack's segmentation asks for:
+// those of delivery reports, which tracking reports of late bounces and
+// complaints make too.
+var bounceEventNames = []any{"newsletter.hardbounce", "newsletter.softbounce", "newsletter.spambounce", "newsletter.dropped"}
+
+// trackingEventNames are the other events of tracking reports, asked for
+// in the final sweep.
+var trackingEventNames = []any{"newsletter.open", "newsletter.click", "newsletter.unsubscribe"}
+
+// webhookReadEvery is how many webhook cases share one readAll. A webhook
+// case's own items are read at once (their profiles' activity, their
+// listing, the rejected payloads: see readProfiles, newStored,
+// newRejected); the reads of everything, whose cost grows with the store,
+// come after every webhookReadEvery of them, and a read they find broken
+// names the cases since the last. Run after every case, they made the
+// three webhooks' cases cost the suite several minutes under -race.
+const webhookReadEvery = 8
+
+// readBackWebhook is readBack after a webhook case that stored more than
+// its control item: the profiles at once, the rest sampled.
+func (h *hostileEnv) readBackWebhook(t *testing.T, after string, profiles []touchedProfile) {
+	t.Helper()
+	h.readProfiles(t, after, profiles)
+	if h.pendingReads == 0 {
+		h.firstPending = after
+	}
+	h.pendingReads++
+	h.lastPending = after
+	if h.pendingReads >= webhookReadEvery {
+		h.flushWebhookReads(t)
+	}
+}
+
+// flushWebhookReads makes the reads readBackWebhook left for later.
+func (h *hostileEnv) flushWebhookReads(t *testing.T) {
+	t.Helper()
+	if h.pendingReads == 0 {
+		return
+	}
+	after := fmt.Sprintf("one of the %d webhook cases from %s to %s", h.pendingReads, h.firstPending, h.lastPending)
+	if h.pendingReads == 1 {
+		after = h.lastPending
+	}
+	h.pendingReads = 0
+	h.readAll(t, after, bounceEventNames)
+}
+
+// readProfiles reads the activity of the profiles a case touched, over
+// REST and gRPC: each must list, with the event of its stored report and
+// only event times a real report can carry.
+func (h *hostileEnv) readProfiles(t *testing.T, after string, profiles []touchedProfile) {
 	t.Helper()
 	fail := func(format string, args ...any) { h.brokenRead(t, after, fmt.Sprintf(format, args...)) }
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+hostileAdminToken)
@@ -1160,7 +1350,13 @@ func (h *hostileEnv) readBack(t *testing.T, after string, profiles []touchedProf
 			fail("the activity list of stored profile %s over gRPC: %v", summarize(p.id), err)
 		}
 	}
-	names := []any{"newsletter.hardbounce", "newsletter.softbounce", "newsletter.spambounce", "newsletter.dropped"}
+}
+
+// readAll reads the segmentation of names, with and without a window, to
+// its last page, and the newest page of every list.
+func (h *hostileEnv) readAll(t *testing.T, after string, names []any) {
+	t.Helper()
+	fail := func(format string, args ...any) { h.brokenRead(t, after, fmt.Sprintf(format, args...)) }
 	for _, window := range []map[string]any{{}, {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"}} {
 		tok := ""
 		for page := 0; page < 100; page++ {
@@ -1179,7 +1375,7 @@ func (h *hostileEnv) readBack(t *testing.T, after string, profiles []touchedProf
 			}
 		}
 	}
-	for _, list := range []string{"/v1/deliveryReports", "/v1/rejectedPayloads", "/v1/sends", "/v1/suppressions"} {
+	for _, list := range []string{"/v1/deliveryReports", "/v1/trackingReports", "/v1/rejectedPayloads", "/v1/sends", "/v1/suppressions", "/v1/sendingDomains"} {
 		if resp, err := h.send("GET", list+"?pageSize=5", nil, nil); err != nil || resp.status != 200 {
 			fail("GET %s: %v %d %s", list, err, resp.status, resp.excerpt())
 		}
@@ -1206,6 +1402,7 @@ func (h *hostileEnv) fullSweep(t *testing.T) {
 	for _, list := range []struct{ path, key string }{
 		{"/v1/deliveryReports", "reports"}, {"/v1/rejectedPayloads", "payloads"}, {"/v1/sends", "sends"},
 		{"/v1/suppressions", "suppressions"}, {"/v1/connections", "connections"}, {"/v1/senders", "senders"},
+		{"/v1/trackingReports", "reports"}, {"/v1/sendingDomains", "sendingDomains"},
 	} {
 		tok := ""
 		for page := 0; page < 1000; page++ {
@@ -1233,6 +1430,7 @@ func (h *hostileEnv) fullSweep(t *testing.T) {
 	}
 	sort.Slice(touched, func(i, j int) bool { return touched[i].id < touched[j].id })
 	h.readBack(t, "all cases (final sweep)", touched)
+	h.readAll(t, "all cases (final sweep)", trackingEventNames)
 	if strings.Contains(h.logs.String(), secretMarker) || strings.Contains(h.logs.String(), testSecret) || strings.Contains(h.logs.String(), hostileAdminToken) {
 		t.Errorf("SECRET LEAK: the server's log holds a secret")
 	}
@@ -1259,6 +1457,9 @@ func TestHostileCoverage(t *testing.T) {
 		if !ok {
 			t.Errorf("%s (operationId %s): no baseline in hostileBaselines for %s", op.route(), op.OperationID, m)
 			continue
+		}
+		if strings.HasPrefix(op.path, "/v1/webhooks/") && (webhookAt(op.path) == nil || webhookOf(m) == nil) {
+			t.Errorf("%s (%s): a webhook missing from hostileWebhooks: its cases would not authenticate as Infobip does", op.route(), m)
 		}
 		base, err := h.baselineMap(m, 0)
 		if err != nil {
@@ -1353,6 +1554,20 @@ func (h *hostileEnv) grpcMethods(t *testing.T) []grpcMethodInfo {
 	return out
 }
 
+// responseOf returns the response message type of a method.
+func (h *hostileEnv) responseOf(full string) (protoreflect.MessageType, error) {
+	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(full, "/"), "/", "."))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		return nil, err
+	}
+	md, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a method", name)
+	}
+	return protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+}
+
 // requestOf returns the request message type of a method.
 func (h *hostileEnv) requestOf(full string) (protoreflect.MessageType, error) {
 	name := protoreflect.FullName(strings.ReplaceAll(strings.TrimPrefix(full, "/"), "/", "."))
@@ -1381,6 +1596,9 @@ type grpcCase struct {
 	// parse, which gRPC's status-code table assigns INTERNAL).
 	libraryCode codes.Code
 	mutating    bool
+	// control is the case's tag (see uTag) for a webhook, whose baseline
+	// holds a control item: a call answered OK must have stored it.
+	control string
 }
 
 func (c grpcCase) String() string {
@@ -1581,6 +1799,15 @@ func (h *hostileEnv) grpcCases(t *testing.T, m grpcMethodInfo, u *int) []grpcCas
 		t.Errorf("gRPC %s: no baseline in hostileBaselines", m.full)
 		return nil
 	}
+	wh := webhookOf(m.full)
+	// tag is the tag of the last message newMsg made, for a webhook (whose
+	// baseline holds a control item) only.
+	tag := func() string {
+		if wh == nil {
+			return ""
+		}
+		return uTag(1000000 + *u)
+	}
 	newMsg := func() protoreflect.Message {
 		*u++
 		msg := mt.New()
@@ -1600,7 +1827,7 @@ func (h *hostileEnv) grpcCases(t *testing.T, m grpcMethodInfo, u *int) []grpcCas
 		}
 		return w
 	}
-	cases := []grpcCase{{method: m, class: "baseline", wire: wire(newMsg(), false), mutating: mutating}}
+	cases := []grpcCase{{method: m, class: "baseline", wire: wire(newMsg(), false), mutating: mutating, control: tag()}}
 	for _, s := range grpcSites(mt.Descriptor(), "", func(r protoreflect.Message) protoreflect.Message { return r }, 0) {
 		for _, v := range s.values() {
 			if v.set == nil {
@@ -1609,7 +1836,7 @@ func (h *hostileEnv) grpcCases(t *testing.T, m grpcMethodInfo, u *int) []grpcCas
 			}
 			msg := newMsg()
 			v.set(s.parent(msg))
-			c := grpcCase{method: m, class: v.class, field: s.name, leaf: s.leaf, summary: v.summary, wire: wire(msg, v.invalid), mutating: mutating}
+			c := grpcCase{method: m, class: v.class, field: s.name, leaf: s.leaf, summary: v.summary, wire: wire(msg, v.invalid), mutating: mutating, control: tag()}
 			if v.invalid {
 				c.libraryCode = codes.Internal
 			}
@@ -1619,19 +1846,34 @@ func (h *hostileEnv) grpcCases(t *testing.T, m grpcMethodInfo, u *int) []grpcCas
 			cases = append(cases, c)
 		}
 	}
-	auth := "Bearer " + hostileAdminToken
-	if strings.HasSuffix(m.full, "/IngestDeliveryReports") {
-		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("infobip:"+testSecret))
-	}
+	auth := validAuth(m.full)
 	good := wire(newMsg(), false)
-	for _, mc := range []struct {
+	refused := []struct {
 		name string
 		md   metadata.MD
 	}{
 		{"two-authorization-valid-first", metadata.MD{"authorization": {auth, "Bearer wrong-token-0123456789"}}},
 		{"two-authorization-valid-last", metadata.MD{"authorization": {"Bearer wrong-token-0123456789", auth}}},
 		{"huge-authorization", metadata.MD{"authorization": {"Bearer " + strings.Repeat("x", 64<<10)}}},
-	} {
+	}
+	if wh != nil {
+		// A webhook's credential: exactly one, the Basic password or the
+		// token metadata (what the REST gateway makes of ?token=).
+		refused = append(refused, []struct {
+			name string
+			md   metadata.MD
+		}{
+			{"token-and-basic", metadata.MD{webhookTokenMD: {testSecret}, "authorization": {auth}}},
+			{"two-tokens-valid-first", metadata.MD{webhookTokenMD: {testSecret, "wrong-token-0123456789"}}},
+			{"two-tokens-valid-last", metadata.MD{webhookTokenMD: {"wrong-token-0123456789", testSecret}}},
+			{"token-empty", metadata.MD{webhookTokenMD: {""}}},
+			{"bearer-admin-token", metadata.MD{"authorization": {"Bearer " + hostileAdminToken}}},
+		}...)
+		tok := wire(newMsg(), false)
+		cases = append(cases, grpcCase{method: m, class: "credential/token", summary: "token", wire: tok, mutating: true, control: tag(),
+			md: metadata.MD{webhookTokenMD: {testSecret}}})
+	}
+	for _, mc := range refused {
 		cases = append(cases, grpcCase{method: m, class: "metadata/" + mc.name, summary: mc.name, wire: good, md: mc.md})
 	}
 	return cases
@@ -1645,11 +1887,7 @@ func (h *hostileEnv) runGRPC(t *testing.T, c grpcCase) {
 	}
 	md := c.md
 	if md == nil {
-		auth := "Bearer " + hostileAdminToken
-		if strings.HasSuffix(c.method.full, "/IngestDeliveryReports") {
-			auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("infobip:"+testSecret))
-		}
-		md = metadata.Pairs("authorization", auth)
+		md = metadata.Pairs("authorization", validAuth(c.method.full))
 	}
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), md), 60*time.Second)
 	defer cancel()
@@ -1679,9 +1917,29 @@ func (h *hostileEnv) runGRPC(t *testing.T, c grpcCase) {
 		return
 	}
 	if err == nil {
-		if c.mutating {
+		if wh := webhookOf(c.method.full); wh != nil {
+			// A gRPC caller may send undecodable items of its own beside
+			// the baseline's two: each must be accounted for too.
+			sent, answered, accepted, ok := h.accounting(c.method.full, c.wire, out)
+			if ok && sent != answered {
+				fail("of %d items %d accounted for (accepted, duplicates, rejected)", sent, answered)
+			}
+			if profiles, others := h.afterWebhook(t, wh, c.control, true, accepted, fail); others {
+				h.readBackWebhook(t, c.String(), profiles)
+			}
+		} else if c.mutating {
 			h.readBack(t, c.String(), h.touchedGRPC(t, c, out))
 		}
+		return
+	}
+	if c.class == "credential/token" {
+		fail("a call with the webhook secret as its token was refused: %v %s", st.Code(), trim(st.Message()))
+		return
+	}
+	if c.class == "baseline" && hostileBaselines[c.method.full].want == 0 {
+		// A refused baseline makes every case of the method a refusal
+		// that tests nothing (a credential the suite sends wrongly, say).
+		fail("the baseline was refused: %v %s", st.Code(), trim(st.Message()))
 		return
 	}
 	if st.Code() == c.libraryCode && len(st.Details()) == 0 && strings.HasPrefix(st.Message(), "grpc: ") {
@@ -1717,23 +1975,6 @@ func (h *hostileEnv) runGRPC(t *testing.T, c grpcCase) {
 func (h *hostileEnv) touchedGRPC(t *testing.T, c grpcCase, out []byte) []touchedProfile {
 	fake := restCase{op: &openAPIOp{}}
 	switch {
-	case strings.HasSuffix(c.method.full, "/IngestDeliveryReports"):
-		fake.op.path = server.WebhookPath
-		var resp ibmailv1.IngestDeliveryReportsResponse
-		// A gRPC caller may send undecodable items of its own beside the
-		// baseline's two reports: each must be accounted for too.
-		var req ibmailv1.IngestDeliveryReportsRequest
-		want := 2
-		if proto.Unmarshal(c.wire, &req) == nil {
-			want = len(req.GetResults()) + len(req.GetUndecodableResults())
-		}
-		if proto.Unmarshal(out, &resp) == nil {
-			if n := int(resp.GetAccepted()+resp.GetDuplicates()) + len(resp.GetRejected()); n != want {
-				h.failures++
-				t.Errorf("%s: of %d reports %d accounted for: %v", c, want, n, &resp)
-			}
-		}
-		return h.touched(t, fake, restResp{})
 	case strings.HasSuffix(c.method.full, "/CreateSend"):
 		var resp ibmailv1.CreateSendResponse
 		proto.Unmarshal(out, &resp) //nolint:errcheck
@@ -1861,7 +2102,7 @@ func TestHostileUnauthenticatedBodyIsNotRead(t *testing.T) {
 			req.ContentLength = announced
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Authorization", "Bearer not-a-valid-token-0123456789")
-			if op.path == server.WebhookPath {
+			if webhookAt(op.path) != nil {
 				req.SetBasicAuth("infobip", "not-the-secret")
 			}
 			resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
@@ -1918,11 +2159,7 @@ func TestHostileOversizedBody(t *testing.T) {
 		wire := append(slices.Clone(cases[0].wire), protowireBytes(1000, make([]byte, 16*limit))...)
 		// Each call carries its credential, so that the size limit, not
 		// the credential check, is what refuses it.
-		auth := "Bearer " + hostileAdminToken
-		if strings.HasSuffix(m.full, "/IngestDeliveryReports") {
-			auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("infobip:"+testSecret))
-		}
-		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", auth)
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", validAuth(m.full))
 		var out []byte
 		err := h.conn.Invoke(ctx, m.full, wire, &out, grpc.ForceCodec(rawCodec{}))
 		if status.Code(err) != codes.ResourceExhausted {
@@ -1965,17 +2202,18 @@ func TestHostileSlowBodyIsCut(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- h.srv.Serve(ctx, grpcLis, httpLis, time.Second) }()
 	t.Cleanup(func() { cancel(); <-done })
-	for _, target := range []string{server.WebhookPath, "/v1/sends"} {
+	targets := []string{"/v1/sends"}
+	for _, wh := range hostileWebhooks {
+		targets = append(targets, wh.path)
+	}
+	for _, target := range targets {
 		t.Run(strings.ReplaceAll(target, "/", "_"), func(t *testing.T) {
 			conn, err := net.Dial("tcp", httpLis.Addr().String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			auth := "Bearer " + hostileAdminToken
-			if target == server.WebhookPath {
-				auth = "Basic " + base64.StdEncoding.EncodeToString([]byte("infobip:"+testSecret))
-			}
+			auth := validAuth(target)
 			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: %s\r\nContent-Length: 100000\r\n\r\n{", target, auth)
 			cut := make(chan struct{})
 			go func() { io.Copy(io.Discard, conn); close(cut) }() //nolint:errcheck
