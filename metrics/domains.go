@@ -80,11 +80,7 @@ func (c *DomainCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, d.Domain, label)
 		}
 		for window, counts := range map[string]store.DomainCounts{"hourly": hourly[d.Domain], "daily": daily[d.Domain]} {
-			rate := 0.0
-			if counts.Reports > 0 {
-				rate = 100 * float64(counts.Bounces) / float64(counts.Reports)
-			}
-			ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, rate, d.Domain, window)
+			ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, counts.BounceRate(), d.Domain, window)
 			ch <- prometheus.MustNewConstMetric(c.reports, prometheus.GaugeValue, float64(counts.Reports), d.Domain, window)
 		}
 	}

@@ -68,9 +68,9 @@ func (p *BouncePauser) Run(ctx context.Context) {
 func (p *BouncePauser) Check(ctx context.Context) error {
 	now := p.now().UTC()
 	windows := []struct {
-		name   string
-		length time.Duration
-	}{{"hour", hourlyWindow}, {"24 hours", dailyWindow}}
+		name, scope string
+		length      time.Duration
+	}{{"hour", "HOURLY", hourlyWindow}, {"24 hours", "DAILY", dailyWindow}}
 	paused := map[string]bool{}
 	for _, w := range windows {
 		counts, err := p.store.DomainReportCounts(ctx, now.Add(-w.length))
@@ -78,7 +78,7 @@ func (p *BouncePauser) Check(ctx context.Context) error {
 			return err
 		}
 		for domain, c := range counts {
-			rate := bounceRate(c)
+			rate := c.BounceRate()
 			if paused[domain] || c.Reports < p.minReports || rate < p.percent {
 				continue
 			}
@@ -88,7 +88,7 @@ func (p *BouncePauser) Check(ctx context.Context) error {
 			}
 			ev := store.DomainEvent{
 				Domain: domain, Type: store.DomainEventPaused, Time: now, ReceiveTime: now, BounceRate: rate,
-				Threshold: p.percent, Scope: map[string]string{"hour": "HOURLY", "24 hours": "DAILY"}[w.name],
+				Threshold: p.percent, Scope: w.scope,
 				State: store.DomainPaused, EventName: eventDomainPaused,
 				Reason: fmt.Sprintf("paused by ibmail: its own bounce rate of %s %% over the last %s (%d reports) reached --pause-bounce-rate %s %%",
 					percent(round2(rate)), w.name, c.Reports, percent(p.percent)),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/store"
 )
 
 // maxBatchClassify bounds BatchClassifyReports so one call cannot hold a
@@ -78,12 +79,11 @@ func (s *ClassifierService) ClassifyTrackingReport(_ context.Context, req *ibmai
 	if err != nil {
 		return nil, invalidField("report."+faultField(err), err.Error())
 	}
-	res := s.engine.ClassifyTracking(rep.NotificationType)
 	return &ibmailv1.ClassifyTrackingReportResponse{
-		EventName:         res.Event,
-		Classified:        res.Outcome == classifier.OutcomeEvent,
-		Rule:              res.Reason,
-		Outcome:           outcomeProto(res.Outcome),
-		SuppressionReason: res.Suppress,
+		EventName:         rep.EventName,
+		Classified:        rep.Outcome == store.OutcomeEvent,
+		Rule:              rep.Rule,
+		Outcome:           ibmailv1.ReportOutcome(rep.Outcome),
+		SuppressionReason: rep.SuppressReason,
 	}, nil
 }

@@ -58,9 +58,9 @@ func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *i
 	if err != nil {
 		return nil, err
 	}
-	var own map[string]bool // the domains a connection's secret may speak for
+	var own map[string][]string // the domains a connection's secret may speak for
 	if body.connectionID != "" {
-		if own, err = connectionDomains(ctx, s.store, body.connectionID); err != nil {
+		if own, err = sendersByDomain(ctx, s.store, body.connectionID); err != nil {
 			return nil, err
 		}
 	}
@@ -92,7 +92,7 @@ func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *i
 
 // toDomainEvent validates one platform event and says what it does to its
 // domain.
-func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[string]bool, received time.Time) (store.DomainEvent, error) {
+func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[string][]string, received time.Time) (store.DomainEvent, error) {
 	if f := nulField(e.ProtoReflect()); f != "" {
 		return store.DomainEvent{}, &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
 	}
@@ -116,7 +116,7 @@ func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[strin
 	if err != nil {
 		return store.DomainEvent{}, &reportFault{"eventDetails.domain", fmt.Errorf("eventDetails.domain is missing or not a domain name such as example.com")}
 	}
-	if connectionID != "" && !own[domain] {
+	if connectionID != "" && len(own[domain]) == 0 {
 		// A connection's secret speaks for its own senders' domains only:
 		// its holder must not be able to hold another connection's mail.
 		return store.DomainEvent{}, &reportFault{"eventDetails.domain", fmt.Errorf("eventDetails.domain %s is not the domain of a sender account of the connection whose webhook secret came with the event", domain)}
@@ -175,9 +175,10 @@ func noteDomainEvent(ctx context.Context, log *slog.Logger, e store.DomainEvent)
 		slog.String("reason", e.Reason), slog.Float64("bounceRate", e.BounceRate), slog.String("scope", e.Scope))
 }
 
-// connectionDomains are the sending domains of a connection's senders.
-func connectionDomains(ctx context.Context, st store.ConnectionStore, connectionID string) (map[string]bool, error) {
-	out := map[string]bool{}
+// sendersByDomain are the ids of the senders of connectionID ("" : of
+// every connection) by the domain of their from address.
+func sendersByDomain(ctx context.Context, st store.ConnectionStore, connectionID string) (map[string][]string, error) {
+	out := map[string][]string{}
 	after := ""
 	for {
 		page, err := st.ListSenders(ctx, connectionID, after, 1000)
@@ -185,7 +186,8 @@ func connectionDomains(ctx context.Context, st store.ConnectionStore, connection
 			return nil, err
 		}
 		for _, s := range page {
-			out[store.AddressDomain(s.FromAddress)] = true
+			d := store.AddressDomain(s.FromAddress)
+			out[d] = append(out[d], s.ID)
 		}
 		if len(page) < 1000 {
 			return out, nil

@@ -74,11 +74,7 @@ func (s *SendingDomainService) ListSendingDomains(ctx context.Context, req *ibma
 
 // GetSendingDomain returns one sending domain.
 func (s *SendingDomainService) GetSendingDomain(ctx context.Context, req *ibmailv1.GetSendingDomainRequest) (*ibmailv1.GetSendingDomainResponse, error) {
-	d, err := s.get(ctx, req.GetDomain())
-	if err != nil {
-		return nil, err
-	}
-	p, err := s.showOne(ctx, d.Domain)
+	p, err := s.showOne(ctx, req.GetDomain())
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +142,7 @@ type domainView struct {
 }
 
 func (s *SendingDomainService) loadView(ctx context.Context) (*domainView, error) {
-	v := &domainView{now: s.now().UTC(), senders: map[string][]string{}}
+	v := &domainView{now: s.now().UTC()}
 	var err error
 	if v.hourly, err = s.store.DomainReportCounts(ctx, v.now.Add(-hourlyWindow)); err != nil {
 		return nil, err
@@ -154,21 +150,10 @@ func (s *SendingDomainService) loadView(ctx context.Context) (*domainView, error
 	if v.daily, err = s.store.DomainReportCounts(ctx, v.now.Add(-dailyWindow)); err != nil {
 		return nil, err
 	}
-	after := ""
-	for {
-		page, err := s.store.ListSenders(ctx, "", after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, sn := range page {
-			d := store.AddressDomain(sn.FromAddress)
-			v.senders[d] = append(v.senders[d], sn.ID)
-		}
-		if len(page) < 1000 {
-			return v, nil
-		}
-		after = page[len(page)-1].ID
+	if v.senders, err = sendersByDomain(ctx, s.store, ""); err != nil {
+		return nil, err
 	}
+	return v, nil
 }
 
 func (s *SendingDomainService) show(ctx context.Context, v *domainView, d store.SendingDomain) (*ibmailv1.SendingDomainStatus, error) {
@@ -202,8 +187,8 @@ func domainStatus(d store.SendingDomain, v *domainView, events []store.DomainEve
 		p.Until = timestamppb.New(d.Until)
 	}
 	h, day := v.hourly[d.Domain], v.daily[d.Domain]
-	p.HourlyReports, p.HourlyBounceRate = h.Reports, bounceRate(h)
-	p.DailyReports, p.DailyBounceRate = day.Reports, bounceRate(day)
+	p.HourlyReports, p.HourlyBounceRate = h.Reports, h.BounceRate()
+	p.DailyReports, p.DailyBounceRate = day.Reports, day.BounceRate()
 	for _, e := range events {
 		p.LastEvents = append(p.LastEvents, &ibmailv1.SendingDomainEvent{
 			EventId: e.EventID, Type: e.Type, Time: timestamppb.New(e.Time),
@@ -211,12 +196,4 @@ func domainStatus(d store.SendingDomain, v *domainView, events []store.DomainEve
 		})
 	}
 	return p
-}
-
-// bounceRate is a window's bounces as a percentage of its reports.
-func bounceRate(c store.DomainCounts) float64 {
-	if c.Reports == 0 {
-		return 0
-	}
-	return 100 * float64(c.Bounces) / float64(c.Reports)
 }

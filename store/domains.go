@@ -107,6 +107,15 @@ type DomainCounts struct {
 	Bounces int64 // CountBounce reports
 }
 
+// BounceRate is the window's bounces as a percentage of its reports; 0
+// for a window without reports.
+func (c DomainCounts) BounceRate() float64 {
+	if c.Reports == 0 {
+		return 0
+	}
+	return 100 * float64(c.Bounces) / float64(c.Reports)
+}
+
 // DomainStore keeps sending domains and their events.
 type DomainStore interface {
 	// IngestDomainEvents stores events and rejected payloads in one durable
