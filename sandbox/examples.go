@@ -3,6 +3,7 @@ package sandbox
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ExampleDeliveryReports is a delivery-report webhook body of n realistic
@@ -34,4 +35,55 @@ func ExampleDeliveryReports(prefix string, seq, n int) []byte {
 	}
 	sb.WriteString(`]}`)
 	return []byte(sb.String())
+}
+
+// ExampleTrackingReports is a tracking webhook body of n events, as a JSON
+// array (Infobip posts one object per request; the webhook takes arrays
+// too), for benchmarks and load tests: a mix of opens, clicks, complaints,
+// late bounces and unsubscribes, in which two events in five make a
+// suppressing event. Event and message ids are made of prefix, seq and the
+// position, so bodies with different seq never repeat an event.
+func ExampleTrackingReports(prefix string, seq, n int) []byte {
+	kinds := []string{Opened, Clicked, Complained, LateBounce, Unsubscribed}
+	sent := time.Date(2024, 5, 1, 9, 59, 57, 628e6, time.UTC).UnixMilli()
+	events := make([]TrackingEvent, n)
+	for i := range events {
+		kind := kinds[i%len(kinds)]
+		ev := TrackingEvent{
+			NotificationType: kind, EventID: fmt.Sprintf("%s-%d-%d", prefix, seq, i), Domain: "example.com",
+			Recipient: fmt.Sprintf("user%d@example.com", (seq*n+i)%50000), SendDateTime: sent,
+			MessageID: fmt.Sprintf("%s-m-%d-%d", prefix, seq, i), BulkID: fmt.Sprintf("bulk-%d", seq),
+			CallbackData: fmt.Sprintf(`{"profileId":"p-%d"}`, (seq*n+i)%50000), CampaignReferenceID: "campaign-reference-123",
+			EntityID: "promotional-traffic-entity", ApplicationID: "marketing-automation-application",
+		}
+		switch kind {
+		case Complained, LateBounce:
+			ev.Sender = "news@example.com"
+		default:
+			ev.RecipientInfo, ev.GeoLocation = sandboxReader, sandboxPlace
+		}
+		if kind == Clicked {
+			ev.URL = DefaultClickURL
+		}
+		events[i] = ev
+	}
+	return marshal(events)
+}
+
+// ExamplePlatformEvents is a platform-events webhook body of n events, as
+// a JSON array, for benchmarks and load tests: bounce-rate warnings and
+// blocks, alternately, of n domains of their own (d-<seq>-<i>.example.com),
+// with event ids made of prefix, seq and the position.
+func ExamplePlatformEvents(prefix string, seq, n int) []byte {
+	created := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	events := make([]PlatformEvent, n)
+	for i := range events {
+		d := PlatformEventDetails{Type: HighBounceRateWarning, AccountKey: AccountKey,
+			Domain: fmt.Sprintf("d-%d-%d.example.com", seq, i), BounceRate: 3.4, Scope: ScopeHourly, WarnThreshold: DefaultBounceWarnPercent}
+		if i%2 == 1 {
+			d.Type, d.WarnThreshold, d.BlockThreshold, d.BounceRate = HighBounceRateBlocked, 0, DefaultBounceBlockPercent, 5.6
+		}
+		events[i] = PlatformEvent{EventID: fmt.Sprintf("%s-%d-%d", prefix, seq, i), CreatedAt: created, EventDetails: d}
+	}
+	return marshal(events)
 }
