@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ibmail/ibmail/store"
@@ -67,11 +68,13 @@ func scanDomain(row pgx.Row) (store.SendingDomain, error) {
 }
 
 // IngestDomainEvents stores events and rejected payloads in one
-// transaction, an event at a time: they are few, and each reads its
-// domain's state before it writes it. The domain's row is locked (FOR
-// UPDATE, once it exists) from that read to the commit, so that two
-// replicas applying events to one domain apply them one after the other,
-// each to the state the other left.
+// transaction, in three round trips whatever the body's size: the events'
+// inserts, pipelined; then their domains, added when new and locked (FOR
+// UPDATE, in order of name, so that two transactions never wait on each
+// other's locks); then each domain's state as its events in order leave
+// it, with the events' profile events. The locks last to the commit, so
+// that two replicas applying events to one domain apply them one after
+// the other, each to the state the other left.
 func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEvent, rejected []store.RejectedPayload) (store.IngestResult, error) {
 	if len(events) == 0 && len(rejected) == 0 {
 		if s.closed.Load() {
@@ -91,53 +94,110 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 	var res store.IngestResult
 	err := s.inTx(ctx, "ingest domain events", func(tx pgx.Tx) error {
 		res = store.IngestResult{Stored: make([]bool, len(events))}
+		ids := make([]int64, len(events))
+		inserts := &pgx.Batch{}
 		for i := range events {
 			ev := &events[i]
-			var id int64
-			err := tx.QueryRow(ctx, insertDomainEventSQL, ev.EventID, ev.Domain, ev.Type, ev.Time, ev.ReceiveTime,
-				ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload).Scan(&id)
+			inserts.Queue(insertDomainEventSQL, ev.EventID, ev.Domain, ev.Type, ev.Time, ev.ReceiveTime,
+				ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload)
+		}
+		results := tx.SendBatch(ctx, inserts)
+		for i := range events {
+			err := results.QueryRow().Scan(&ids[i])
 			if errors.Is(err, pgx.ErrNoRows) {
 				res.Duplicates++
 				continue
 			}
 			if err != nil {
+				results.Close()
 				return fmt.Errorf("insert domain event %d: %w", i, err)
 			}
 			res.Accepted++
 			res.Stored[i] = true
-			if _, err := tx.Exec(ctx, addDomainSQL, ev.Domain, ev.ReceiveTime); err != nil {
-				return fmt.Errorf("domain of event %d: %w", i, err)
+		}
+		if err := results.Close(); err != nil {
+			return fmt.Errorf("insert domain events: %w", err)
+		}
+		if res.Accepted == 0 && len(rejected) == 0 {
+			return nil
+		}
+		var names []string
+		firstSeen := map[string]time.Time{}
+		for i := range events {
+			if _, ok := firstSeen[events[i].Domain]; res.Stored[i] && !ok {
+				firstSeen[events[i].Domain] = events[i].ReceiveTime
+				names = append(names, events[i].Domain)
 			}
-			d, err := scanDomain(tx.QueryRow(ctx, `SELECT `+domainColumns+` FROM sending_domains WHERE domain = $1 FOR UPDATE`, ev.Domain))
+		}
+		slices.Sort(names)
+		domains := make(map[string]store.SendingDomain, len(names))
+		if len(names) > 0 {
+			lock := &pgx.Batch{}
+			for _, name := range names {
+				lock.Queue(addDomainSQL, name, firstSeen[name])
+			}
+			lock.Queue(`SELECT `+domainColumns+` FROM sending_domains WHERE domain = ANY($1) ORDER BY domain FOR UPDATE`, names)
+			results := tx.SendBatch(ctx, lock)
+			for _, name := range names {
+				if _, err := results.Exec(); err != nil {
+					results.Close()
+					return fmt.Errorf("domain %q: %w", name, err)
+				}
+			}
+			rows, err := results.Query()
+			if err == nil {
+				for rows.Next() {
+					d, err := scanDomain(rows)
+					if err != nil {
+						rows.Close()
+						results.Close()
+						return fmt.Errorf("read domains: %w", err)
+					}
+					domains[d.Domain] = d
+				}
+				rows.Close()
+				err = rows.Err()
+			}
 			if err != nil {
-				return fmt.Errorf("domain of event %d: %w", i, err)
+				results.Close()
+				return fmt.Errorf("read domains: %w", err)
 			}
-			d = store.ApplyDomainEvent(d, *ev)
-			if _, err := tx.Exec(ctx, `UPDATE sending_domains SET state = $2, until_time = $3, reason = $4,
-				reported_bounce_rate = $5, reported_threshold = $6, reported_scope = $7, update_time = $8 WHERE domain = $1`,
-				d.Domain, int16(d.State), nullTime(d.Until), d.Reason, d.ReportedBounceRate, d.ReportedThreshold,
-				d.ReportedScope, d.UpdateTime); err != nil {
-				return fmt.Errorf("domain of event %d: %w", i, err)
+			if err := results.Close(); err != nil {
+				return fmt.Errorf("lock domains: %w", err)
 			}
+		}
+		writes := &pgx.Batch{}
+		for i := range events {
+			ev := &events[i]
+			if !res.Stored[i] {
+				continue
+			}
+			domains[ev.Domain] = store.ApplyDomainEvent(domains[ev.Domain], *ev)
 			if ev.EventName == "" {
 				continue
 			}
 			// A domain's event has no profile, and takes the domain
 			// event's id as a report's event takes the report's.
-			if _, err := tx.Exec(ctx, `WITH e AS (
+			writes.Queue(`WITH e AS (
 					INSERT INTO profile_events (id, name, time, profile_id, email, params) VALUES ($1, $2, $3, '', '', $4)
 				) INSERT INTO event_outbox (event_id) VALUES ($1)`,
-				id, ev.EventName, store.DomainEventTime(*ev), params[i]); err != nil {
-				return fmt.Errorf("event of domain event %d: %w", i, err)
-			}
+				ids[i], ev.EventName, store.DomainEventTime(*ev), params[i])
 			res.Events++
+		}
+		for _, name := range names {
+			d := domains[name]
+			writes.Queue(`UPDATE sending_domains SET state = $2, until_time = $3, reason = $4,
+				reported_bounce_rate = $5, reported_threshold = $6, reported_scope = $7, update_time = $8 WHERE domain = $1`,
+				d.Domain, int16(d.State), nullTime(d.Until), d.Reason, d.ReportedBounceRate, d.ReportedThreshold,
+				d.ReportedScope, d.UpdateTime)
 		}
 		for i := range rejected {
 			p := &rejected[i]
-			if _, err := tx.Exec(ctx, `INSERT INTO rejected_payloads (receive_time, content_type, reason, body)
-				VALUES ($1, $2, $3, $4)`, p.ReceiveTime, p.ContentType, p.Reason, p.Body); err != nil {
-				return fmt.Errorf("insert rejected payload %d: %w", i, err)
-			}
+			writes.Queue(`INSERT INTO rejected_payloads (receive_time, content_type, reason, body)
+				VALUES ($1, $2, $3, $4)`, p.ReceiveTime, p.ContentType, p.Reason, p.Body)
+		}
+		if err := tx.SendBatch(ctx, writes).Close(); err != nil {
+			return fmt.Errorf("write domains and events: %w", err)
 		}
 		return nil
 	})

@@ -111,6 +111,7 @@ const (
 	domainEventColumns = `id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload`
 	// The conflict target is the partial index of Infobip's event ids:
 	// ibmail's own events ('') are not in it and always go in.
+	selectDomainSQL      = `SELECT ` + domainColumns + ` FROM sending_domains WHERE domain = ?`
 	insertDomainEventSQL = `INSERT INTO domain_events (` + domainEventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING`
@@ -165,9 +166,21 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		if err != nil {
 			return err
 		}
+		// A body holds up to hundreds of events: each statement is
+		// prepared once for the transaction, not once an event, and each
+		// domain is read once and written once, after its events apply in
+		// order.
+		stmts, err := prepareAll(ctx, tx, insertDomainEventSQL, selectDomainSQL, insertEventSQL, insertOutboxSQL, putDomainSQL)
+		if err != nil {
+			return err
+		}
+		defer closeAll(stmts)
+		insDomainEvent, selDomain, insEvent, insOutbox, putDomain := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
+		domains := map[string]store.SendingDomain{}
+		var order []string // domains in the order of their first event
 		for i := range events {
 			ev := &events[i]
-			out, err := tx.ExecContext(ctx, insertDomainEventSQL, next, ev.EventID, ev.Domain, ev.Type,
+			out, err := insDomainEvent.ExecContext(ctx, next, ev.EventID, ev.Domain, ev.Type,
 				micros(ev.Time), micros(ev.ReceiveTime), ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload)
 			if err != nil {
 				return fmt.Errorf("insert domain event %d: %w", i, err)
@@ -182,30 +195,37 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 			next++
 			res.Accepted++
 			res.Stored[i] = true
-			d, err := scanDomain(tx.QueryRowContext(ctx, `SELECT `+domainColumns+` FROM sending_domains WHERE domain = ?`, ev.Domain))
-			if errors.Is(err, sql.ErrNoRows) {
-				d, err = store.NewSendingDomain(ev.Domain, ev.ReceiveTime), nil
+			d, known := domains[ev.Domain]
+			if !known {
+				d, err = scanDomain(selDomain.QueryRowContext(ctx, ev.Domain))
+				if errors.Is(err, sql.ErrNoRows) {
+					d, err = store.NewSendingDomain(ev.Domain, ev.ReceiveTime), nil
+				}
+				if err != nil {
+					return fmt.Errorf("domain of event %d: %w", i, err)
+				}
+				order = append(order, ev.Domain)
 			}
-			if err != nil {
-				return fmt.Errorf("domain of event %d: %w", i, err)
-			}
-			d = store.ApplyDomainEvent(d, *ev)
-			if _, err := tx.ExecContext(ctx, putDomainSQL, d.Domain, int64(d.State), nullMicros(d.Until), d.Reason,
-				d.ReportedBounceRate, d.ReportedThreshold, d.ReportedScope, micros(d.UpdateTime)); err != nil {
-				return fmt.Errorf("domain of event %d: %w", i, err)
-			}
+			domains[ev.Domain] = store.ApplyDomainEvent(d, *ev)
 			if ev.EventName == "" {
 				continue
 			}
 			// A domain's event has no profile, and takes the domain
 			// event's id as a report's event takes the report's.
-			if _, err := tx.ExecContext(ctx, insertEventSQL, id, ev.EventName, micros(store.DomainEventTime(*ev)), "", "", params[i]); err != nil {
+			if _, err := insEvent.ExecContext(ctx, id, ev.EventName, micros(store.DomainEventTime(*ev)), "", "", params[i]); err != nil {
 				return fmt.Errorf("insert event of domain event %d: %w", i, err)
 			}
-			if _, err := tx.ExecContext(ctx, insertOutboxSQL, id); err != nil {
+			if _, err := insOutbox.ExecContext(ctx, id); err != nil {
 				return fmt.Errorf("insert outbox entry of domain event %d: %w", i, err)
 			}
 			res.Events++
+		}
+		for _, name := range order {
+			d := domains[name]
+			if _, err := putDomain.ExecContext(ctx, d.Domain, int64(d.State), nullMicros(d.Until), d.Reason,
+				d.ReportedBounceRate, d.ReportedThreshold, d.ReportedScope, micros(d.UpdateTime)); err != nil {
+				return fmt.Errorf("domain %q: %w", name, err)
+			}
 		}
 		for i := range rejected {
 			p := &rejected[i]
@@ -221,9 +241,30 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 	return res, nil
 }
 
+// prepareAll prepares queries on tx, in order; on an error it closes
+// those it prepared.
+func prepareAll(ctx context.Context, tx *sql.Tx, queries ...string) ([]*sql.Stmt, error) {
+	stmts := make([]*sql.Stmt, 0, len(queries))
+	for _, q := range queries {
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			closeAll(stmts)
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		stmts = append(stmts, st)
+	}
+	return stmts, nil
+}
+
+func closeAll(stmts []*sql.Stmt) {
+	for _, st := range stmts {
+		st.Close()
+	}
+}
+
 // GetSendingDomain returns one domain, or ErrNotFound.
 func (s *Store) GetSendingDomain(ctx context.Context, domain string) (store.SendingDomain, error) {
-	d, err := scanDomain(s.readDB.QueryRowContext(ctx, `SELECT `+domainColumns+` FROM sending_domains WHERE domain = ?`, domain))
+	d, err := scanDomain(s.readDB.QueryRowContext(ctx, selectDomainSQL, domain))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.SendingDomain{}, fmt.Errorf("sqlite: sending domain %q: %w", domain, store.ErrNotFound)
 	}
