@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,6 +129,43 @@ func testDomainPrecedence(t *testing.T, open opener) {
 		{"an unblock always applies", u1, true, active(u1, b2)},
 		{"ibmail's own events are never duplicates", u2, true, active(u2, b2)},
 	}
+	// The same events in one body, interleaved with another domain's,
+	// leave each domain as its events one at a time do: a body's events
+	// apply in order, a repeat within the body is a duplicate.
+	t.Run("in one body", func(t *testing.T) {
+		bulk := open(t)
+		const other = "other.example"
+		var body []store.DomainEvent
+		var wantStored []bool
+		for i, st := range steps {
+			body = append(body, st.ev)
+			wantStored = append(wantStored, st.wantStored)
+			if i%3 == 0 {
+				ev := st.ev
+				ev.Domain = other
+				if ev.EventID != "" {
+					ev.EventID = "other-" + ev.EventID
+				}
+				body = append(body, ev)
+				wantStored = append(wantStored, !strings.HasPrefix(st.name, "a duplicate"))
+			}
+		}
+		body = append(body, b2) // a repeat within the body
+		wantStored = append(wantStored, false)
+		res := ingestDomainEvents(t, bulk, body...)
+		if !reflect.DeepEqual(res.Stored, wantStored) {
+			t.Errorf("Stored = %v, want %v", res.Stored, wantStored)
+		}
+		sameDomain(t, "one body", getSendingDomain(t, bulk, d), steps[len(steps)-1].want)
+		one := open(t)
+		for i, ev := range body {
+			if ev.Domain == other && wantStored[i] {
+				ingestDomainEvents(t, one, ev)
+			}
+		}
+		sameDomain(t, "the other domain", getSendingDomain(t, bulk, other), getSendingDomain(t, one, other))
+	})
+
 	var stored []store.DomainEvent
 	for _, st := range steps {
 		res := ingestDomainEvents(t, s, st.ev)
