@@ -84,7 +84,7 @@ func decodeWebhookFast(b []byte, msg proto.Message) bool {
 
 // newJSONParser makes one copy of the body as a string: the strings
 // decoded without escapes are slices of it, not one allocation each.
-func newJSONParser(b []byte) *jsonParser { return &jsonParser{b: b, s: string(b)} }
+func newJSONParser(b []byte) *jsonParser { return &jsonParser{s: string(b)} }
 
 // fieldTable maps the names protojson takes for a message's fields (the
 // JSON name, else the proto name) to their numbers.
@@ -130,8 +130,7 @@ const maxFastDepth = 64
 // jsonParser is a strict JSON reader over a whole body. Its methods return
 // false on anything they decline.
 type jsonParser struct {
-	b   []byte
-	s   string // b as a string
+	s   string // the JSON text
 	i   int
 	buf []byte // escaped strings are unescaped here
 
@@ -154,8 +153,8 @@ type objectMode struct {
 }
 
 func (p *jsonParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
 		case ' ', '\t', '\n', '\r':
 			p.i++
 		default:
@@ -166,22 +165,22 @@ func (p *jsonParser) ws() {
 
 func (p *jsonParser) peek() byte {
 	p.ws()
-	if p.i < len(p.b) {
-		return p.b[p.i]
+	if p.i < len(p.s) {
+		return p.s[p.i]
 	}
 	return 0
 }
 
 func (p *jsonParser) atEnd() bool {
 	p.ws()
-	return p.i == len(p.b)
+	return p.i == len(p.s)
 }
 
 // str reads a JSON string as protojson's decoder does (UTF-8 checked,
 // escapes and surrogate pairs as it takes them); plain says it had no
 // escapes.
 func (p *jsonParser) str() (s string, plain, ok bool) {
-	b := p.b
+	b := p.s
 	if p.i >= len(b) || b[p.i] != '"' {
 		return "", false, false
 	}
@@ -198,7 +197,7 @@ func (p *jsonParser) str() (s string, plain, ok bool) {
 		case c < ' ':
 			return "", false, false
 		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(b[j:])
+			r, n := utf8.DecodeRuneInString(b[j:])
 			if r == utf8.RuneError && n == 1 {
 				return "", false, false
 			}
@@ -212,7 +211,7 @@ func (p *jsonParser) str() (s string, plain, ok bool) {
 
 // escaped reads the rest of a string from its first backslash at j.
 func (p *jsonParser) escaped(start, j int) (string, bool, bool) {
-	b := p.b
+	b := p.s
 	out := append(p.buf[:0], b[start:j]...)
 	for j < len(b) {
 		c := b[j]
@@ -261,7 +260,7 @@ func (p *jsonParser) escaped(start, j int) (string, bool, bool) {
 		case c < ' ':
 			return "", false, false
 		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(b[j:])
+			r, n := utf8.DecodeRuneInString(b[j:])
 			if r == utf8.RuneError && n == 1 {
 				return "", false, false
 			}
@@ -276,7 +275,7 @@ func (p *jsonParser) escaped(start, j int) (string, bool, bool) {
 }
 
 // hex4 reads the four hex digits of a \u escape at b[i:].
-func hex4(b []byte, i int) (rune, bool) {
+func hex4(b string, i int) (rune, bool) {
 	if i+4 > len(b) {
 		return 0, false
 	}
@@ -299,7 +298,7 @@ func hex4(b []byte, i int) (rune, bool) {
 // number reads a JSON number (RFC 8259's grammar) and returns its text;
 // integer says it has neither fraction nor exponent.
 func (p *jsonParser) number() (text string, integer, ok bool) {
-	b, j := p.b, p.i
+	b, j := p.s, p.i
 	digit := func() bool { return j < len(b) && '0' <= b[j] && b[j] <= '9' }
 	if j < len(b) && b[j] == '-' {
 		j++
@@ -454,7 +453,7 @@ func (p *jsonParser) object(t fieldTable, mode objectMode, field func(protorefle
 			// normaliseTrackingReport compares the keys as written.
 			switch key {
 			case "messageId":
-				if p.i < len(p.b) && (p.b[p.i] == '-' || ('0' <= p.b[p.i] && p.b[p.i] <= '9')) {
+				if p.i < len(p.s) && (p.s[p.i] == '-' || ('0' <= p.s[p.i] && p.s[p.i] <= '9')) {
 					p.bareMessageID = true
 				}
 			case "geoLocation":
@@ -540,8 +539,8 @@ func (p *jsonParser) strTo(dst *string) bool {
 func (p *jsonParser) bareScalar(dst *string) bool {
 	p.bareMessageID = false
 	j := p.i
-	for ; j < len(p.b); j++ {
-		c := p.b[j]
+	for ; j < len(p.s); j++ {
+		c := p.s[j]
 		if strings.IndexByte(" \t\n\r,:{}[]\"", c) >= 0 {
 			break
 		}
@@ -571,7 +570,7 @@ func (p *jsonParser) int64To(dst *int64) bool {
 // to judge.
 func (p *jsonParser) integer(bits int) (int64, bool) {
 	var text string
-	if p.i < len(p.b) && p.b[p.i] == '"' {
+	if p.i < len(p.s) && p.s[p.i] == '"' {
 		s, plain, ok := p.str()
 		if !ok || !plain || !isJSONInteger(s) {
 			return 0, false
@@ -769,7 +768,7 @@ func (p *jsonParser) trackingBody(req *ibmailv1.IngestTrackingReportsRequest) bo
 		r := &ibmailv1.TrackingReport{}
 		ok := p.trackingReport(r, objectMode{normalise: true, watch: "reports"}) && p.atEnd()
 		if p.watched {
-			*p = jsonParser{b: p.b, s: p.s, i: start, buf: p.buf}
+			*p = jsonParser{s: p.s, i: start, buf: p.buf}
 			return p.trackingRequest(req) && p.atEnd()
 		}
 		req.Reports = append(req.Reports, r)
@@ -894,7 +893,7 @@ func (p *jsonParser) platformBody(req *ibmailv1.IngestPlatformEventsRequest) boo
 		e := &ibmailv1.PlatformEvent{}
 		ok := p.platformEvent(e, objectMode{watch: "events"}) && p.atEnd()
 		if p.watched {
-			*p = jsonParser{b: p.b, s: p.s, i: start, buf: p.buf}
+			*p = jsonParser{s: p.s, i: start, buf: p.buf}
 			return p.platformRequest(req) && p.atEnd()
 		}
 		req.Events = append(req.Events, e)
@@ -954,4 +953,77 @@ func (p *jsonParser) platformDetails(m *ibmailv1.PlatformEventDetails) bool {
 		return false
 	})
 	return ok
+}
+
+// parseCallbackFast reads the fields parseCallbackData wants from a JSON
+// callbackData as encoding/json would, without its reflection; it
+// declines (for encoding/json to decide) anything else: a key that only
+// case folding would match, a value not a string, text not strict JSON.
+func parseCallbackFast(cb string) (callbackFields, bool) {
+	var f callbackFields
+	p := jsonParser{s: cb}
+	if p.peek() != '{' {
+		return f, false
+	}
+	p.i++
+	if p.peek() == '}' {
+		p.i++
+		return f, p.atEnd()
+	}
+	for {
+		if p.peek() != '"' {
+			return f, false
+		}
+		key, _, ok := p.str()
+		if !ok || p.peek() != ':' {
+			return f, false
+		}
+		p.i++
+		p.ws()
+		var dst *string
+		switch key {
+		case "profileId":
+			dst = &f.ProfileID
+		case "ibmailSendId":
+			dst = &f.SendID
+		default:
+			if strings.EqualFold(key, "profileId") || strings.EqualFold(key, "ibmailSendId") || !isASCII(key) {
+				return f, false
+			}
+		}
+		switch {
+		case dst == nil:
+			if !p.skip(0) {
+				return f, false
+			}
+		case p.literal("null"):
+			// encoding/json leaves the field as it was
+		case p.peek() == '"':
+			s, _, ok := p.str()
+			if !ok {
+				return f, false
+			}
+			*dst = s
+		default:
+			return f, false
+		}
+		switch p.peek() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return f, p.atEnd()
+		default:
+			return f, false
+		}
+	}
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
