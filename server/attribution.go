@@ -28,21 +28,30 @@ import (
 // unattributed reports count towards any domain's bounce rate, which could
 // otherwise be pushed up to pause a domain.
 func attribute(ctx context.Context, st store.SendStore, domains *sendDomainCache, connectionID string, reports []store.Report, callbackSends []string) error {
-	ids := make([]string, 0, len(reports))
+	// One lookup for the body, of each message id once (a retried report
+	// may repeat one); none when no report has an id. An empty id (a
+	// tracking report without one) must not match the recipients Infobip
+	// has not answered for yet.
+	var ids []string
+	seen := make(map[string]struct{}, len(reports))
 	for _, r := range reports {
-		// An empty id (a tracking report without one) must not match the
-		// recipients Infobip has not answered for yet.
-		if r.Key.MessageID != "" {
-			ids = append(ids, r.Key.MessageID)
+		if id := r.Key.MessageID; id != "" {
+			if _, dup := seen[id]; !dup {
+				seen[id] = struct{}{}
+				ids = append(ids, id)
+			}
 		}
 	}
-	byMessage := map[string]store.Recipient{}
+	var byMessage map[string]store.Recipient
 	if len(ids) > 0 {
 		var err error
 		if byMessage, err = st.RecipientsByMessageID(ctx, connectionID, ids); err != nil {
 			return err
 		}
 	}
+	// The recipients found by send and address, each pair read once.
+	type sendEmail struct{ send, email string }
+	var byEmail map[sendEmail]*store.Recipient
 	for i := range reports {
 		r := &reports[i]
 		rec, ok := byMessage[r.Key.MessageID]
@@ -50,12 +59,23 @@ func attribute(ctx context.Context, st store.SendStore, domains *sendDomainCache
 			ok = false
 		}
 		if !ok && callbackSends[i] != "" && r.Email != "" {
-			found, err := st.RecipientByEmail(ctx, connectionID, callbackSends[i], r.Email)
-			switch {
-			case err == nil:
-				rec, ok = found, true
-			case !errors.Is(err, store.ErrNotFound):
-				return err
+			k := sendEmail{callbackSends[i], r.Email}
+			found, known := byEmail[k]
+			if !known {
+				got, err := st.RecipientByEmail(ctx, connectionID, k.send, k.email)
+				switch {
+				case err == nil:
+					found = &got
+				case !errors.Is(err, store.ErrNotFound):
+					return err
+				}
+				if byEmail == nil {
+					byEmail = make(map[sendEmail]*store.Recipient)
+				}
+				byEmail[k] = found
+			}
+			if found != nil {
+				rec, ok = *found, true
 			}
 		}
 		if !ok {

@@ -60,14 +60,7 @@ func (m *directJSONPb) NewDecoder(r io.Reader) runtime.Decoder {
 		if len(bytes.TrimSpace(b)) == 0 {
 			return io.EOF // an empty body is an empty request, as with the gateway's decoder
 		}
-		name := msg.ProtoReflect().Descriptor().FullName()
-		if spec, ok := itemwiseBodies[name]; ok {
-			return unmarshalItemwise(m.UnmarshalOptions, b, msg, spec)
-		}
-		if spec, ok := eventBodies[name]; ok {
-			return unmarshalEventBody(m.UnmarshalOptions, b, msg, spec)
-		}
-		return m.UnmarshalOptions.Unmarshal(b, msg)
+		return decodeRequestBody(m.UnmarshalOptions, b, msg)
 	})
 }
 

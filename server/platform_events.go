@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/store"
@@ -65,9 +63,10 @@ func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *i
 		}
 	}
 	events := make([]store.DomainEvent, 0, body.size())
+	var payloads payloadBuffer
 	body.walk(func(i, pos int) {
 		e := req.GetEvents()[i]
-		ev, err := toDomainEvent(e, body.connectionID, own, body.received)
+		ev, err := toDomainEvent(e, body.connectionID, own, body.received, &payloads)
 		if err != nil {
 			body.refuseDecoded(pos, e.GetEventId(), e, err)
 			return
@@ -92,7 +91,7 @@ func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *i
 
 // toDomainEvent validates one platform event and says what it does to its
 // domain.
-func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[string][]string, received time.Time) (store.DomainEvent, error) {
+func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[string][]string, received time.Time, payloads *payloadBuffer) (store.DomainEvent, error) {
 	if f := nulField(e.ProtoReflect()); f != "" {
 		return store.DomainEvent{}, &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
 	}
@@ -151,7 +150,7 @@ func toDomainEvent(e *ibmailv1.PlatformEvent, connectionID string, own map[strin
 	default:
 		return store.DomainEvent{}, &reportFault{"eventDetails.type", fmt.Errorf("eventDetails.type must be HIGH_BOUNCE_RATE_WARNING or HIGH_BOUNCE_RATE_BLOCKED")}
 	}
-	payload, err := proto.Marshal(e)
+	payload, err := payloads.marshal(e)
 	if err != nil {
 		return store.DomainEvent{}, err
 	}

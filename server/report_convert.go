@@ -95,6 +95,9 @@ func parseCallback(r *ibmailv1.DeliveryReport) callbackFields {
 func parseCallbackData(data string) callbackFields {
 	var f callbackFields
 	if cb := strings.TrimSpace(data); strings.HasPrefix(cb, "{") {
+		if fast, ok := parseCallbackFast(cb); ok {
+			return fast
+		}
 		if json.Unmarshal([]byte(cb), &f) != nil {
 			return callbackFields{}
 		}

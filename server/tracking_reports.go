@@ -42,9 +42,10 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 	}
 	reports := make([]store.Report, 0, body.size())
 	callbackSends := make([]string, 0, body.size())
+	var payloads payloadBuffer
 	body.walk(func(i, pos int) {
 		r := req.GetReports()[i]
-		rep, sendID, err := toTrackingReport(s.engine, r, body.connectionID, body.received)
+		rep, sendID, err := toTrackingReportInto(s.engine, r, body.connectionID, body.received, &payloads)
 		if err != nil {
 			body.refuseDecoded(pos, r.GetMessageId(), r, err)
 			return
@@ -84,6 +85,12 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 // which send its callbackData names. The error names the field at fault
 // (see faultField).
 func toTrackingReport(engine *classifier.Engine, r *ibmailv1.TrackingReport, connectionID string, received time.Time) (store.Report, string, error) {
+	return toTrackingReportInto(engine, r, connectionID, received, nil)
+}
+
+// toTrackingReportInto is toTrackingReport with the payload encoded into
+// payloads, shared by a body's reports.
+func toTrackingReportInto(engine *classifier.Engine, r *ibmailv1.TrackingReport, connectionID string, received time.Time, payloads *payloadBuffer) (store.Report, string, error) {
 	if f := nulField(r.ProtoReflect()); f != "" {
 		return store.Report{}, "", &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
 	}
@@ -122,7 +129,7 @@ func toTrackingReport(engine *classifier.Engine, r *ibmailv1.TrackingReport, con
 	if f, max := longField(r.ProtoReflect()); f != "" {
 		return store.Report{}, "", &reportFault{f, fmt.Errorf("%s is longer than %d bytes", f, max)}
 	}
-	payload, err := proto.Marshal(r)
+	payload, err := payloads.marshal(r)
 	if err != nil {
 		return store.Report{}, "", err
 	}
