@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/binary"
+	"io"
 	"time"
 )
 
@@ -15,12 +16,6 @@ type copyRows struct{ b []byte }
 
 // copyHeader is the signature, no flags and no header extension.
 const copyHeader = "PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
-
-func newCopyRows(sizeHint int) *copyRows {
-	c := &copyRows{b: make([]byte, 0, sizeHint)}
-	c.b = append(c.b, copyHeader...)
-	return c
-}
 
 // row starts a tuple of n fields.
 func (c *copyRows) row(n int) { c.b = binary.BigEndian.AppendUint16(c.b, uint16(n)) }
@@ -82,4 +77,46 @@ func (c *copyRows) timestamptz(t time.Time) {
 func (c *copyRows) done() []byte {
 	c.b = append(c.b, 0xff, 0xff)
 	return c.b
+}
+
+// copyStream is COPY data that encodes its rows as COPY reads them:
+// pgconn's CopyFrom reads and sends it a chunk at a time while the server
+// inserts the chunks already sent, so that on a machine of a few cores the
+// client's encoding overlaps the server's inserting, instead of adding to
+// it, and the buffer stays the size of a chunk, whatever the rows' number.
+type copyStream struct {
+	c     copyRows
+	off   int // what Read has given of c.b
+	next  int // the next row to encode
+	n     int
+	write func(c *copyRows, row int)
+	ended bool
+}
+
+func newCopyStream(n int, write func(c *copyRows, row int)) *copyStream {
+	s := &copyStream{n: n, write: write}
+	s.c.b = append(make([]byte, 0, 80<<10), copyHeader...)
+	return s
+}
+
+func (s *copyStream) Read(p []byte) (int, error) {
+	if s.off > 0 { // keep only what is left to give
+		s.c.b = s.c.b[:copy(s.c.b, s.c.b[s.off:])]
+		s.off = 0
+	}
+	for len(s.c.b) < len(p) && !s.ended {
+		if s.next < s.n {
+			s.write(&s.c, s.next)
+			s.next++
+		} else {
+			s.c.done()
+			s.ended = true
+		}
+	}
+	if len(s.c.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.c.b)
+	s.off = n
+	return n, nil
 }

@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -175,15 +174,11 @@ func copyIngest(ctx context.Context, tx pgx.Tx, k *copyKind, a *ingestArgs, repo
 	if len(fresh) > 0 {
 		byKey := slices.Clone(fresh)
 		slices.SortFunc(byKey, func(i, j int) int { return k.compare(a, i, j) })
-		size := 0
-		for _, i := range fresh {
-			size += 160 + len(a.payload[i]) + len(a.messageID[i]) + len(a.profileID[i]) + len(a.email[i])
-		}
-		c := newCopyRows(size)
-		for _, i := range byKey {
+		reportRows := newCopyStream(len(byKey), func(c *copyRows, row int) {
+			i := byKey[row]
 			k.writeRow(c, a, i, ids[i])
-		}
-		if _, err := conn.CopyFrom(ctx, bytes.NewReader(c.done()), k.copySQL); err != nil {
+		})
+		if _, err := conn.CopyFrom(ctx, reportRows, k.copySQL); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && pe.Code == codeUniqueViolation && pe.ConstraintName == k.keyConstraint {
 				return errKeyRace
@@ -191,28 +186,31 @@ func copyIngest(ctx context.Context, tx pgx.Tx, k *copyKind, a *ingestArgs, repo
 			return err
 		}
 
-		events, outbox := newCopyRows(size/2), newCopyRows(16*len(fresh))
-		nEvents := 0
+		var events []int
 		for _, i := range fresh {
-			if a.outcome[i] != int16(store.OutcomeEvent) {
-				continue
+			if a.outcome[i] == int16(store.OutcomeEvent) {
+				events = append(events, i)
 			}
-			nEvents++
-			events.row(6)
-			events.int8(ids[i])
-			events.text(a.eventName[i])
-			events.timestamptz(a.eventTime[i])
-			events.text(a.profileID[i])
-			events.text(a.email[i])
-			events.jsonb(a.paramsJSON[i])
-			outbox.row(1)
-			outbox.int8(ids[i])
 		}
-		if nEvents > 0 {
-			if _, err := conn.CopyFrom(ctx, bytes.NewReader(events.done()), copyEventsSQL); err != nil {
+		if len(events) > 0 {
+			eventRows := newCopyStream(len(events), func(c *copyRows, row int) {
+				i := events[row]
+				c.row(6)
+				c.int8(ids[i])
+				c.text(a.eventName[i])
+				c.timestamptz(a.eventTime[i])
+				c.text(a.profileID[i])
+				c.text(a.email[i])
+				c.jsonb(a.paramsJSON[i])
+			})
+			if _, err := conn.CopyFrom(ctx, eventRows, copyEventsSQL); err != nil {
 				return err
 			}
-			if _, err := conn.CopyFrom(ctx, bytes.NewReader(outbox.done()), copyOutboxSQL); err != nil {
+			outboxRows := newCopyStream(len(events), func(c *copyRows, row int) {
+				c.row(1)
+				c.int8(ids[events[row]])
+			})
+			if _, err := conn.CopyFrom(ctx, outboxRows, copyOutboxSQL); err != nil {
 				return err
 			}
 		}
