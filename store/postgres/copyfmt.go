@@ -120,3 +120,16 @@ func (s *copyStream) Read(p []byte) (int, error) {
 	s.off = n
 	return n, nil
 }
+
+// jsonbMap writes m as a jsonb object in map order (see appendEventParams),
+// NULL for an empty map, encoding it straight into the COPY data.
+func (c *copyRows) jsonbMap(m map[string]string) {
+	if len(m) == 0 {
+		c.null()
+		return
+	}
+	at := len(c.b)
+	c.b = append(c.b, 0, 0, 0, 0, 1) // length, patched below, and version
+	c.b = appendEventParams(c.b, m)
+	binary.BigEndian.PutUint32(c.b[at:], uint32(len(c.b)-at-4))
+}
