@@ -441,7 +441,7 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 	case delivery == nil:
 		single, kind = tracking, &trackingCopy
 	}
-	useCopy := single != nil && !forceStatement
+	useCopy := single != nil && !s.forceStatement
 	err := s.run(ctx, "ingest", func() error {
 		res = store.IngestResult{Stored: make([]bool, len(reports))}
 		if useCopy {
@@ -479,7 +479,3 @@ func (s *Store) SaveRejectedPayload(ctx context.Context, p store.RejectedPayload
 		return err
 	})
 }
-
-// forceStatement makes every call take the statement path: tests set it to
-// hold the two paths to one result.
-var forceStatement bool

@@ -42,6 +42,10 @@ type Store struct {
 	closed atomic.Bool
 
 	closeOnce sync.Once
+
+	// forceStatement makes IngestReports take the single statement even
+	// where it would COPY: tests set it to hold both paths to one result.
+	forceStatement bool
 }
 
 var _ store.Store = (*Store)(nil)
