@@ -380,8 +380,10 @@ func (a *ingestArgs) statement() (string, []any) {
 	return ingestSQL, append(args, tail...)
 }
 
-// IngestReports stores reports, their events and rejected in one statement
-// per kind of report; see ingestSQL. A call with both kinds, which the
+// IngestReports stores reports, their events and rejected: by COPY (see
+// copyingest.go) when the call has one kind of report, else, and when the
+// COPY meets a report already stored, in one statement per kind of report;
+// see ingestSQL. A call with both kinds, which the
 // server does not make (each webhook has its kind), runs its two
 // statements in one transaction, delivery reports first; its second
 // statement takes its keys' locks after the first one's counts, so it can
