@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -131,7 +133,6 @@ const countShards = 16
 // touch one row twice. Their rows are locked in (bucket, domain) order,
 // after the report keys, like the other locks of the statement.
 func ingestTailSQL(first int) string {
-	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
 	return `
 events AS (
 	INSERT INTO profile_events (id, name, time, profile_id, email, params)
@@ -141,7 +142,15 @@ events AS (
 outbox AS (
 	INSERT INTO event_outbox (event_id)
 	SELECT id FROM stored WHERE outcome = 1
-),
+),` + ingestEffectsSQL(first)
+}
+
+// ingestEffectsSQL is the part of ingestTailSQL that follows the events:
+// the recipients, suppressions, counts and rejected payloads, which the
+// COPY path (see copyingest.go) runs on its own.
+func ingestEffectsSQL(first int) string {
+	p := func(i int) string { return "$" + strconv.Itoa(first+i) }
+	return `
 recipients AS (
 	UPDATE send_recipients r SET last_event = x.event_name, last_event_time = x.event_time
 	FROM (
@@ -195,7 +204,9 @@ type ingestArgs struct {
 	eventName, rule                []string
 	receiveTime, eventTime         []time.Time
 	payload                        [][]byte
-	params                         []*string
+	paramsJSON                     [][]byte // nil: no params
+	paramsBuf                      []byte
+	paramsAt                       []int
 	rcptSend                       []*string
 	rcptSeq                        []int32
 	suppress                       []bool
@@ -216,7 +227,7 @@ func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 		connectionID: make([]string, 0, n), profileID: make([]string, 0, n), email: make([]string, 0, n),
 		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n),
 		receiveTime: make([]time.Time, 0, n), eventTime: make([]time.Time, 0, n),
-		payload: make([][]byte, 0, n), params: make([]*string, 0, n),
+		payload: make([][]byte, 0, n), paramsJSON: make([][]byte, 0, n), paramsAt: make([]int, 0, n),
 		rcptSend: make([]*string, 0, n), rcptSeq: make([]int32, 0, n),
 		suppress: make([]bool, 0, n), reason: make([]string, 0, n),
 		domain: make([]string, 0, n), countsAs: make([]int16, 0, n), bucket: make([]time.Time, 0, n),
@@ -253,6 +264,7 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 	}
 	seen := make(map[store.ReportKey]struct{}, len(reports)-nTracking)
 	seenTracking := make(map[string]struct{}, nTracking)
+	lastDoneAt, lastKey := "", ""
 	for i := range reports {
 		r := &reports[i]
 		a := delivery
@@ -267,7 +279,12 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 			a.messageID = append(a.messageID, r.Key.MessageID)
 		} else {
 			key := r.Key
-			key.DoneAt = store.NormalizeDoneAt(key.DoneAt) // the instant, not its text, is the key
+			// The instant, not its text, is the key. A body's reports often
+			// share one doneAt: it is parsed once.
+			if key.DoneAt != lastDoneAt {
+				lastDoneAt, lastKey = key.DoneAt, store.NormalizeDoneAt(key.DoneAt)
+			}
+			key.DoneAt = lastKey
 			if _, dup := seen[key]; dup {
 				continue
 			}
@@ -287,14 +304,18 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 		a.receiveTime = append(a.receiveTime, r.ReceiveTime)
 		a.eventTime = append(a.eventTime, r.EventTime)
 		a.payload = append(a.payload, r.Payload)
-		var params *string
+		// The params of all events go in one buffer (paramsAt marks where
+		// each ends), sliced once it has stopped growing.
 		if r.Outcome == store.OutcomeEvent {
-			if b := encodeParams(r.Params); b != nil {
-				s := string(b)
-				params = &s
+			before := len(a.paramsBuf)
+			a.paramsBuf = appendEventParams(a.paramsBuf, r.Params)
+			if before == 0 && len(a.paramsBuf) > 0 {
+				// Room for as many more as the first, saving the copies
+				// of growing one byte at a time.
+				a.paramsBuf = slices.Grow(a.paramsBuf, len(a.paramsBuf)*(len(reports)-i))
 			}
 		}
-		a.params = append(a.params, params)
+		a.paramsAt = append(a.paramsAt, len(a.paramsBuf))
 		var send *string
 		seq := int32(0)
 		if r.Recipient != nil {
@@ -307,6 +328,20 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 		a.domain = append(a.domain, r.Domain)
 		a.countsAs = append(a.countsAs, int16(r.CountsAs))
 		a.bucket = append(a.bucket, store.DomainCountBucketOf(r.ReceiveTime))
+	}
+	for _, a := range []*ingestArgs{delivery, tracking} {
+		if a == nil {
+			continue
+		}
+		start := 0
+		for _, end := range a.paramsAt {
+			var p []byte
+			if end > start {
+				p = a.paramsBuf[start:end:end]
+			}
+			a.paramsJSON = append(a.paramsJSON, p)
+			start = end
+		}
 	}
 	first := delivery
 	if first == nil {
@@ -325,21 +360,30 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 
 // statement is the SQL and parameters that ingest a.
 func (a *ingestArgs) statement() (string, []any) {
+	params := make([]*string, len(a.paramsJSON))
+	for i, b := range a.paramsJSON {
+		if b != nil {
+			s := string(b)
+			params[i] = &s
+		}
+	}
 	common := []any{a.connectionID, a.profileID, a.email, a.outcome, a.eventName, a.rule, a.receiveTime}
 	tail := []any{a.rcptSend, a.rcptSeq, a.suppress, a.reason, a.domain, a.countsAs, a.bucket,
 		a.rejTime, a.rejType, a.rejReason, a.rejBody}
 	if a.kind == store.ReportTracking {
 		args := append([]any{a.trackingKey, a.notificationType, a.messageID}, common...)
-		args = append(args, a.payload, a.eventTime, a.params)
+		args = append(args, a.payload, a.eventTime, params)
 		return trackingIngestSQL, append(args, tail...)
 	}
 	args := append([]any{a.messageID, a.statusID, a.errorID, a.doneAt}, common...)
-	args = append(args, a.payload, a.eventTime, a.params)
+	args = append(args, a.payload, a.eventTime, params)
 	return ingestSQL, append(args, tail...)
 }
 
-// IngestReports stores reports, their events and rejected in one statement
-// per kind of report; see ingestSQL. A call with both kinds, which the
+// IngestReports stores reports, their events and rejected: by COPY (see
+// copyingest.go) when the call has one kind of report, else, and when the
+// COPY meets a report already stored, in one statement per kind of report;
+// see ingestSQL. A call with both kinds, which the
 // server does not make (each webhook has its kind), runs its two
 // statements in one transaction, delivery reports first; its second
 // statement takes its keys' locks after the first one's counts, so it can
@@ -387,13 +431,33 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		}
 		return rows.Err()
 	}
+	// The COPY path (see copyingest.go) for a call of one kind, unless it
+	// meets a report stored concurrently: then the statement.
+	var (
+		single *ingestArgs
+		kind   *copyKind
+	)
+	switch {
+	case tracking == nil:
+		single, kind = delivery, &deliveryCopy
+	case delivery == nil:
+		single, kind = tracking, &trackingCopy
+	}
+	useCopy := single != nil && !s.forceStatement
 	err := s.run(ctx, "ingest", func() error {
 		res = store.IngestResult{Stored: make([]bool, len(reports))}
-		switch {
-		case tracking == nil:
-			return run(s.pool, delivery)
-		case delivery == nil:
-			return run(s.pool, tracking)
+		if useCopy {
+			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+				return copyIngest(ctx, tx, kind, single, reports, &res)
+			})
+			if !errors.Is(err, errKeyRace) {
+				return err
+			}
+			useCopy = false
+			res = store.IngestResult{Stored: make([]bool, len(reports))}
+		}
+		if single != nil {
+			return run(s.pool, single)
 		}
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := run(tx, delivery); err != nil {

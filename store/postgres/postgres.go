@@ -14,9 +14,11 @@
 //   - idempotency keys and suppressions are unique indexes, used as
 //     ON CONFLICT arbiters.
 //
-// Each IngestReports call is one statement (and so one transaction and one
-// round trip) per kind of report, whatever the number of reports: the
-// reports travel as arrays and are unnested on the server.
+// Each IngestReports call of one kind of report is one transaction of a few
+// round trips whatever the number of reports: the reports, their events and
+// outbox entries go by binary COPY (see copyingest.go), and a call meeting
+// a report already stored is run again as one statement whose reports
+// travel as arrays and are unnested on the server (see ingestSQL).
 package postgres
 
 import (
@@ -42,6 +44,10 @@ type Store struct {
 	closed atomic.Bool
 
 	closeOnce sync.Once
+
+	// forceStatement makes IngestReports take the single statement even
+	// where it would COPY: tests set it to hold both paths to one result.
+	forceStatement bool
 }
 
 var _ store.Store = (*Store)(nil)

@@ -73,7 +73,6 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 		}
 	}
 	sn.Counts = counts
-	src := &recipientRows{sendID: sn.ID, rs: recipients, row: make([]any, len(recipientCopyColumns))}
 
 	var (
 		stored  store.Send
@@ -106,8 +105,21 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 			return nil
 		}
 		if len(recipients) > 0 {
-			src.reset()
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"send_recipients"}, recipientCopyColumns, src); err != nil {
+			rows := newCopyStream(len(recipients), func(c *copyRows, i int) {
+				rc := &recipients[i]
+				c.row(10)
+				c.text(sn.ID)
+				c.int4(int32(rc.Seq))
+				c.text(rc.ProfileID)
+				c.text(rc.Email)
+				c.int2(int16(rc.State))
+				c.int4(int32(rc.BatchSeq))
+				c.text(rc.BulkID)
+				c.text(rc.MessageID)
+				c.text(rc.Reason)
+				c.jsonbMap(rc.Placeholders)
+			})
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, rows, copyRecipientsSQL); err != nil {
 				return fmt.Errorf("copy recipients: %w", err)
 			}
 		}
@@ -123,34 +135,11 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 	return stored, created, nil
 }
 
-var recipientCopyColumns = []string{"send_id", "seq", "profile_id", "email", "state", "batch_seq", "bulk_id",
-	"message_id", "reason", "placeholders"}
-
-// recipientRows feeds a send's recipients to COPY, encoding each one as it
-// goes rather than building 100,000 rows up front.
-type recipientRows struct {
-	sendID string
-	rs     []store.Recipient
-	i      int
-	row    []any
-}
-
-func (r *recipientRows) reset() { r.i = -1 }
-
-func (r *recipientRows) Next() bool {
-	r.i++
-	return r.i < len(r.rs)
-}
-
-func (r *recipientRows) Values() ([]any, error) {
-	rc := &r.rs[r.i]
-	placeholders := encodeParams(rc.Placeholders) // nil, stored as NULL, when empty
-	r.row[0], r.row[1], r.row[2], r.row[3], r.row[4] = r.sendID, int32(rc.Seq), rc.ProfileID, rc.Email, int16(rc.State)
-	r.row[5], r.row[6], r.row[7], r.row[8], r.row[9] = int32(rc.BatchSeq), rc.BulkID, rc.MessageID, rc.Reason, placeholders
-	return r.row, nil
-}
-
-func (r *recipientRows) Err() error { return nil }
+// copyRecipientsSQL writes a send's recipients, which CreateSend encodes
+// itself as COPY reads them (see copyStream): pgx's CopyFrom would look an
+// encode plan up for each of a million values of a big send.
+const copyRecipientsSQL = `COPY send_recipients (send_id, seq, profile_id, email, state, batch_seq, bulk_id,
+	message_id, reason, placeholders) FROM STDIN (FORMAT binary)`
 
 // insertBatches writes a send's batches in one statement; at most 1000
 // recipients each, a send has at most a hundred.
@@ -300,10 +289,16 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, 
 		}
 		return out, nil
 	}
+	// One id, what a webhook body of one report asks, is an equality on the
+	// index, without an array to encode and unnest: the statement pgx
+	// prepares once per connection and then only binds.
+	query, arg := recipientsByMessageIDsSQL, any(ids)
+	if len(ids) == 1 {
+		query, arg = recipientByMessageIDSQL, ids[0]
+	}
 	err := s.run(ctx, "recipients by message id", func() error {
 		clear(out)
-		rows, err := s.pool.Query(ctx, `SELECT `+recipientColumns+` FROM send_recipients r
-			WHERE r.message_id = ANY($1) AND r.message_id <> ''`+ofConnectionSQL("$2"), ids, connectionID)
+		rows, err := s.pool.Query(ctx, query, arg, connectionID)
 		if err != nil {
 			return err
 		}
@@ -318,6 +313,13 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, 
 	}
 	return out, nil
 }
+
+var (
+	recipientsByMessageIDsSQL = `SELECT ` + recipientColumns + ` FROM send_recipients r
+		WHERE r.message_id = ANY($1) AND r.message_id <> ''` + ofConnectionSQL("$2")
+	recipientByMessageIDSQL = `SELECT ` + recipientColumns + ` FROM send_recipients r
+		WHERE r.message_id = $1 AND r.message_id <> ''` + ofConnectionSQL("$2")
+)
 
 // ofConnectionSQL keeps the recipients (aliased r) whose send is the
 // connection's given by the parameter param, or every one when it is ”.
