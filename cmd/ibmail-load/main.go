@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,9 +30,17 @@ import (
 )
 
 func main() {
+	if sc, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(sc))
+	}
 	var cfg config
-	var phases string
-	flag.StringVar(&phases, "phases", "classify,ingest,segment", "phases to run, comma-separated: classify, ingest, segment")
+	var phases, webhooks, bodies string
+	flag.StringVar(&phases, "phases", "classify,ingest,dispatch,segment", "phases to run, comma-separated: classify, ingest, dispatch, segment")
+	flag.StringVar(&webhooks, "webhooks", strings.Join(webhookNames, ","), "webhooks the ingest phase posts to, comma-separated: delivery, tracking, platform")
+	flag.StringVar(&bodies, "bodies", "100,1", "reports per body in the ingest phase, comma-separated: a run of each, beside the empty handler with the same bodies")
+	flag.IntVar(&cfg.recipients, "recipients", 100_000, "recipients of the dispatch phase's send")
+	flag.DurationVar(&cfg.ceiling, "ceiling", 3*time.Second, "how long the dispatch phase measures the sandbox's own ceiling")
+	flag.BoolVar(&cfg.serverProcess, "server-process", true, "run the server in a child process (this binary again), so that its peak RSS is its own; false: in this process, with the load clients")
 	flag.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients in the classify and ingest phases")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each throughput measurement runs")
 	flag.IntVar(&cfg.events, "events", 1_000_000, "events to seed for the segment phase (the issue's target is 10,000,000)")
@@ -43,7 +53,10 @@ func main() {
 	}
 	if err == nil {
 		if cfg.phases, err = parsePhases(phases); err == nil {
-			err = cfg.check()
+			cfg.webhooks = splitList(webhooks)
+			if cfg.bodies, err = parseInts(bodies); err == nil {
+				err = cfg.check()
+			}
 		}
 	}
 	if err != nil {
@@ -56,4 +69,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ibmail-load:", err)
 		os.Exit(1)
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("--bodies: %q is not a number", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
