@@ -1,8 +1,22 @@
 // Command ibmail-load measures the server on one machine: it starts a whole
-// server in-process on loopback listeners, with a temporary SQLite store (or
-// PostgreSQL with --db), and prints a table of ClassifyReport throughput
-// beside an empty RPC, webhook ingest throughput and latency, and
-// segmentation (SearchProfiles) latency over a seeded event log.
+// server on loopback listeners, in a child process (this binary again, so
+// that the server's peak RSS is its own; --server-process=false keeps it in
+// this process), with a temporary SQLite store (or PostgreSQL with --db),
+// and prints a table of:
+//
+//   - classify: ClassifyReport throughput beside an empty RPC;
+//   - ingest: each webhook (--webhooks: delivery reports, tracking reports,
+//     platform events) with bodies of each size (--bodies, 100 and 1
+//     reports), throughput, p50 and p99 per body, beside an empty handler on
+//     the same HTTP listener with the same bodies (the listener's ceiling)
+//     and the ratio; after each run the store's counts must equal what was
+//     acknowledged with 200, or the tool fails; and the server's peak RSS;
+//   - dispatch: the sandbox's own ceiling (--ceiling long), then a send of
+//     --recipients through the server's dispatcher to an in-process sandbox
+//     that posts its reports back, in recipients/s and as a ratio to the
+//     ceiling; the sandbox must have taken every recipient exactly once and
+//     the store must hold every report it posted; and the peak RSS;
+//   - segment: SearchProfiles latency over a seeded event log.
 //
 // The event log is seeded through the store's IngestReports (--seed store,
 // the default: the path webhooks take, but past a million events it slows
@@ -11,6 +25,7 @@
 // the target), writing the same kind of rows; see seed.go.
 //
 //	go run ./cmd/ibmail-load --duration 10s --events 1000000
+//	go run ./cmd/ibmail-load --phases ingest,dispatch --bodies 100,1 --recipients 100000
 //	go run ./cmd/ibmail-load --phases segment --seed sql --events 10000000
 package main
 

@@ -114,9 +114,8 @@ type storeCounts struct {
 	delivery, tracking, domain int64
 }
 
-// countSince counts the store's delivery and tracking reports with ids past
-// since's (newest first, page by page, so that the cost is that of the new
-// rows), and the domain events of the run's platform domains.
+// countReports counts the store's reports of kind with ids past afterID,
+// newest first, page by page, so that the cost is that of the new rows.
 func countReports(ctx context.Context, st store.Store, kind store.ReportKind, afterID int64) (n, top int64, err error) {
 	top = afterID
 	q := store.ReportQuery{Kind: kind, Limit: 1000}
@@ -263,7 +262,7 @@ func ingestPhase(ctx context.Context, cfg config, h *harness, t *table, logf fun
 			t.add("ingest", label+": p99 per body", ms(percentile(lat, 99)), "ms")
 			t.add("ingest", fmt.Sprintf("empty handler, same listener and %d-report %s bodies", n, name), emptyRate, "bodies/s")
 			t.add("ingest", "empty handler: p99 per body", ms(percentile(emptyLat, 99)), "ms")
-			t.add("ingest", fmt.Sprintf("ratio %s/empty", label), rate/emptyRate, "")
+			t.add("ingest", fmt.Sprintf("ratio %s/empty, bodies/s", label), rate/emptyRate, "")
 			t.add("ingest", fmt.Sprintf("stored = acknowledged, %s (checked)", label), float64(bodies*int64(n)), "reports")
 		}
 	}
