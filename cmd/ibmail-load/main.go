@@ -1,8 +1,22 @@
 // Command ibmail-load measures the server on one machine: it starts a whole
-// server in-process on loopback listeners, with a temporary SQLite store (or
-// PostgreSQL with --db), and prints a table of ClassifyReport throughput
-// beside an empty RPC, webhook ingest throughput and latency, and
-// segmentation (SearchProfiles) latency over a seeded event log.
+// server on loopback listeners, in a child process (this binary again, so
+// that the server's peak RSS is its own; --server-process=false keeps it in
+// this process), with a temporary SQLite store (or PostgreSQL with --db),
+// and prints a table of:
+//
+//   - classify: ClassifyReport throughput beside an empty RPC;
+//   - ingest: each webhook (--webhooks: delivery reports, tracking reports,
+//     platform events) with bodies of each size (--bodies, 100 and 1
+//     reports), throughput, p50 and p99 per body, beside an empty handler on
+//     the same HTTP listener with the same bodies (the listener's ceiling)
+//     and the ratio; after each run the store's counts must equal what was
+//     acknowledged with 200, or the tool fails; and the server's peak RSS;
+//   - dispatch: the sandbox's own ceiling (--ceiling long), then a send of
+//     --recipients through the server's dispatcher to an in-process sandbox
+//     that posts its reports back, in recipients/s and as a ratio to the
+//     ceiling; the sandbox must have taken every recipient exactly once and
+//     the store must hold every report it posted; and the peak RSS;
+//   - segment: SearchProfiles latency over a seeded event log.
 //
 // The event log is seeded through the store's IngestReports (--seed store,
 // the default: the path webhooks take, but past a million events it slows
@@ -11,6 +25,7 @@
 // the target), writing the same kind of rows; see seed.go.
 //
 //	go run ./cmd/ibmail-load --duration 10s --events 1000000
+//	go run ./cmd/ibmail-load --phases ingest,dispatch --bodies 100,1 --recipients 100000
 //	go run ./cmd/ibmail-load --phases segment --seed sql --events 10000000
 package main
 
@@ -21,6 +36,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,9 +45,17 @@ import (
 )
 
 func main() {
+	if sc, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(sc))
+	}
 	var cfg config
-	var phases string
-	flag.StringVar(&phases, "phases", "classify,ingest,segment", "phases to run, comma-separated: classify, ingest, segment")
+	var phases, webhooks, bodies string
+	flag.StringVar(&phases, "phases", "classify,ingest,dispatch,segment", "phases to run, comma-separated: classify, ingest, dispatch, segment")
+	flag.StringVar(&webhooks, "webhooks", strings.Join(webhookNames, ","), "webhooks the ingest phase posts to, comma-separated: delivery, tracking, platform")
+	flag.StringVar(&bodies, "bodies", "100,1", "reports per body in the ingest phase, comma-separated: a run of each, beside the empty handler with the same bodies")
+	flag.IntVar(&cfg.recipients, "recipients", 100_000, "recipients of the dispatch phase's send")
+	flag.DurationVar(&cfg.ceiling, "ceiling", 3*time.Second, "how long the dispatch phase measures the sandbox's own ceiling")
+	flag.BoolVar(&cfg.serverProcess, "server-process", true, "run the server in a child process (this binary again), so that its peak RSS is its own; false: in this process, with the load clients")
 	flag.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients in the classify and ingest phases")
 	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each throughput measurement runs")
 	flag.IntVar(&cfg.events, "events", 1_000_000, "events to seed for the segment phase (the issue's target is 10,000,000)")
@@ -43,7 +68,10 @@ func main() {
 	}
 	if err == nil {
 		if cfg.phases, err = parsePhases(phases); err == nil {
-			err = cfg.check()
+			cfg.webhooks = splitList(webhooks)
+			if cfg.bodies, err = parseInts(bodies); err == nil {
+				err = cfg.check()
+			}
 		}
 	}
 	if err != nil {
@@ -56,4 +84,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ibmail-load:", err)
 		os.Exit(1)
 	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("--bodies: %q is not a number", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

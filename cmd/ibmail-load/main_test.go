@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -17,14 +19,62 @@ import (
 	"github.com/ibmail/ibmail/store/postgres/pgtest"
 )
 
-// TestRunAllPhases runs every phase with tiny sizes and checks that the
-// table has each expected row with a positive number.
+// TestMain makes the test binary the server process of a run with
+// --server-process, as main does for the tool's own binary.
+func TestMain(m *testing.M) {
+	if sc, ok := os.LookupEnv(childEnv); ok {
+		os.Exit(childMain(sc))
+	}
+	os.Exit(m.Run())
+}
+
+type row struct{ phase, measure, unit string }
+
+// ingestRows are the rows the ingest phase prints for webhooks and bodies.
+func ingestRows(clients int, webhooks []string, bodies []int, memory string) []row {
+	var want []row
+	for _, w := range webhooks {
+		for _, n := range bodies {
+			label := fmt.Sprintf("%s %d-report bodies", w, n)
+			if n == 1 {
+				want = append(want, row{"ingest", fmt.Sprintf("%s webhook 1-report bodies, %d clients", w, clients), "bodies/s"})
+			} else {
+				want = append(want, row{"ingest", fmt.Sprintf("%s webhook %d-report bodies, %d clients", w, n, clients), "reports/s"})
+			}
+			want = append(want,
+				row{"ingest", label + ": p50 per body", "ms"},
+				row{"ingest", label + ": p99 per body", "ms"},
+				row{"ingest", fmt.Sprintf("empty handler, same listener and %d-report %s bodies", n, w), "bodies/s"},
+				row{"ingest", "empty handler: p99 per body", "ms"},
+				row{"ingest", fmt.Sprintf("ratio %s/empty", label), ""},
+				row{"ingest", fmt.Sprintf("stored = acknowledged, %s (checked)", label), "reports"})
+		}
+	}
+	return append(want, row{"ingest", fmt.Sprintf("server peak RSS, %d clients (%s", clients, memory), "MiB"})
+}
+
+func dispatchRows(recipients int, memory string) []row {
+	return []row{
+		{"dispatch", "sandbox ceiling, 8 clients, 1000-recipient requests, 1s", "recipients/s"},
+		{"dispatch", fmt.Sprintf("send of %d recipients, CreateSend to all accepted", recipients), "recipients/s"},
+		{"dispatch", "ratio dispatch/ceiling", ""},
+		{"dispatch", "CreateSend", "ms"},
+		{"dispatch", "to every report stored", "reports/s"},
+		{"dispatch", "accepted once each, every posted report stored (checked)", "reports"},
+		{"dispatch", "server peak RSS, the send (" + memory, "MiB"},
+	}
+}
+
+// TestRunAllPhases runs every phase with tiny sizes, the server in this
+// process, and checks that the table has each expected row with a
+// positive number.
 func TestRunAllPhases(t *testing.T) {
-	phases, err := parsePhases("classify,ingest,segment")
+	phases, err := parsePhases("classify,ingest,dispatch,segment")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config{phases: phases, concurrency: 8, duration: 300 * time.Millisecond, events: 2000, queries: 5, seed: seedStore}
+	cfg := config{phases: phases, concurrency: 8, duration: 300 * time.Millisecond, events: 2000, queries: 5, seed: seedStore,
+		webhooks: webhookNames, bodies: []int{100, 1}, recipients: 3000, ceiling: time.Second}
 	if err := cfg.check(); err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +85,14 @@ func TestRunAllPhases(t *testing.T) {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
 	}
 	t.Logf("\n%s", out.String())
-	want := []struct{ phase, measure, unit string }{
+	want := []row{
 		{"classify", "ClassifyReport over loopback gRPC", "calls/s"},
 		{"classify", "Health/Check (empty RPC), same way", "calls/s"},
 		{"classify", "ratio classify/empty", ""},
-		{"ingest", "webhook 100-report bodies, 8 clients", "reports/s"},
-		{"ingest", "p50 per body", "ms"},
-		{"ingest", "p99 per body", "ms"},
+	}
+	want = append(want, ingestRows(8, webhookNames, []int{100, 1}, "this process")...)
+	want = append(want, dispatchRows(3000, "this process")...)
+	want = append(want, []row{
 		{"segment", "seed 2000 events, 100 profiles, via IngestReports (--seed store", "s"},
 		{"segment", "seed rate", "events/s"},
 		{"segment", "week of hard bounces, page 1000 (", "ms"},
@@ -50,8 +101,91 @@ func TestRunAllPhases(t *testing.T) {
 		{"segment", "year of hard+soft bounces, page 1000 p99", "ms"},
 		{"segment", "30 days of any of 4 events, page 100 (", "ms"},
 		{"segment", "30 days of any of 4 events, page 100 p99", "ms"},
-	}
+	}...)
 	checkRows(t, out.String(), want)
+}
+
+// TestRunServerProcess runs the ingest phase (every webhook, 100- and
+// 1-report bodies) and the dispatch phase with the server in a child
+// process, on SQLite and on PostgreSQL: a run that returns no error has
+// found in the store exactly what was acknowledged, and what the sandbox
+// posted back.
+func TestRunServerProcess(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRunServerProcess(t, "") })
+	t.Run("postgres", func(t *testing.T) { testRunServerProcess(t, pgtest.FreshSchema(t)) })
+}
+
+func testRunServerProcess(t *testing.T, db string) {
+	phases, _ := parsePhases("ingest,dispatch")
+	cfg := config{phases: phases, concurrency: 8, duration: 300 * time.Millisecond, db: db,
+		webhooks: webhookNames, bodies: []int{100, 1}, recipients: 2500, ceiling: time.Second, serverProcess: true}
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	if err := run(ctx, cfg, &out, &progress); err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	t.Logf("\n%s", out.String())
+	const memory = "the server process (--server-process)"
+	checkRows(t, out.String(), append(ingestRows(8, webhookNames, []int{100, 1}, memory), dispatchRows(2500, memory)...))
+}
+
+// TestCountCheckFails loses one stored row after each kind of load run
+// and wants the run to fail, naming the loss.
+func TestCountCheckFails(t *testing.T) {
+	for _, tc := range []struct {
+		phases, webhook, table string
+	}{
+		{"ingest", "delivery", "delivery_reports"},
+		{"ingest", "platform", "domain_events"},
+		{"dispatch", "", "delivery_reports"},
+	} {
+		t.Run(tc.phases+"/"+tc.table, func(t *testing.T) {
+			phases, _ := parsePhases(tc.phases)
+			cfg := config{phases: phases, concurrency: 4, duration: 200 * time.Millisecond,
+				webhooks: []string{tc.webhook}, bodies: []int{10}, recipients: 1200, ceiling: time.Second, serverProcess: true}
+			if err := cfg.check(); err != nil && tc.webhook != "" {
+				t.Fatal(err)
+			}
+			lost := false
+			cfg.afterLoad = func(ctx context.Context, h *harness, what string) error {
+				lost = true
+				return loseNewestRow(ctx, h.sqlitePath, tc.table)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var out, progress bytes.Buffer
+			err := run(ctx, cfg, &out, &progress)
+			if !lost {
+				t.Fatalf("no row was lost: %v\n%s", err, progress.String())
+			}
+			if err == nil || !strings.Contains(err.Error(), "were lost") {
+				t.Fatalf("run with a lost row: error %v, want one saying the reports were lost\n%s", err, out.String())
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// loseNewestRow deletes the newest row of table behind the store's back,
+// as a server that acknowledged it without keeping it would leave it.
+func loseNewestRow(ctx context.Context, sqlitePath, table string) error {
+	db, err := sql.Open("sqlite", "file:"+sqlitePath+"?_pragma=busy_timeout(10000)&_pragma=foreign_keys(0)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	res, err := db.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = (SELECT max(id) FROM `+table+`)`)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("deleted %d rows of %s, want 1", n, table)
+	}
+	return nil
 }
 
 // TestRunSegmentSQL runs the segment phase alone, seeded by SQL, and checks
@@ -72,7 +206,7 @@ func TestRunSegmentSQL(t *testing.T) {
 		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
 	}
 	t.Logf("\n%s", out.String())
-	checkRows(t, out.String(), []struct{ phase, measure, unit string }{
+	checkRows(t, out.String(), []row{
 		{"segment", "seed 2000 events, 100 profiles, via INSERT ... SELECT (--seed sql, 1000000 a chunk)", "s"},
 		{"segment", "seed rate", "events/s"},
 		{"segment", "week of hard bounces, page 1000 (", "ms"},
@@ -86,7 +220,7 @@ func TestRunSegmentSQL(t *testing.T) {
 
 // checkRows checks that the printed table has a header and exactly the
 // rows of want, in order, each with a positive number.
-func checkRows(t *testing.T, out string, want []struct{ phase, measure, unit string }) {
+func checkRows(t *testing.T, out string, want []row) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != len(want)+1 || !strings.HasPrefix(lines[0], "phase") {

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,11 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
-	"github.com/ibmail/ibmail/sandbox"
-	"github.com/ibmail/ibmail/secret"
-	"github.com/ibmail/ibmail/server"
 	"github.com/ibmail/ibmail/store"
 	"github.com/ibmail/ibmail/store/postgres"
 	"github.com/ibmail/ibmail/store/sqlite"
@@ -37,13 +29,15 @@ import (
 // Bounds: the tool runs only against its own loopback server, but a typo
 // in a flag should not keep a machine busy for a day.
 const (
-	maxConcurrency = 1024
-	maxDuration    = 10 * time.Minute
-	maxEvents      = 50_000_000
-	maxQueries     = 10_000
-	seedBatch      = 5000
-	reportsPerBody = 100
-	webhookSecret  = "ibmail-load-webhook-secret"
+	maxConcurrency    = 1024
+	maxDuration       = 10 * time.Minute
+	maxEvents         = 50_000_000
+	maxQueries        = 10_000
+	seedBatch         = 5000
+	reportsPerBody    = 100 // the default body, and the segment phase's batches
+	maxReportsPerBody = 1000
+	maxRecipients     = 1_000_000
+	webhookSecret     = "ibmail-load-webhook-secret"
 )
 
 type config struct {
@@ -55,9 +49,24 @@ type config struct {
 	db          string
 	seed        string // seedStore or seedSQL
 	sqlChunk    int    // rows per transaction of --seed sql; 0: sqlSeedChunk
+	// webhooks and bodies are what the ingest phase posts: each webhook
+	// (webhookKinds) with bodies of each number of reports.
+	webhooks []string
+	bodies   []int
+	// recipients is the size of the dispatch phase's send; ceiling how long
+	// the sandbox's own ceiling is measured.
+	recipients int
+	ceiling    time.Duration
+	// serverProcess runs the server in a child process (this binary again),
+	// so that its peak RSS is its own.
+	serverProcess bool
+	allowBaseURLs []string // set by run for the dispatch phase's sandbox
+	// afterLoad, when set, runs after each load run and before its counts
+	// are checked: the tests lose a stored row there.
+	afterLoad func(ctx context.Context, h *harness, what string) error
 }
 
-var allPhases = []string{"classify", "ingest", "segment"}
+var allPhases = []string{"classify", "ingest", "dispatch", "segment"}
 
 func parsePhases(s string) (map[string]bool, error) {
 	m := map[string]bool{}
@@ -89,6 +98,24 @@ func (c config) check() error {
 		return fmt.Errorf("--queries: 1 to %d", maxQueries)
 	case c.phases["segment"] && c.seed != seedStore && c.seed != seedSQL:
 		return fmt.Errorf("--seed: %s or %s", seedStore, seedSQL)
+	case c.phases["ingest"] && len(c.webhooks) == 0:
+		return errors.New("--webhooks: name at least one")
+	case c.phases["ingest"] && len(c.bodies) == 0:
+		return errors.New("--bodies: give at least one number of reports per body")
+	case c.phases["dispatch"] && (c.recipients < 1 || c.recipients > maxRecipients):
+		return fmt.Errorf("--recipients: 1 to %d", maxRecipients)
+	case c.phases["dispatch"] && (c.ceiling < time.Second || c.ceiling > maxDuration):
+		return fmt.Errorf("--ceiling: 1s to %s", maxDuration)
+	}
+	for _, w := range c.webhooks {
+		if _, ok := webhookKinds[w]; !ok {
+			return fmt.Errorf("--webhooks: unknown webhook %q (use %s)", w, strings.Join(webhookNames, ", "))
+		}
+	}
+	for _, n := range c.bodies {
+		if n < 1 || n > maxReportsPerBody {
+			return fmt.Errorf("--bodies: 1 to %d reports per body", maxReportsPerBody)
+		}
 	}
 	if c.db != "" {
 		u, err := url.Parse(c.db)
@@ -135,18 +162,32 @@ type harness struct {
 	// opens beside the store; "" with PostgreSQL.
 	sqlitePath string
 	conn       *grpc.ClientConn // over loopback TCP
+	grpcAddr   string
 	restURL    string
+	// pid is the process whose peak RSS is the server's, and memory says
+	// what that figure covers.
+	pid    int
+	memory string
 }
 
 // run starts the server, runs the selected phases in order and prints the
 // table to out; progress goes to progress.
 func run(ctx context.Context, cfg config, out, progress io.Writer) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(progress, "ibmail-load: "+format+"\n", args...) }
+	var sb *dispatchSandbox
+	if cfg.phases["dispatch"] {
+		// The sandbox runs here, beside the load clients, and the server
+		// must admit it as a connection's base URL.
+		sb = newDispatchSandbox(cfg.recipients)
+		defer sb.close()
+		cfg.allowBaseURLs = append(cfg.allowBaseURLs, sb.url)
+	}
 	h, stop, err := start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	logf := func(format string, args ...any) { fmt.Fprintf(progress, "ibmail-load: "+format+"\n", args...) }
+	logf("server: %s, peak RSS of %s", h.restURL, h.memory)
 	var t table
 	if cfg.phases["classify"] {
 		logf("classify: %d clients, %s each for ClassifyReport and Health/Check", cfg.concurrency, cfg.duration)
@@ -155,9 +196,13 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 		}
 	}
 	if cfg.phases["ingest"] {
-		logf("ingest: %d clients posting %d-report bodies for %s", cfg.concurrency, reportsPerBody, cfg.duration)
-		if err := ingestPhase(ctx, cfg, h, &t); err != nil {
+		if err := ingestPhase(ctx, cfg, h, &t, logf); err != nil {
 			return fmt.Errorf("ingest: %w", err)
+		}
+	}
+	if cfg.phases["dispatch"] {
+		if err := dispatchPhase(ctx, cfg, h, sb, &t, logf); err != nil {
+			return fmt.Errorf("dispatch: %w", err)
 		}
 	}
 	if cfg.phases["segment"] {
@@ -169,8 +214,10 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 	return t.print(out)
 }
 
-// start opens the store and serves gRPC and REST on 127.0.0.1 ports the
-// system picks; stop shuts all down and removes a temporary store.
+// start serves the store over gRPC and REST on loopback, in a child
+// process (cfg.serverProcess) or in this one, and opens the store here too
+// for the phases that seed it and for the counts; stop shuts all down and
+// removes a temporary store.
 func start(ctx context.Context, cfg config) (*harness, func(), error) {
 	var cleanups []func()
 	stop := func() {
@@ -180,71 +227,57 @@ func start(ctx context.Context, cfg config) (*harness, func(), error) {
 	}
 	fail := func(err error) (*harness, func(), error) { stop(); return nil, nil, err }
 
-	var st store.Store
-	var sqlitePath string
-	var err error
-	if cfg.db != "" {
-		st, err = postgres.Open(ctx, cfg.db)
-	} else {
-		dir, derr := os.MkdirTemp("", "ibmail-load-")
-		if derr != nil {
-			return fail(derr)
+	sc := serveConfig{DB: cfg.db, AllowBaseURLs: cfg.allowBaseURLs}
+	if cfg.db == "" {
+		dir, err := os.MkdirTemp("", "ibmail-load-")
+		if err != nil {
+			return fail(err)
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
-		sqlitePath = filepath.Join(dir, "ibmail.db")
-		st, err = sqlite.Open(ctx, sqlitePath)
+		sc.SQLitePath = filepath.Join(dir, "ibmail.db")
 	}
-	if err != nil {
-		return fail(fmt.Errorf("store: %w", err))
+	h := &harness{sqlitePath: sc.SQLitePath}
+	if cfg.serverProcess {
+		pid, ready, stopChild, err := startChild(ctx, sc)
+		if err != nil {
+			return fail(fmt.Errorf("server process: %w", err))
+		}
+		cleanups = append(cleanups, func() {
+			if err := stopChild(); err != nil {
+				fmt.Fprintln(os.Stderr, "ibmail-load: server process:", err)
+			}
+		})
+		h.pid, h.restURL, h.memory = pid, "http://"+strings.TrimPrefix(ready.REST, "http://"), "the server process (--server-process)"
+		// The store again, here: the server migrated it already.
+		var st store.Store
+		if cfg.db != "" {
+			st, err = postgres.Open(ctx, cfg.db)
+		} else {
+			st, err = sqlite.Open(ctx, sc.SQLitePath)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("store: %w", err))
+		}
+		cleanups = append(cleanups, func() { st.Close() })
+		h.store, h.grpcAddr = st, ready.GRPC
+	} else {
+		s, err := serve(ctx, sc)
+		if err != nil {
+			return fail(err)
+		}
+		cleanups = append(cleanups, s.stop)
+		h.store, h.grpcAddr, h.restURL = s.store, s.grpc, s.rest
+		h.pid, h.memory = os.Getpid(), "this process: the server and the load clients together (--server-process=false)"
 	}
-	cleanups = append(cleanups, func() { st.Close() })
 
-	box, err := secret.NewBox(bytes.Repeat([]byte{7}, secret.KeySize))
-	if err != nil {
-		return fail(err)
-	}
-	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fail(err)
-	}
-	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		grpcLis.Close()
-		return fail(err)
-	}
-	restURL := "http://" + httpLis.Addr().String()
-	// The server logs as cmd/ibmaild does by default (JSON at info level),
-	// into nothing, so that the cost of logging is in the figures.
-	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srvCtx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(srvCtx, server.Options{
-		Store:         st,
-		Engine:        classifier.Default(),
-		WebhookSecret: webhookSecret,
-		Vault:         server.NewVault(box),
-		PublicURL:     restURL,
-		Tester:        server.InfobipTester{},
-		Logger:        logger,
-	})
-	if err != nil {
-		cancel()
-		grpcLis.Close()
-		httpLis.Close()
-		return fail(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(srvCtx, grpcLis, httpLis, 5*time.Second) //nolint:errcheck // ends with cancel
-	}()
-	cleanups = append(cleanups, func() { cancel(); <-served; srv.Close() })
-
-	conn, err := grpc.NewClient("passthrough:///"+grpcLis.Addr().String(),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///"+h.grpcAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		return fail(err)
 	}
 	cleanups = append(cleanups, func() { conn.Close() })
+	h.conn = conn
 	// Wait until the health service says SERVING (Serve sets it).
 	hc := healthpb.NewHealthClient(conn)
 	deadline := time.Now().Add(10 * time.Second)
@@ -258,7 +291,7 @@ func start(ctx context.Context, cfg config) (*harness, func(), error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &harness{store: st, sqlitePath: sqlitePath, conn: conn, restURL: restURL}, stop, nil
+	return h, stop, nil
 }
 
 // closedLoop runs call from n clients until d has passed, each client
@@ -345,49 +378,6 @@ func classifyPhase(ctx context.Context, cfg config, h *harness, t *table) error 
 	t.add("classify", "ClassifyReport over loopback gRPC", classifyRate, "calls/s")
 	t.add("classify", "Health/Check (empty RPC), same way", emptyRate, "calls/s")
 	t.add("classify", "ratio classify/empty", classifyRate/emptyRate, "")
-	return nil
-}
-
-// ingestPhase posts 100-report bodies over loopback HTTP; each 200 means the
-// body is durable. Bodies are built by the clients, outside the latency
-// timing (a few hundred microseconds each, on the same cores).
-func ingestPhase(ctx context.Context, cfg config, h *harness, t *table) error {
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency}}
-	defer client.CloseIdleConnections()
-	target := h.restURL + server.WebhookPath + "?token=" + webhookSecret
-	var seq atomic.Int64
-	lat := make([][]time.Duration, cfg.concurrency)
-	n, el, err := closedLoop(ctx, cfg.concurrency, cfg.duration, func(ctx context.Context, c, _ int) error {
-		body := sandbox.ExampleDeliveryReports("load", int(seq.Add(1)), reportsPerBody)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		t0 := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("webhook: %s: %s", resp.Status, msg)
-		}
-		lat[c] = append(lat[c], time.Since(t0))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	all := slices.Concat(lat...)
-	if len(all) == 0 {
-		return errors.New("no body completed")
-	}
-	slices.Sort(all)
-	t.add("ingest", fmt.Sprintf("webhook %d-report bodies, %d clients", reportsPerBody, cfg.concurrency), float64(n*reportsPerBody)/el.Seconds(), "reports/s")
-	t.add("ingest", "p50 per body", ms(percentile(all, 50)), "ms")
-	t.add("ingest", "p99 per body", ms(percentile(all, 99)), "ms")
 	return nil
 }
 
