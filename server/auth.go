@@ -330,8 +330,9 @@ func bearerToken(ctx context.Context) (string, error) {
 // the memory of its message nor the work of decoding it. It is the gRPC
 // side of the one check; the REST gateway makes the same check before it
 // reads a body (see gateway.guard), and its calls, which arrive over the
-// gateway's own in-process listener, are not checked (nor counted against
-// the token's rate) a second time.
+// gateway's own in-process connection (inprocConn, which runs this tap
+// too), are not checked (nor counted against the token's rate) a second
+// time.
 func (a *tokenAuth) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if fromGateway(ctx) {
 		return ctx, nil
