@@ -193,16 +193,22 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			writeHTTPError(g.mux, w, r, apiError(codes.Internal, ReasonInternal, "internal error"))
 			return
 		}
-		ctx, err := runtime.AnnotateIncomingContext(r.Context(), g.mux, r, method)
-		if err == nil {
-			err = g.tokens.authenticate(ctx, method)
-			if err != nil {
-				observeRPC(ctx, g.log, method, status.Code(err), 0)
+		if g.tokens.needsToken(method) || annotationMayFail(r) {
+			// The check reads the metadata the call would carry. A call
+			// that needs no token skips building it (the route's handler
+			// builds it again), unless building it may refuse the call,
+			// which must then happen here, before the body's limit is.
+			ctx, err := runtime.AnnotateIncomingContext(r.Context(), g.mux, r, method)
+			if err == nil {
+				err = g.tokens.authenticate(ctx, method)
+				if err != nil {
+					observeRPC(ctx, g.log, method, status.Code(err), 0)
+				}
 			}
-		}
-		if err != nil {
-			writeHTTPError(g.mux, w, r, err)
-			return
+			if err != nil {
+				writeHTTPError(g.mux, w, r, err)
+				return
+			}
 		}
 		body, _ := r.Context().Value(gatedBodyKey{}).(*gatedBody)
 		if body == nil {
@@ -215,6 +221,18 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), gatewayAuthorizedKey{}, method)), pathParams)
 	}
+}
+
+// annotationMayFail tells whether the gateway's metadata for r could fail
+// to build: only a Grpc-Timeout header or a binary (-Bin) header can make
+// it fail.
+func annotationMayFail(r *http.Request) bool {
+	for k := range r.Header {
+		if strings.EqualFold(k, "Grpc-Timeout") || (len(k) > 4 && strings.EqualFold(k[len(k)-4:], "-Bin")) {
+			return true
+		}
+	}
+	return false
 }
 
 // bodyLimit is the largest body method's route takes.

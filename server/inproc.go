@@ -139,10 +139,16 @@ func (c *inprocConn) Invoke(ctx context.Context, method string, args, reply any,
 		}
 	}
 	var begin time.Time
-	if c.stats != nil {
-		ctx = c.stats.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
+	// Without telemetry, otelgrpc's handler would only make a span that
+	// records nothing (see telemetryOn).
+	sh := c.stats
+	if !telemetryOn() {
+		sh = nil
+	}
+	if sh != nil {
+		ctx = sh.TagRPC(ctx, &stats.RPCTagInfo{FullMethodName: method})
 		begin = time.Now()
-		c.stats.HandleRPC(ctx, &stats.Begin{BeginTime: begin})
+		sh.HandleRPC(ctx, &stats.Begin{BeginTime: begin})
 	}
 	resp, err := m.handler(m.srv, ctx, func(dst any) error {
 		moveMessage(dst.(proto.Message), in)
@@ -153,8 +159,8 @@ func (c *inprocConn) Invoke(ctx context.Context, method string, args, reply any,
 			err = status.FromContextError(err).Err()
 		}
 	}
-	if c.stats != nil {
-		c.stats.HandleRPC(ctx, &stats.End{BeginTime: begin, EndTime: time.Now(), Error: err})
+	if sh != nil {
+		sh.HandleRPC(ctx, &stats.End{BeginTime: begin, EndTime: time.Now(), Error: err})
 	}
 	header, trailer := stream.result(err == nil)
 	for _, o := range opts {

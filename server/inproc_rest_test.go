@@ -10,6 +10,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ibmail/ibmail/server"
 )
 
 // TestInprocRESTCallPassesTheServerOnce: a REST call reaches its service in
@@ -65,6 +67,36 @@ func TestInprocRESTCallPassesTheServerOnce(t *testing.T) {
 			}
 			if n := strings.Count(env.logs.String(), `"method":"/`+tt.rpc+`"`) - logsBefore; n != 1 {
 				t.Errorf("%d log lines for %s, want 1", n, tt.rpc)
+			}
+		})
+	}
+}
+
+// TestInprocGuardRefusesBadMetadataFirst: a call whose metadata cannot be
+// built (a bad Grpc-Timeout) is refused as before, ahead of its body's
+// limit, though the guard builds no metadata for calls that need no token.
+func TestInprocGuardRefusesBadMetadataFirst(t *testing.T) {
+	env := newTestEnv(t, withServerOptions(func(o *server.Options) { o.MaxAPIBodyBytes = 1 << 10 }))
+	big := []byte(`{"report":{"messageId":"` + strings.Repeat("x", 2<<10) + `"}}`)
+	tests := []struct {
+		name     string
+		header   string
+		value    string
+		body     []byte
+		wantCode int
+	}{
+		{name: "bad timeout, body over the limit", header: "Grpc-Timeout", value: "soon", body: big, wantCode: http.StatusBadRequest},
+		// The gateway drops what it cannot forward: the limit answers.
+		{name: "bad binary header, body over the limit", header: "Grpc-Metadata-X-Bin", value: "%%%", body: big, wantCode: http.StatusRequestEntityTooLarge},
+		{name: "good timeout, body over the limit", header: "Grpc-Timeout", value: "5S", body: big, wantCode: http.StatusRequestEntityTooLarge},
+		{name: "good timeout", header: "Grpc-Timeout", value: "5S", body: []byte(report("m-1", "a@example.com", 0, "NO_ERROR", 0, "OK")), wantCode: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, got := env.do(t, http.MethodPost, "/v1/reports:classify", "application/json", tt.body,
+				func(r *http.Request) { r.Header.Set(tt.header, tt.value) })
+			if code != tt.wantCode {
+				t.Fatalf("%s: %s: %d %v, want %d", tt.header, tt.value, code, got, tt.wantCode)
 			}
 		})
 	}

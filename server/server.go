@@ -209,8 +209,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe), metrics.NewDomainCollector(opts.Store)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
-	s.http = bodyDeadlines(opts.Limits, otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })))
+	logged := accessLog(opts.Logger, mux)
+	s.http = bodyDeadlines(opts.Limits, whenTelemetry(otelhttp.NewHandler(logged, "ibmail.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })), logged))
 	go s.followStore(ctx)
 	go s.pruneDomainCounts(ctx, opts.Store)
 	if opts.PauseBounceRate > 0 {
