@@ -268,15 +268,21 @@ type tokenAuth struct {
 	log     *slog.Logger
 }
 
+// needsToken tells whether authenticate checks anything for fullMethod:
+// not for the calls that need no role, nor without tokens.
+func (a *tokenAuth) needsToken(fullMethod string) bool {
+	return a.tokens.Len() > 0 && RequiredRole(fullMethod) != RoleNone
+}
+
 // authenticate returns nil when the call may go on. It is the one check of
 // unary and stream calls, gRPC and REST: gRPC runs it on the call's
 // metadata as the call arrives (tap), the gateway on the metadata it would
 // pass on, before it reads the body (guard).
 func (a *tokenAuth) authenticate(ctx context.Context, fullMethod string) error {
-	need := RequiredRole(fullMethod)
-	if need == RoleNone || a.tokens.Len() == 0 {
+	if !a.needsToken(fullMethod) {
 		return nil
 	}
+	need := RequiredRole(fullMethod)
 	token, err := bearerToken(ctx)
 	if err != nil {
 		return err
@@ -330,8 +336,9 @@ func bearerToken(ctx context.Context) (string, error) {
 // the memory of its message nor the work of decoding it. It is the gRPC
 // side of the one check; the REST gateway makes the same check before it
 // reads a body (see gateway.guard), and its calls, which arrive over the
-// gateway's own in-process listener, are not checked (nor counted against
-// the token's rate) a second time.
+// gateway's own in-process connection (inprocConn, which runs this tap
+// too), are not checked (nor counted against the token's rate) a second
+// time.
 func (a *tokenAuth) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if fromGateway(ctx) {
 		return ctx, nil

@@ -74,7 +74,7 @@ type rawBody struct {
 }
 
 // gateway is the REST face of the services: grpc-gateway over an in-process
-// gRPC connection of its own, behind the guard that checks the caller's
+// connection of its own (inprocConn), behind the guard that checks the caller's
 // token and bounds the body before anything reads it.
 type gateway struct {
 	mux    *runtime.ServeMux
@@ -91,7 +91,20 @@ type gateway struct {
 	routeProbe *routeProbe
 }
 
-func newGateway(ctx context.Context, conn *grpc.ClientConn, g *gateway) (*gateway, error) {
+// gatewayRegister registers one service's REST routes on a gateway mux,
+// their calls going over conn.
+type gatewayRegister func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error
+
+// viaClient makes a gatewayRegister of a service's generated
+// Register...HandlerClient, which takes any connection (the generated
+// Register...Handler takes only a *grpc.ClientConn).
+func viaClient[C any](register func(context.Context, *runtime.ServeMux, C) error, newClient func(grpc.ClientConnInterface) C) gatewayRegister {
+	return func(ctx context.Context, mux *runtime.ServeMux, conn grpc.ClientConnInterface) error {
+		return register(ctx, mux, newClient(conn))
+	}
+}
+
+func newGateway(ctx context.Context, conn grpc.ClientConnInterface, g *gateway) (*gateway, error) {
 	routes, err := parseRESTRoutes(apidocs.Description())
 	if err != nil {
 		return nil, err
@@ -112,15 +125,15 @@ func newGateway(ctx context.Context, conn *grpc.ClientConn, g *gateway) (*gatewa
 		// the parameters' rules, and no body is read before it passes.
 		runtime.WithMiddlewares(g.guard, g.paramsMiddleware),
 	)
-	registers := []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
-		ibmailv1.RegisterClassifierServiceHandler,
-		ibmailv1.RegisterDeliveryReportServiceHandler,
-		ibmailv1.RegisterProfileServiceHandler,
-		ibmailv1.RegisterConnectionServiceHandler,
-		ibmailv1.RegisterSenderServiceHandler,
-		ibmailv1.RegisterSendServiceHandler,
-		ibmailv1.RegisterSuppressionServiceHandler,
-		ibmailv1.RegisterSendingDomainServiceHandler,
+	registers := []gatewayRegister{
+		viaClient(ibmailv1.RegisterClassifierServiceHandlerClient, ibmailv1.NewClassifierServiceClient),
+		viaClient(ibmailv1.RegisterDeliveryReportServiceHandlerClient, ibmailv1.NewDeliveryReportServiceClient),
+		viaClient(ibmailv1.RegisterProfileServiceHandlerClient, ibmailv1.NewProfileServiceClient),
+		viaClient(ibmailv1.RegisterConnectionServiceHandlerClient, ibmailv1.NewConnectionServiceClient),
+		viaClient(ibmailv1.RegisterSenderServiceHandlerClient, ibmailv1.NewSenderServiceClient),
+		viaClient(ibmailv1.RegisterSendServiceHandlerClient, ibmailv1.NewSendServiceClient),
+		viaClient(ibmailv1.RegisterSuppressionServiceHandlerClient, ibmailv1.NewSuppressionServiceClient),
+		viaClient(ibmailv1.RegisterSendingDomainServiceHandlerClient, ibmailv1.NewSendingDomainServiceClient),
 	}
 	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {
@@ -173,16 +186,22 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 			writeHTTPError(g.mux, w, r, apiError(codes.Internal, ReasonInternal, "internal error"))
 			return
 		}
-		ctx, err := runtime.AnnotateIncomingContext(r.Context(), g.mux, r, method)
-		if err == nil {
-			err = g.tokens.authenticate(ctx, method)
-			if err != nil {
-				observeRPC(ctx, g.log, method, status.Code(err), 0)
+		if g.tokens.needsToken(method) || annotationMayFail(r) {
+			// The check reads the metadata the call would carry. A call
+			// that needs no token skips building it (the route's handler
+			// builds it again), unless building it may refuse the call,
+			// which must then happen here, before the body's limit is.
+			ctx, err := runtime.AnnotateIncomingContext(r.Context(), g.mux, r, method)
+			if err == nil {
+				err = g.tokens.authenticate(ctx, method)
+				if err != nil {
+					observeRPC(ctx, g.log, method, status.Code(err), 0)
+				}
 			}
-		}
-		if err != nil {
-			writeHTTPError(g.mux, w, r, err)
-			return
+			if err != nil {
+				writeHTTPError(g.mux, w, r, err)
+				return
+			}
 		}
 		body, _ := r.Context().Value(gatedBodyKey{}).(*gatedBody)
 		if body == nil {
@@ -197,6 +216,18 @@ func (g *gateway) guard(next runtime.HandlerFunc) runtime.HandlerFunc {
 	}
 }
 
+// annotationMayFail tells whether the gateway's metadata for r could fail
+// to build: only a Grpc-Timeout header or a binary (-Bin) header can make
+// it fail.
+func annotationMayFail(r *http.Request) bool {
+	for k := range r.Header {
+		if strings.EqualFold(k, "Grpc-Timeout") || (len(k) > 4 && strings.EqualFold(k[len(k)-4:], "-Bin")) {
+			return true
+		}
+	}
+	return false
+}
+
 // bodyLimit is the largest body method's route takes.
 func (g *gateway) bodyLimit(method string) int64 {
 	if isWebhookMethod(method) {
@@ -206,21 +237,9 @@ func (g *gateway) bodyLimit(method string) int64 {
 }
 
 // gatewayAuthorizedKey carries the RPC that guard authenticated a REST
-// call for, to the gateway connection's client interceptor.
+// call for, to the gateway's connection (inprocConn.Invoke), which refuses
+// a call for any other.
 type gatewayAuthorizedKey struct{}
-
-// gatewayCallGuard is the gateway connection's client interceptor: a call
-// goes out only for the RPC guard authenticated, since the server does not
-// check the gateway's calls again. Anything else is a bug, refused.
-func gatewayCallGuard(log *slog.Logger) grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if authorized, _ := ctx.Value(gatewayAuthorizedKey{}).(string); authorized != method {
-			log.Error("gateway call without its token check", slog.String("method", method), slog.String("checked", authorized))
-			return apiError(codes.Internal, ReasonInternal, "internal error")
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
-	}
-}
 
 // gatedBodyKey carries a request's gatedBody.
 type gatedBodyKey struct{}

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
 
@@ -55,7 +54,7 @@ type routeProbe struct{ mux *runtime.ServeMux }
 
 type probeMatchKey struct{}
 
-func newRouteProbe(ctx context.Context, registers []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error) *routeProbe {
+func newRouteProbe(ctx context.Context, registers []gatewayRegister) *routeProbe {
 	mux := runtime.NewServeMux(
 		runtime.WithUnescapingMode(runtime.UnescapingModeAllCharacters),
 		runtime.WithMiddlewares(func(runtime.HandlerFunc) runtime.HandlerFunc {

@@ -89,10 +89,9 @@ type Server struct {
 	health   *health.Server
 	internal *bufconn.Listener
 	conn     *grpc.ClientConn
-	// gatewayLis and gatewayConn carry the gateway's calls, which it
-	// authenticated itself (see fromGateway).
-	gatewayLis  gatewayListener
-	gatewayConn *grpc.ClientConn
+	// gatewayConn carries the gateway's calls to the services in process,
+	// through the same tap, stats handler and interceptors (see inprocConn).
+	gatewayConn *inprocConn
 	limits      TransportLimits
 	// draining is set once shutdown began: /healthz then answers 503.
 	draining atomic.Bool
@@ -126,23 +125,34 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	// The token check runs as a call's headers arrive (InTapHandle), before
 	// its message is read; it logs and counts what it refuses.
 	auth, internalToken := newTokenAuth(opts.Tokens, opts.TokenRate, opts.Logger)
+	// Tracing follows the global OpenTelemetry provider: a no-op unless
+	// tracing.Setup configured an exporter. The stats handler and the
+	// interceptor chain are built once, for the gRPC server and the
+	// gateway's in-process connection alike.
+	statsHandler := otelgrpc.NewServerHandler()
+	unary := chainUnary(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), errorCodeInterceptor)
+	gatewayConn := &inprocConn{
+		unary: unary,
+		stats: statsHandler,
+		tap:   auth.tap,
+		calls: make(chan struct{}, opts.Limits.GRPCMaxConcurrentStreams),
+		log:   opts.Logger,
+	}
 	s := &Server{
 		grpc: grpc.NewServer(
-			// Tracing follows the global OpenTelemetry provider: a no-op
-			// unless tracing.Setup configured an exporter.
-			grpc.StatsHandler(otelgrpc.NewServerHandler()),
+			grpc.StatsHandler(statsHandler),
 			grpc.MaxRecvMsgSize(maxMsg),
 			grpc.InTapHandle(auth.tap),
 			grpc.MaxConcurrentStreams(opts.Limits.GRPCMaxConcurrentStreams),
 			grpc.ConnectionTimeout(opts.Limits.ReadHeaderTimeout),
 			grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: opts.Limits.IdleTimeout, Time: time.Minute, Timeout: 20 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-			grpc.ChainUnaryInterceptor(logInterceptor(opts.Logger), recoverInterceptor(opts.Logger), errorCodeInterceptor),
+			grpc.UnaryInterceptor(unary),
 			grpc.ChainStreamInterceptor(recoverStreamInterceptor(opts.Logger), errorCodeStreamInterceptor),
 		),
 		health:        health.NewServer(),
 		internal:      bufconn.Listen(1 << 20),
-		gatewayLis:    gatewayListener{bufconn.Listen(1 << 20)},
+		gatewayConn:   gatewayConn,
 		limits:        opts.Limits,
 		log:           opts.Logger,
 		probe:         &storeProbe{store: opts.Store, log: opts.Logger, verifyKey: opts.Vault.Verify},
@@ -156,23 +166,25 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	serverSecret := NewServerWebhookSecret(opts.Store, opts.Vault)
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, serverSecret, opts.Store)
-	ibmailv1.RegisterClassifierServiceServer(s.grpc, NewClassifierService(opts.Engine))
-	ibmailv1.RegisterDeliveryReportServiceServer(s.grpc, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
-	ibmailv1.RegisterProfileServiceServer(s.grpc, NewProfileService(opts.Store, opts.Logger))
+	// Each service is registered on the gRPC server and for the gateway's
+	// in-process connection at once.
+	services := serviceRegistrar{server: s.grpc, inproc: gatewayConn}
+	ibmailv1.RegisterClassifierServiceServer(services, NewClassifierService(opts.Engine))
+	ibmailv1.RegisterDeliveryReportServiceServer(services, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
+	ibmailv1.RegisterProfileServiceServer(services, NewProfileService(opts.Store, opts.Logger))
 	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger)
 	if opts.WebhookSecret == "" {
 		connections.withServerSecret(serverSecret)
 	}
-	ibmailv1.RegisterConnectionServiceServer(s.grpc, connections)
-	ibmailv1.RegisterSenderServiceServer(s.grpc, NewSenderService(opts.Store, opts.Logger))
-	ibmailv1.RegisterSendServiceServer(s.grpc, NewSendService(opts.Store, opts.WakeDispatcher, opts.Logger))
-	ibmailv1.RegisterSuppressionServiceServer(s.grpc, NewSuppressionService(opts.Store, opts.Logger))
-	ibmailv1.RegisterSendingDomainServiceServer(s.grpc, NewSendingDomainService(opts.Store, opts.WakeDispatcher, opts.Logger))
-	ibmailv1.RegisterEventServiceServer(s.grpc, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	ibmailv1.RegisterConnectionServiceServer(services, connections)
+	ibmailv1.RegisterSenderServiceServer(services, NewSenderService(opts.Store, opts.Logger))
+	ibmailv1.RegisterSendServiceServer(services, NewSendService(opts.Store, opts.WakeDispatcher, opts.Logger))
+	ibmailv1.RegisterSuppressionServiceServer(services, NewSuppressionService(opts.Store, opts.Logger))
+	ibmailv1.RegisterSendingDomainServiceServer(services, NewSendingDomainService(opts.Store, opts.WakeDispatcher, opts.Logger))
+	ibmailv1.RegisterEventServiceServer(services, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
+	healthpb.RegisterHealthServer(services, s.health)
 	reflection.Register(s.grpc)
-	go s.grpc.Serve(s.internal)   //nolint:errcheck // ends with Stop, reported by Serve of the public listener
-	go s.grpc.Serve(s.gatewayLis) //nolint:errcheck // likewise
+	go s.grpc.Serve(s.internal) //nolint:errcheck // ends with Stop, reported by Serve of the public listener
 
 	conn, err := grpc.NewClient("passthrough:///ibmail-internal",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.internal.DialContext(ctx) }),
@@ -185,19 +197,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: in-process connection: %w", err)
 	}
 	s.conn = conn
-	gwConn, err := grpc.NewClient("passthrough:///ibmail-gateway",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.gatewayLis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
-		grpc.WithUnaryInterceptor(gatewayCallGuard(opts.Logger)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxMsg), grpc.MaxCallRecvMsgSize(maxMsg)),
-	)
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("server: gateway connection: %w", err)
-	}
-	s.gatewayConn = gwConn
-	gw, err := newGateway(ctx, gwConn, &gateway{store: opts.Store, auth: webhookAuth, tokens: auth,
+	gw, err := newGateway(ctx, gatewayConn, &gateway{store: opts.Store, auth: webhookAuth, tokens: auth,
 		maxBodyBytes: opts.MaxBodyBytes, maxAPIBodyBytes: opts.MaxAPIBodyBytes, log: opts.Logger})
 	if err != nil {
 		s.Close()
@@ -209,8 +209,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe), metrics.NewDomainCollector(opts.Store)))
 	apidocs.Register(mux)
 	mux.Handle("/", gw)
-	s.http = bodyDeadlines(opts.Limits, otelhttp.NewHandler(accessLog(opts.Logger, mux), "ibmail.http",
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })))
+	logged := accessLog(opts.Logger, mux)
+	s.http = bodyDeadlines(opts.Limits, whenTelemetry(otelhttp.NewHandler(logged, "ibmail.http",
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })), logged))
 	go s.followStore(ctx)
 	go s.pruneDomainCounts(ctx, opts.Store)
 	if opts.PauseBounceRate > 0 {

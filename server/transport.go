@@ -10,7 +10,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // The defaults of TransportLimits.
@@ -166,33 +165,15 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 
 func (b *deadlineBody) Close() error { return b.src.Close() }
 
-// gatewayListener is the in-process listener of the gateway's own
-// connection: its calls were authenticated by gateway.guard, before their
-// bodies were read, and the server knows them by their peer address.
-type gatewayListener struct {
-	*bufconn.Listener
-}
-
-func (l gatewayListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return gatewayConn{c}, nil
-}
-
-type gatewayConn struct{ net.Conn }
-
-func (gatewayConn) RemoteAddr() net.Addr { return gatewayAddr{} }
-
-// gatewayAddr is the peer address of the gateway's calls; no network
+// gatewayAddr is the peer address of the gateway's calls (see inprocConn),
+// which guard authenticated before their bodies were read; no network
 // connection can have it.
 type gatewayAddr struct{}
 
 func (gatewayAddr) Network() string { return "ibmail-gateway" }
 func (gatewayAddr) String() string  { return "ibmail-gateway" }
 
-// fromGateway tells whether a gRPC call came from the gateway's own
+// fromGateway tells whether a call came from the gateway's own in-process
 // connection.
 func fromGateway(ctx context.Context) bool {
 	p, ok := peer.FromContext(ctx)
