@@ -147,8 +147,8 @@ END {
 	ratio("delivery-report webhook / PostgreSQL ceiling", "server WebhookIngest/store=postgres reports/s", "store/postgres BatchInsertCeiling/events=100% reports/s")
 	ratio("tracking webhook / PostgreSQL ceiling", "server TrackingIngest/store=postgres reports/s", "store/postgres BatchInsertCeiling/events=100% reports/s")
 	ratio("platform-events webhook / PostgreSQL ceiling", "server PlatformEventsIngest/store=postgres reports/s", "store/postgres BatchInsertCeiling/events=100% reports/s")
-	ratio("1-report bodies / empty handler (SQLite)", "server WebhookIngest1/store=sqlite bodies/s", "server WebhookIngest1/empty-handler bodies/s")
-	ratio("1-report bodies / empty handler (PostgreSQL)", "server WebhookIngest1/store=postgres bodies/s", "server WebhookIngest1/empty-handler bodies/s")
+	ratio("1-report bodies / empty handler on the same listener (SQLite)", "server WebhookIngest1/store=sqlite bodies/s", "server WebhookIngest1/store=sqlite ceiling-bodies/s")
+	ratio("1-report bodies / empty handler on the same listener (PostgreSQL)", "server WebhookIngest1/store=postgres bodies/s", "server WebhookIngest1/store=postgres ceiling-bodies/s")
 	ratio("dispatch / sandbox ceiling (SQLite)", "server Dispatch/store=sqlite recipients/s", "server SandboxCeiling recipients/s")
 	ratio("dispatch / sandbox ceiling (PostgreSQL)", "server Dispatch/store=postgres recipients/s", "server SandboxCeiling recipients/s")
 }
