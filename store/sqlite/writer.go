@@ -121,8 +121,8 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?)`
 	insertOutboxSQL = `INSERT INTO event_outbox (event_id) VALUES (?)`
 	// insertOutboxFromSQL makes the outbox entries of every event from an
-	// id on.
-	insertOutboxFromSQL = `INSERT INTO event_outbox (event_id) SELECT id FROM profile_events WHERE id >= ?`
+	// id on; OR FAIL as the multi-row INSERTs.
+	insertOutboxFromSQL = `INSERT OR FAIL INTO event_outbox (event_id) SELECT id FROM profile_events WHERE id >= ?`
 	insertRejectedSQL   = `INSERT INTO rejected_payloads
 		(receive_time, content_type, reason, body)
 		VALUES (?, ?, ?, ?)`
@@ -376,7 +376,10 @@ func (w *writer) commit(batch []*request) (err error) {
 // rows the overhead is amortised, and a longer statement only binds more.
 const rowsPerInsert = 64
 
-// Multi-row statements, by table; each is prepared once per row count on
+// Multi-row statements, by table. OR FAIL: a statement that may abort
+// half-way otherwise keeps a statement journal, a copy of every page it
+// changes, to undo only itself; here any failed statement fails the whole
+// transaction, which the rollback undoes anyway. Each each is prepared once per row count on
 // the write connection (see writer.multi).
 const (
 	tableReports = iota
@@ -386,15 +389,15 @@ const (
 )
 
 var multiInsertSQL = [tableCount]struct{ head, row, tail string }{
-	tableReports: {`INSERT INTO delivery_reports
+	tableReports: {`INSERT OR FAIL INTO delivery_reports
 		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
 		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		` ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING`},
-	tableTracking: {`INSERT INTO tracking_events
+	tableTracking: {`INSERT OR FAIL INTO tracking_events
 		(id, event_id, notification_type, message_id, connection_id, profile_id, email,
 		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		` ON CONFLICT (event_id) DO NOTHING`},
-	tableEvents: {`INSERT INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
+	tableEvents: {`INSERT OR FAIL INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
 		`(?, ?, ?, ?, ?, ?)`, ``},
 }
 
