@@ -30,10 +30,6 @@ func AppendStringMap(b []byte, m map[string]string) []byte {
 	return append(b, '}')
 }
 
-// AppendJSONString appends s as a JSON string, as AppendStringMap writes
-// keys and values.
-func AppendJSONString(b []byte, s string) []byte { return appendJSONString(b, s) }
-
 // appendJSONString quotes s. Plain printable ASCII, the usual case, is
 // copied as is; anything that needs escaping goes through encoding/json.
 func appendJSONString(b []byte, s string) []byte {

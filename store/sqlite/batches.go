@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/ibmail/ibmail/store"
@@ -134,82 +133,15 @@ const (
 		WHERE send_id = ? AND state = 1)`
 )
 
-// completeRecipientsSQL gives every recipient of a batch (?4, ?5) with an
-// outcome that outcome, and, when it is accepted and has no last event yet,
-// makes ?1 at ?2 its last event: a report that got there first (by
+// completeRecipientSQL gives one recipient its outcome (?1 state, ?2
+// message id, ?3 reason) and, when it is accepted and has no last event
+// yet, makes ?7 at ?8 its last event: a report that got there first (by
 // callbackData, before the message id was stored) stays. SET reads the row
-// as it was, so both CASEs see the old last_event. 2 = accepted. The
-// outcomes come as one JSON array (?3) of [seq, state, message id,
-// reason], each row found by its primary key: one statement per batch
-// instead of one per recipient, whose starting and binding took most of a
-// batch's time.
-const completeRecipientsSQL = `UPDATE send_recipients SET state = o.state, message_id = o.message_id, reason = o.reason,
-	last_event = CASE WHEN o.state = 2 AND last_event = '' THEN ?1 ELSE last_event END,
-	last_event_time = CASE WHEN o.state = 2 AND last_event = '' THEN ?2 ELSE last_event_time END
-	FROM (SELECT value ->> 0 AS seq, value ->> 1 AS state, value ->> 2 AS message_id, value ->> 3 AS reason
-		FROM json_each(?3)) AS o
-	WHERE send_recipients.send_id = ?4 AND send_recipients.seq = o.seq AND send_recipients.batch_seq = ?5`
-
-// completeRecipients gives a batch's recipients their outcomes and says
-// whether any was accepted. Of two outcomes for one recipient the last
-// counts, as when each was its own UPDATE; an outcome for a recipient that
-// is not the batch's is refused.
-func completeRecipients(ctx context.Context, tx *sql.Tx, sendID string, seq int, outcomes []store.RecipientOutcome, now int64) (bool, error) {
-	if len(outcomes) == 0 {
-		return false, nil
-	}
-	last := make(map[int]int, len(outcomes))
-	for i, o := range outcomes {
-		last[o.Seq] = i
-	}
-	accepted := false
-	b := make([]byte, 0, 64*len(last))
-	b = append(b, '[')
-	n := 0
-	for i, o := range outcomes {
-		if last[o.Seq] != i {
-			continue
-		}
-		if n > 0 {
-			b = append(b, ',')
-		}
-		n++
-		b = append(b, '[')
-		b = strconv.AppendInt(b, int64(o.Seq), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(o.State), 10)
-		b = append(b, ',')
-		b = store.AppendJSONString(b, o.MessageID)
-		b = append(b, ',')
-		b = store.AppendJSONString(b, o.Reason)
-		b = append(b, ']')
-		accepted = accepted || o.State == store.RecipientAccepted
-	}
-	b = append(b, ']')
-	res, err := tx.ExecContext(ctx, completeRecipientsSQL, store.MessageSendEvent, now, string(b), sendID, seq)
-	if err != nil {
-		return false, fmt.Errorf("recipients: %w", err)
-	}
-	changed, err := res.RowsAffected()
-	if err != nil {
-		return false, err
-	}
-	if int(changed) != n {
-		// Name one: the first outcome whose recipient is not the batch's.
-		for _, o := range outcomes {
-			var in bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM send_recipients
-				WHERE send_id = ? AND seq = ? AND batch_seq = ?)`, sendID, o.Seq, seq).Scan(&in); err != nil {
-				return false, err
-			}
-			if !in {
-				return false, fmt.Errorf("recipient %d is not in batch %s/%d: %w", o.Seq, sendID, seq, errInvalid)
-			}
-		}
-		return false, fmt.Errorf("batch %s/%d: %d of %d outcomes matched: %w", sendID, seq, changed, n, errInvalid)
-	}
-	return accepted, nil
-}
+// as it was, so both CASEs see the old last_event. 2 = accepted.
+const completeRecipientSQL = `UPDATE send_recipients SET state = ?1, message_id = ?2, reason = ?3,
+	last_event = CASE WHEN ?1 = 2 AND last_event = '' THEN ?7 ELSE last_event END,
+	last_event_time = CASE WHEN ?1 = 2 AND last_event = '' THEN ?8 ELSE last_event_time END
+	WHERE send_id = ?4 AND seq = ?5 AND batch_seq = ?6`
 
 // messageSendSQL makes the MessageSendEvent of every accepted recipient of
 // a batch (?4, ?5) in one statement, ids from ?1 on in request order,
@@ -246,9 +178,26 @@ func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, 
 			WHERE `+leaseHeld, sendID, seq, owner); err != nil {
 			return err
 		}
-		accepted, err := completeRecipients(ctx, tx, sendID, seq, outcomes, now)
-		if err != nil {
-			return err
+		accepted := false
+		if len(outcomes) > 0 {
+			set, err := tx.PrepareContext(ctx, completeRecipientSQL)
+			if err != nil {
+				return err
+			}
+			defer set.Close()
+			for _, o := range outcomes {
+				res, err := set.ExecContext(ctx, int64(o.State), o.MessageID, o.Reason, sendID, o.Seq, seq,
+					store.MessageSendEvent, now)
+				if err != nil {
+					return fmt.Errorf("recipient %d: %w", o.Seq, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return fmt.Errorf("recipient %d is not in batch %s/%d: %w", o.Seq, sendID, seq, errInvalid)
+				}
+				accepted = accepted || o.State == store.RecipientAccepted
+			}
 		}
 		var left bool
 		if err := tx.QueryRowContext(ctx, batchPendingLeftSQL, sendID, seq).Scan(&left); err != nil {
