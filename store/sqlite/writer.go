@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -60,13 +62,16 @@ func newRequest(reports []store.Report, rejected []store.RejectedPayload) *reque
 // goroutine takes all that are pending, up to maxBatchRows, and commits them
 // in one transaction: one fsync for many webhook bodies.
 type writer struct {
-	db          *sql.DB
-	ckpt        *checkpointer
-	nextID      *sql.Stmt
-	insReport   *sql.Stmt
-	insTracking *sql.Stmt
-	insEvent    *sql.Stmt
-	insOutbox   *sql.Stmt
+	db        *sql.DB
+	ckpt      *checkpointer
+	nextID    *sql.Stmt
+	insOutbox *sql.Stmt
+	// multis are the multi-row INSERTs, by table and row count.
+	multis map[int]*sql.Stmt
+	// args and counts are the writer goroutine's, reused by each
+	// transaction.
+	args        []any
+	counts      domainCounts
 	insRejected *sql.Stmt
 	// Run only for reports about a send's recipient or that suppress.
 	updRecipient   *sql.Stmt
@@ -108,23 +113,17 @@ const (
 	// cover every constraint): a clash on the id, which would be a bug in
 	// the id counting, fails the transaction instead of passing for a
 	// duplicate.
-	insertReportSQL = `INSERT INTO delivery_reports
-		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-		 outcome, event_name, rule, receive_time, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING`
-	insertTrackingSQL = `INSERT INTO tracking_events
-		(id, event_id, notification_type, message_id, connection_id, profile_id, email,
-		 outcome, event_name, rule, receive_time, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (event_id) DO NOTHING`
+	// The outbox entries are how events get their positions in the event
+	// log (see store/events.go): those of all the events a transaction
+	// wrote, in one statement (see apply).
 	insertEventSQL = `INSERT INTO profile_events
 		(id, name, time, profile_id, email, params)
 		VALUES (?, ?, ?, ?, ?, ?)`
-	// The outbox entry is how the event gets its position in the event
-	// log; see store/events.go.
-	insertOutboxSQL   = `INSERT INTO event_outbox (event_id) VALUES (?)`
-	insertRejectedSQL = `INSERT INTO rejected_payloads
+	insertOutboxSQL = `INSERT INTO event_outbox (event_id) VALUES (?)`
+	// insertOutboxFromSQL makes the outbox entries of every event from an
+	// id on; OR FAIL as the multi-row INSERTs.
+	insertOutboxFromSQL = `INSERT OR FAIL INTO event_outbox (event_id) SELECT id FROM profile_events WHERE id >= ?`
+	insertRejectedSQL   = `INSERT INTO rejected_payloads
 		(receive_time, content_type, reason, body)
 		VALUES (?, ?, ?, ?)`
 	// A report older than the recipient's last event does not replace it:
@@ -151,22 +150,14 @@ const (
 )
 
 func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
-	w := &writer{db: db, ckpt: ckpt, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	w := &writer{db: db, ckpt: ckpt, wake: make(chan struct{}, 1), exited: make(chan struct{}),
+		multis: map[int]*sql.Stmt{}, counts: domainCounts{}}
 	var err error
 	// Prepared once on the single connection; tx.Stmt then reuses them.
 	if w.nextID, err = db.Prepare(nextIDSQL); err != nil {
 		return nil, err
 	}
-	if w.insReport, err = db.Prepare(insertReportSQL); err != nil {
-		return nil, err
-	}
-	if w.insTracking, err = db.Prepare(insertTrackingSQL); err != nil {
-		return nil, err
-	}
-	if w.insEvent, err = db.Prepare(insertEventSQL); err != nil {
-		return nil, err
-	}
-	if w.insOutbox, err = db.Prepare(insertOutboxSQL); err != nil {
+	if w.insOutbox, err = db.Prepare(insertOutboxFromSQL); err != nil {
 		return nil, err
 	}
 	if w.insRejected, err = db.Prepare(insertRejectedSQL); err != nil {
@@ -179,6 +170,9 @@ func newWriter(db *sql.DB, ckpt *checkpointer) (*writer, error) {
 		return nil, err
 	}
 	if w.addCounts, err = db.Prepare(addCountsSQL); err != nil {
+		return nil, err
+	}
+	if err := w.prepareMultis(db); err != nil {
 		return nil, err
 	}
 	go w.run()
@@ -251,8 +245,12 @@ func (w *writer) close() error {
 	}
 	<-w.exited
 	w.direct.Wait()
-	return errors.Join(w.nextID.Close(), w.insReport.Close(), w.insTracking.Close(), w.insEvent.Close(),
-		w.insOutbox.Close(), w.insRejected.Close(), w.updRecipient.Close(), w.insSuppression.Close(), w.addCounts.Close())
+	errs := []error{w.nextID.Close(), w.insOutbox.Close(), w.insRejected.Close(), w.updRecipient.Close(),
+		w.insSuppression.Close(), w.addCounts.Close()}
+	for _, st := range w.multis {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func (w *writer) run() {
@@ -336,6 +334,13 @@ func (w *writer) answer(r *request) {
 // any caller's: one caller giving up must not abort the others' commit.
 func (w *writer) commit(batch []*request) (err error) {
 	ctx := context.Background()
+	for _, r := range batch {
+		if w.fault != nil {
+			if err := w.fault(r); err != nil {
+				return err
+			}
+		}
+	}
 	tx, err := w.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -347,25 +352,11 @@ func (w *writer) commit(batch []*request) (err error) {
 			}
 		}
 	}()
-	st := txStmts{
-		insReport:      tx.StmtContext(ctx, w.insReport),
-		insTracking:    tx.StmtContext(ctx, w.insTracking),
-		insEvent:       tx.StmtContext(ctx, w.insEvent),
-		insOutbox:      tx.StmtContext(ctx, w.insOutbox),
-		insRejected:    tx.StmtContext(ctx, w.insRejected),
-		updRecipient:   tx.StmtContext(ctx, w.updRecipient),
-		insSuppression: tx.StmtContext(ctx, w.insSuppression),
-		counts:         domainCounts{},
-	}
-	if err := tx.StmtContext(ctx, w.nextID).QueryRowContext(ctx).Scan(&st.next); err != nil {
+	var first int64
+	if err := tx.StmtContext(ctx, w.nextID).QueryRowContext(ctx).Scan(&first); err != nil {
 		return fmt.Errorf("next id: %w", err)
 	}
-	for _, r := range batch {
-		if err := w.apply(ctx, &st, r); err != nil {
-			return err
-		}
-	}
-	if err := st.counts.write(ctx, tx.StmtContext(ctx, w.addCounts)); err != nil {
+	if err := w.apply(ctx, tx, batch, first); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -379,98 +370,288 @@ func (w *writer) commit(batch []*request) (err error) {
 	return nil
 }
 
-// txStmts are the writer's statements bound to the current transaction,
-// with the transaction's next id and the bounce-rate counts it adds up.
-type txStmts struct {
-	insReport, insTracking, insEvent *sql.Stmt
-	insRejected, insOutbox           *sql.Stmt
-	updRecipient, insSuppression     *sql.Stmt
-	next                             int64
-	counts                           domainCounts
+// rowsPerInsert is how many rows one multi-row INSERT of the writer
+// writes. One statement per row spent more in database/sql and in starting
+// and resetting the statement than SQLite spent inserting; past a few dozen
+// rows the overhead is amortised, and a longer statement only binds more.
+const rowsPerInsert = 64
+
+// Multi-row statements, by table. OR FAIL: a statement that may abort
+// half-way otherwise keeps a statement journal, a copy of every page it
+// changes, to undo only itself; here any failed statement fails the whole
+// transaction, which the rollback undoes anyway. Each each is prepared once per row count on
+// the write connection (see writer.multi).
+const (
+	tableReports = iota
+	tableTracking
+	tableEvents
+	tableCount
+)
+
+var multiInsertSQL = [tableCount]struct{ head, row, tail string }{
+	tableReports: {`INSERT OR FAIL INTO delivery_reports
+		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
+		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		` ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING`},
+	tableTracking: {`INSERT OR FAIL INTO tracking_events
+		(id, event_id, notification_type, message_id, connection_id, profile_id, email,
+		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		` ON CONFLICT (event_id) DO NOTHING`},
+	tableEvents: {`INSERT OR FAIL INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
+		`(?, ?, ?, ?, ?, ?)`, ``},
 }
 
-// apply writes one request inside the current transaction and records its
-// result. Reports are deduplicated by their kind's unique key: "DO NOTHING"
-// changes no row, which also catches a key repeated within the batch, so a
-// report's recipient, suppression and count are only touched the first
-// time it comes. Each stored report takes the transaction's next id, and
-// its event the same.
-func (w *writer) apply(ctx context.Context, st *txStmts, r *request) error {
-	if w.fault != nil {
-		if err := w.fault(r); err != nil {
-			return err
+// storedIDsSQL reads which of a chunk's ids a table holds, when its INSERT
+// stored fewer rows than it had: the others were duplicates.
+var storedIDsSQL = [tableCount]string{
+	tableReports:  `SELECT id FROM delivery_reports WHERE id BETWEEN ? AND ?`,
+	tableTracking: `SELECT id FROM tracking_events WHERE id BETWEEN ? AND ?`,
+}
+
+// multi returns the INSERT of rows rows into table, bound to tx. rows is
+// a power of two up to rowsPerInsert: newWriter prepares those, and a chunk
+// of another size is cut into such pieces (see chunkRows), so that no
+// statement is ever prepared inside a transaction, which on the single
+// write connection would wait for itself.
+func (w *writer) multi(ctx context.Context, tx *sql.Tx, bound map[int]*sql.Stmt, table, rows int) *sql.Stmt {
+	key := table*(rowsPerInsert+1) + rows
+	if st, ok := bound[key]; ok {
+		return st
+	}
+	st := tx.StmtContext(ctx, w.multis[key])
+	bound[key] = st
+	return st
+}
+
+// prepareMultis prepares the multi-row INSERTs of every table for every
+// power of two up to rowsPerInsert.
+func (w *writer) prepareMultis(db *sql.DB) error {
+	for table, q := range multiInsertSQL {
+		for rows := 1; rows <= rowsPerInsert; rows *= 2 {
+			var sb strings.Builder
+			sb.WriteString(q.head)
+			for i := range rows {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString(q.row)
+			}
+			sb.WriteString(q.tail)
+			st, err := db.Prepare(sb.String())
+			if err != nil {
+				return err
+			}
+			w.multis[table*(rowsPerInsert+1)+rows] = st
 		}
 	}
-	res := store.IngestResult{Stored: make([]bool, len(r.reports))}
-	for i := range r.reports {
-		rp := &r.reports[i]
-		id := st.next
-		var (
-			out sql.Result
-			err error
-		)
-		if rp.Kind == store.ReportTracking {
-			out, err = st.insTracking.ExecContext(ctx, id, rp.TrackingKey, rp.NotificationType, rp.Key.MessageID,
-				rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
-				micros(rp.ReceiveTime), rp.Payload)
-		} else {
-			out, err = st.insReport.ExecContext(ctx, id,
-				rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
-				rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
-				micros(rp.ReceiveTime), rp.Payload)
+	return nil
+}
+
+// chunkRows is how many of n rows the next statement takes: rowsPerInsert,
+// or the largest power of two below n.
+func chunkRows(n int) int {
+	if n >= rowsPerInsert {
+		return rowsPerInsert
+	}
+	return 1 << (bits.Len(uint(n)) - 1)
+}
+
+// pending is one report of the transaction: its request, its index there,
+// and the id it takes if stored.
+type pending struct {
+	r  *request
+	i  int
+	id int64
+}
+
+// apply writes batch inside the current transaction and records each
+// request's result. Every report takes the next id, in request order,
+// whether or not it turns out a duplicate (a duplicate's id stays unused):
+// that lets one statement insert many rows. Reports are deduplicated by
+// their kind's unique key: "DO NOTHING" changes no row, which also catches a
+// key repeated within the batch (the first in request order is stored, as
+// the chunks of a table run in that order), so a report's recipient,
+// suppression and count are only touched the first time it comes. A
+// stored report's event takes the report's id.
+func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first int64) error {
+	bound := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range bound {
+			st.Close()
 		}
-		if err != nil {
-			return fmt.Errorf("insert report %d: %w", i, err)
+	}()
+	next := first
+	var byTable [2][]pending
+	for _, r := range batch {
+		r.res = store.IngestResult{Stored: make([]bool, len(r.reports))}
+		for i := range r.reports {
+			t := tableReports
+			if r.reports[i].Kind == store.ReportTracking {
+				t = tableTracking
+			}
+			byTable[t] = append(byTable[t], pending{r, i, next})
+			next++
 		}
-		n, err := out.RowsAffected()
-		if err != nil {
-			return err
+	}
+	args := w.args[:0]
+	defer func() { clear(args); w.args = args[:0] }()
+	for t, ps := range byTable {
+		for len(ps) > 0 {
+			chunk := ps[:chunkRows(len(ps))]
+			ps = ps[len(chunk):]
+			args = args[:0]
+			for _, p := range chunk {
+				rp := &p.r.reports[p.i]
+				if t == tableTracking {
+					args = append(args, p.id, rp.TrackingKey, rp.NotificationType, rp.Key.MessageID,
+						rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
+						micros(rp.ReceiveTime), rp.Payload)
+				} else {
+					args = append(args, p.id,
+						rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
+						rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
+						micros(rp.ReceiveTime), rp.Payload)
+				}
+			}
+			st := w.multi(ctx, tx, bound, t, len(chunk))
+			out, err := st.ExecContext(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("insert reports: %w", err)
+			}
+			n, err := out.RowsAffected()
+			if err != nil {
+				return err
+			}
+			if int(n) == len(chunk) {
+				for _, p := range chunk {
+					p.r.res.Stored[p.i] = true
+				}
+				continue
+			}
+			if err := markStored(ctx, tx, storedIDsSQL[t], chunk); err != nil {
+				return err
+			}
 		}
-		if n == 0 {
-			res.Duplicates++
+	}
+
+	// The events, and what the stored reports change, in request order.
+	var events []pending
+	for _, r := range batch {
+		res := &r.res
+		for i := range r.reports {
+			if !res.Stored[i] {
+				res.Duplicates++
+				continue
+			}
+			res.Accepted++
+			rp := &r.reports[i]
+			w.counts.add(rp)
+			if rp.Outcome == store.OutcomeEvent {
+				res.Events++
+			}
+		}
+	}
+	id := first
+	for _, r := range batch {
+		for i := range r.reports {
+			if r.res.Stored[i] && r.reports[i].Outcome == store.OutcomeEvent {
+				events = append(events, pending{r, i, id})
+			}
+			id++
+		}
+	}
+	for ps := events; len(ps) > 0; {
+		chunk := ps[:chunkRows(len(ps))]
+		ps = ps[len(chunk):]
+		args = args[:0]
+		for _, p := range chunk {
+			rp := &p.r.reports[p.i]
+			args = append(args, p.id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, p.r.params[p.i])
+		}
+		st := w.multi(ctx, tx, bound, tableEvents, len(chunk))
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+	}
+	if len(events) > 0 {
+		// The outbox entries of every event this transaction wrote: the
+		// ids from first on are all its own, as the single write
+		// connection, locked from BEGIN, runs nothing else meanwhile.
+		if _, err := tx.StmtContext(ctx, w.insOutbox).ExecContext(ctx, first); err != nil {
+			return fmt.Errorf("insert outbox entries: %w", err)
+		}
+	}
+	var updRecipient, insSuppression *sql.Stmt
+	for _, p := range events {
+		rp := &p.r.reports[p.i]
+		if rp.Recipient == nil && !rp.Suppress {
 			continue
 		}
-		st.next++
-		res.Accepted++
-		res.Stored[i] = true
-		st.counts.add(rp)
-		if rp.Outcome != store.OutcomeEvent {
-			continue
+		if updRecipient == nil {
+			updRecipient = tx.StmtContext(ctx, w.updRecipient)
+			defer updRecipient.Close()
+			insSuppression = tx.StmtContext(ctx, w.insSuppression)
+			defer insSuppression.Close()
 		}
-		if _, err := st.insEvent.ExecContext(ctx, id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, r.params[i]); err != nil {
-			return fmt.Errorf("insert event of report %d: %w", i, err)
-		}
-		if _, err := st.insOutbox.ExecContext(ctx, id); err != nil {
-			return fmt.Errorf("insert outbox entry of report %d: %w", i, err)
-		}
-		res.Events++
-		if err := applySending(ctx, st, rp, id); err != nil {
-			return fmt.Errorf("report %d: %w", i, err)
+		if err := applySending(ctx, updRecipient, insSuppression, rp, p.id); err != nil {
+			return fmt.Errorf("report %d: %w", p.i, err)
 		}
 	}
-	for i := range r.rejected {
-		p := &r.rejected[i]
-		if _, err := st.insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
-			return fmt.Errorf("insert rejected payload %d: %w", i, err)
+	var insRejected *sql.Stmt
+	for _, r := range batch {
+		for i := range r.rejected {
+			if insRejected == nil {
+				insRejected = tx.StmtContext(ctx, w.insRejected)
+				defer insRejected.Close()
+			}
+			p := &r.rejected[i]
+			if _, err := insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
+				return fmt.Errorf("insert rejected payload %d: %w", i, err)
+			}
 		}
 	}
-	r.res = res
+	defer clear(w.counts)
+	return w.counts.write(ctx, tx.StmtContext(ctx, w.addCounts))
+}
+
+// markStored marks the reports of chunk whose ids the table holds, read
+// with query (storedIDsSQL) over the chunk's range of ids.
+func markStored(ctx context.Context, tx *sql.Tx, query string, chunk []pending) error {
+	rows, err := tx.QueryContext(ctx, query, chunk[0].id, chunk[len(chunk)-1].id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	have := make(map[int64]bool, len(chunk))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		have[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, p := range chunk {
+		p.r.res.Stored[p.i] = have[p.id]
+	}
 	return nil
 }
 
 // applySending gives a newly stored event to the send recipient the report
 // is about and to the suppression list. A recipient that does not exist is
 // not an error: the report is stored, and the event kept, regardless.
-func applySending(ctx context.Context, st *txStmts, rp *store.Report, eventID int64) error {
+func applySending(ctx context.Context, updRecipient, insSuppression *sql.Stmt, rp *store.Report, eventID int64) error {
 	if rp.Recipient != nil {
 		t := micros(rp.EventTime)
-		if _, err := st.updRecipient.ExecContext(ctx, rp.EventName, t, rp.Recipient.SendID, rp.Recipient.Seq, t,
+		if _, err := updRecipient.ExecContext(ctx, rp.EventName, t, rp.Recipient.SendID, rp.Recipient.Seq, t,
 			store.MessageSendEvent); err != nil {
 			return fmt.Errorf("update recipient: %w", err)
 		}
 	}
 	if rp.Suppress {
-		if _, err := st.insSuppression.ExecContext(ctx, rp.Email, rp.ProfileID, rp.EventName, eventID,
+		if _, err := insSuppression.ExecContext(ctx, rp.Email, rp.ProfileID, rp.EventName, eventID,
 			store.SuppressionReason(rp), micros(rp.ReceiveTime)); err != nil {
 			return fmt.Errorf("insert suppression: %w", err)
 		}
