@@ -327,3 +327,24 @@ func TestQueryPlans(t *testing.T) {
 		})
 	}
 }
+
+func TestPadPow2(t *testing.T) {
+	tests := []struct {
+		n, want int
+	}{{0, 0}, {1, 1}, {2, 2}, {3, 4}, {5, 8}, {100, 128}, {300, inChunk}, {inChunk, inChunk}}
+	for _, tt := range tests {
+		values := make([]any, tt.n)
+		for i := range values {
+			values[i] = i
+		}
+		got := padPow2(values)
+		if len(got) != tt.want {
+			t.Errorf("padPow2(%d values) has %d, want %d", tt.n, len(got), tt.want)
+		}
+		for i := range got {
+			if want := min(i, tt.n-1); got[i] != want {
+				t.Errorf("padPow2(%d values)[%d] = %v, want %v", tt.n, i, got[i], want)
+			}
+		}
+	}
+}

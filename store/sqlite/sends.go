@@ -420,18 +420,40 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, 
 	}
 	out := make(map[string]store.Recipient, len(ids))
 	scoped := connectionID != ""
+	// lookup runs a chunk's statement, bound to a transaction by bind.
+	lookup := func(bind func(*sql.Stmt) *sql.Stmt, chunk []any) error {
+		args := padPow2(chunk)
+		st, err := s.reads.stmt(ctx, byMessageIDSQL(len(args), scoped))
+		if err != nil {
+			return err
+		}
+		if scoped {
+			args = append(slices.Clip(args), connectionID)
+		}
+		rows, err := bind(st).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		return scanRecipients(rows, func(r store.Recipient) { out[r.MessageID] = r })
+	}
+	if len(ids) <= inChunk {
+		// One statement reads one snapshot: no transaction needed, which
+		// for a webhook body of one report saves two of its three
+		// statements.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return out, nil
+		}
+		if err := lookup(func(st *sql.Stmt) *sql.Stmt { return st }, ids); err != nil {
+			return nil, readErr(ctx, "recipients by message id", err)
+		}
+		return out, nil
+	}
 	err := s.readTx(ctx, "recipients by message id", func(tx *sql.Tx) error {
-		return chunks(ids, func(chunk []any) error {
-			args := chunk
-			if scoped {
-				args = append(slices.Clip(chunk), connectionID)
-			}
-			rows, err := tx.QueryContext(ctx, byMessageIDSQL(len(chunk), scoped), args...)
-			if err != nil {
-				return err
-			}
-			return scanRecipients(rows, func(r store.Recipient) { out[r.MessageID] = r })
-		})
+		bind := func(st *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, st) }
+		return chunks(ids, func(chunk []any) error { return lookup(bind, chunk) })
 	})
 	if err != nil {
 		return nil, err
@@ -448,7 +470,11 @@ func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, emai
 	if connectionID != "" {
 		args = append(args, connectionID)
 	}
-	r, err := scanRecipient(s.readDB.QueryRowContext(ctx, recipientByEmailSQL(connectionID != ""), args...))
+	st, err := s.reads.stmt(ctx, recipientByEmailSQL(connectionID != ""))
+	if err != nil {
+		return store.Recipient{}, readErr(ctx, "recipient by email", err)
+	}
+	r, err := scanRecipient(st.QueryRowContext(ctx, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Recipient{}, fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
 	}

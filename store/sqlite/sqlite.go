@@ -31,6 +31,7 @@ import (
 type Store struct {
 	writeDB *sql.DB // one connection, used only by the writer goroutine
 	readDB  *sql.DB // query_only connections for listings and searches
+	reads   *preparedReads
 	w       *writer
 	ckpt    *checkpointer
 
@@ -156,7 +157,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		writeDB.Close()
 		return nil, wrapErr("open "+abs, err)
 	}
-	return &Store{writeDB: writeDB, readDB: readDB, w: w, ckpt: ckpt, windowProbeCap: windowProbeCap}, nil
+	return &Store{writeDB: writeDB, readDB: readDB, reads: newPreparedReads(readDB), w: w, ckpt: ckpt, windowProbeCap: windowProbeCap}, nil
 }
 
 // dsn builds a file: URI, so that a path with '?' or '#' in it is escaped
@@ -188,7 +189,7 @@ func (s *Store) Close() error {
 		// The writer connection closes last: as the last connection it
 		// checkpoints the whole WAL and removes it.
 		werr := s.w.close()
-		s.closeErr = errors.Join(werr, s.ckpt.close(), s.readDB.Close(), s.writeDB.Close())
+		s.closeErr = errors.Join(werr, s.ckpt.close(), s.reads.close(), s.readDB.Close(), s.writeDB.Close())
 	})
 	return s.closeErr
 }
