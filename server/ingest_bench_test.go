@@ -30,29 +30,6 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	})
 }
 
-// BenchmarkTrackingIngest is BenchmarkWebhookIngest for the tracking
-// webhook: 100 opens, clicks, complaints, late bounces and unsubscribes a
-// body.
-func BenchmarkTrackingIngest(b *testing.B) {
-	b.Run("store=sqlite", func(b *testing.B) {
-		benchIngest(b, server.TrackingWebhookPath, sandbox.ExampleTrackingReports, 100)
-	})
-	b.Run("store=postgres", func(b *testing.B) {
-		benchIngest(b, server.TrackingWebhookPath, sandbox.ExampleTrackingReports, 100, withPostgres())
-	})
-}
-
-// BenchmarkPlatformEventsIngest is BenchmarkWebhookIngest for the
-// platform-events webhook: 100 bounce-rate warnings and blocks a body.
-func BenchmarkPlatformEventsIngest(b *testing.B) {
-	b.Run("store=sqlite", func(b *testing.B) {
-		benchIngest(b, server.PlatformEventsWebhookPath, sandbox.ExamplePlatformEvents, 100)
-	})
-	b.Run("store=postgres", func(b *testing.B) {
-		benchIngest(b, server.PlatformEventsWebhookPath, sandbox.ExamplePlatformEvents, 100, withPostgres())
-	})
-}
-
 // benchIngest posts b.N bodies of perBody reports, made by body, to path
 // from ingestClients clients and reports reports/s and the p50 and p99 of
 // a body's answer.

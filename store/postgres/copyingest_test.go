@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,10 @@ func TestIngestPathsAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		s.forceStatement = forceStatement
+		s.copyMin = 1 // every call by COPY
+		if forceStatement {
+			s.copyMin = math.MaxInt
+		}
 		sn, rs, bs := storetest.BigSend("send", 5)
 		if _, _, err := s.CreateSend(ctx, sn, rs, bs); err != nil {
 			t.Fatal(err)

@@ -45,9 +45,10 @@ type Store struct {
 
 	closeOnce sync.Once
 
-	// forceStatement makes IngestReports take the single statement even
-	// where it would COPY: tests set it to hold both paths to one result.
-	forceStatement bool
+	// copyMin is the smallest call IngestReports takes by COPY
+	// (copyMinReports); tests set 1 to take every call by COPY, or a huge
+	// value to take none.
+	copyMin int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +91,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, wrapErr(ctx, "open", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, copyMin: copyMinReports}, nil
 }
 
 // Ping checks that the database answers a query.
