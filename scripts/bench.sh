@@ -10,7 +10,7 @@
 #   scripts/bench.sh --only 'sqlite|Dispatch'   # the benchmarks matching a regexp
 #
 # It prints benchstat's comparison, then a Markdown table of medians (the
-# README's Benchmarks section is that table) and the ratios the goals are
+# table of docs/benchmarks.md and the README's figures come from it) and the ratios the goals are
 # stated in: each webhook beside its store's own ceiling, one-report bodies
 # beside an empty handler on the same listener, dispatch beside the
 # sandbox's own ceiling (each measured inside its benchmark's run). The
