@@ -9,9 +9,9 @@
 #   scripts/bench.sh --runs 5 --out /tmp/bench
 #   scripts/bench.sh --only 'sqlite|Dispatch'   # the benchmarks matching a regexp
 #
-# It prints benchstat's comparison, then a Markdown table of medians (the
-# table of docs/benchmarks.md and the README's figures come from it) and the ratios the goals are
-# stated in: each webhook beside its store's own ceiling, one-report bodies
+# It prints benchstat's comparison, then a Markdown table of medians
+# (docs/benchmarks.md's table and the README's figures come from it) and
+# the ratios the goals are stated in: each webhook beside its store's own ceiling, one-report bodies
 # beside an empty handler on the same listener, dispatch beside the
 # sandbox's own ceiling (each measured inside its benchmark's run). The
 # baseline is built from a `git worktree`; a benchmark it lacks is left
