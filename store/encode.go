@@ -23,16 +23,17 @@ func AppendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = AppendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = AppendJSONString(b, m[k])
 	}
 	return append(b, '}')
 }
 
-// appendJSONString quotes s. Plain printable ASCII, the usual case, is
-// copied as is; anything that needs escaping goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string. Plain printable ASCII, the
+// usual case, is copied as is; anything that needs escaping goes through
+// encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
 			q, _ := json.Marshal(s) // a string always marshals

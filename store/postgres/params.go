@@ -31,8 +31,8 @@ func decodeParams(b []byte) (map[string]string, error) {
 // map order: unlike store.AppendStringMap it does not sort the keys, since
 // jsonb keeps its keys in an order of its own whatever the text's, and an
 // ingest encodes the params of every event of a body through here. Strings
-// are escaped as store.AppendStringMap escapes them, so both give the same
-// jsonb.
+// are escaped by store.AppendJSONString, as store.AppendStringMap's are, so
+// both give the same jsonb.
 func appendEventParams(b []byte, m map[string]string) []byte {
 	if len(m) == 0 {
 		return b
@@ -44,23 +44,9 @@ func appendEventParams(b []byte, m map[string]string) []byte {
 			b = append(b, ',')
 		}
 		first = false
-		b = appendJSONString(b, k)
+		b = store.AppendJSONString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, v)
+		b = store.AppendJSONString(b, v)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString quotes s: plain printable ASCII, the usual case, as is,
-// anything else through encoding/json, as store.AppendStringMap does.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
