@@ -16,7 +16,8 @@ var Registry = prometheus.NewRegistry()
 
 var (
 	// RPCs counts gRPC calls (REST calls included: the gateway calls the
-	// gRPC server) by method and code.
+	// services in process, through the same interceptors) by method and
+	// code.
 	RPCs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ibmail_rpc_requests_total", Help: "gRPC calls by full method and status code.",
 	}, []string{"method", "code"})
