@@ -63,7 +63,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	callbackSends := make([]string, 0, n)
 	// domainBlocked says, per report, whether it is Infobip's error 6016.
 	domainBlocked := make([]bool, 0, n)
-	var payloads payloadBuffer
+	payloads := newPayloadBuffer(n)
 	body.walk(func(i, pos int) {
 		r := req.GetResults()[i]
 		payload, err := payloads.marshal(r)

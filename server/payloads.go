@@ -2,7 +2,7 @@ package server
 
 import "google.golang.org/protobuf/proto"
 
-// payloadChunk is how much a payloadBuffer allocates at a time: a hundred
+// payloadChunk is the most a payloadBuffer allocates at a time: a hundred
 // delivery reports take about two chunks.
 const payloadChunk = 32 << 10
 
@@ -12,7 +12,15 @@ const payloadChunk = 32 << 10
 // again once returned.
 type payloadBuffer struct {
 	buf []byte
+	// left is how many reports remain to be encoded, so that a chunk is
+	// sized for them: a body of one report takes its report's size, not
+	// a whole chunk, which on one-report bodies was most of the memory a
+	// body allocated.
+	left int
 }
+
+// newPayloadBuffer returns a buffer for the payloads of n reports.
+func newPayloadBuffer(n int) payloadBuffer { return payloadBuffer{left: n} }
 
 // marshal encodes m (not deterministically: the payload is only ever
 // decoded again) and returns its bytes.
@@ -22,8 +30,10 @@ func (b *payloadBuffer) marshal(m proto.Message) ([]byte, error) {
 	}
 	n := proto.Size(m) // cached in m, for MarshalAppend's UseCachedSize
 	if cap(b.buf)-len(b.buf) < n {
-		b.buf = make([]byte, 0, max(payloadChunk, n))
+		// The reports of a body are alike: size the chunk for those left.
+		b.buf = make([]byte, 0, max(min(payloadChunk, n*max(b.left, 1)), n))
 	}
+	b.left--
 	start := len(b.buf)
 	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b.buf, m)
 	if err != nil {

@@ -63,7 +63,7 @@ func (s *DeliveryReportService) IngestPlatformEvents(ctx context.Context, req *i
 		}
 	}
 	events := make([]store.DomainEvent, 0, body.size())
-	var payloads payloadBuffer
+	payloads := newPayloadBuffer(body.size())
 	body.walk(func(i, pos int) {
 		e := req.GetEvents()[i]
 		ev, err := toDomainEvent(e, body.connectionID, own, body.received, &payloads)

@@ -42,7 +42,7 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 	}
 	reports := make([]store.Report, 0, body.size())
 	callbackSends := make([]string, 0, body.size())
-	var payloads payloadBuffer
+	payloads := newPayloadBuffer(body.size())
 	body.walk(func(i, pos int) {
 		r := req.GetReports()[i]
 		rep, sendID, err := toTrackingReportInto(s.engine, r, body.connectionID, body.received, &payloads)
