@@ -10,15 +10,23 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
-// TestTracingSpansRESTAndGRPC: with a tracer provider set, a REST call
-// makes an HTTP span and a gRPC span of the method it reached, in one trace.
-func TestTracingSpansRESTAndGRPC(t *testing.T) {
+// recordSpans sets a tracer provider recording every span, and the W3C
+// propagator, for the test's duration.
+func recordSpans(t *testing.T) *tracetest.SpanRecorder {
+	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
+	return rec
+}
+
+// TestTracingSpansRESTAndGRPC: with a tracer provider set, a REST call
+// makes an HTTP span and a gRPC span of the method it reached, in one trace.
+func TestTracingSpansRESTAndGRPC(t *testing.T) {
+	rec := recordSpans(t)
 
 	env := newTestEnv(t)
 	if code, got := env.do(t, http.MethodPost, "/v1/reports:classify", "application/json",
