@@ -86,6 +86,19 @@ func (p *BouncePauser) Check(ctx context.Context) error {
 			if err == nil && d.Holds(now) {
 				continue
 			}
+			if err == nil && unblockedSince(d, now.Add(-w.length)) {
+				// An operator unblocked it within the window: the reports
+				// that paused it would pause it again at once. It is
+				// judged afresh, on the buckets after the unblock's.
+				fresh, err := p.store.DomainReportCounts(ctx, store.DomainCountBucketOf(d.UpdateTime).Add(store.DomainCountBucket))
+				if err != nil {
+					return err
+				}
+				c = fresh[domain]
+				if rate = c.BounceRate(); c.Reports < p.minReports || rate < p.percent {
+					continue
+				}
+			}
 			ev := store.DomainEvent{
 				Domain: domain, Type: store.DomainEventPaused, Time: now, ReceiveTime: now, BounceRate: rate,
 				Threshold: p.percent, Scope: w.scope,
@@ -101,6 +114,13 @@ func (p *BouncePauser) Check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unblockedSince tells whether d was made active by an event (an
+// operator's unblock: a domain added with its first sender is active with
+// no reason) after since.
+func unblockedSince(d store.SendingDomain, since time.Time) bool {
+	return d.State == store.DomainActive && d.Reason != "" && d.UpdateTime.After(since)
 }
 
 func round2(v float64) float64 { return float64(int64(v*100+0.5)) / 100 }
