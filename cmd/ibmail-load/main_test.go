@@ -75,16 +75,7 @@ func TestRunAllPhases(t *testing.T) {
 	}
 	cfg := config{phases: phases, concurrency: 8, duration: 300 * time.Millisecond, events: 2000, queries: 5, seed: seedStore,
 		webhooks: webhookNames, bodies: []int{100, 1}, recipients: 3000, ceiling: time.Second}
-	if err := cfg.check(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, progress bytes.Buffer
-	if err := run(ctx, cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
-	t.Logf("\n%s", out.String())
+	out := runChecked(t, cfg)
 	want := []row{
 		{"classify", "ClassifyReport over loopback gRPC", "calls/s"},
 		{"classify", "Health/Check (empty RPC), same way", "calls/s"},
@@ -102,7 +93,24 @@ func TestRunAllPhases(t *testing.T) {
 		{"segment", "30 days of any of 4 events, page 100 (", "ms"},
 		{"segment", "30 days of any of 4 events, page 100 p99", "ms"},
 	}...)
-	checkRows(t, out.String(), want)
+	checkRows(t, out, want)
+}
+
+// runChecked runs cfg, which must be valid, failing the test with the
+// progress written on an error, and returns the table printed.
+func runChecked(t *testing.T, cfg config) string {
+	t.Helper()
+	if err := cfg.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, progress bytes.Buffer
+	if err := run(ctx, cfg, &out, &progress); err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	t.Logf("\n%s", out.String())
+	return out.String()
 }
 
 // TestRunServerProcess runs the ingest phase (every webhook, 100- and
@@ -119,18 +127,9 @@ func testRunServerProcess(t *testing.T, db string) {
 	phases, _ := parsePhases("ingest,dispatch")
 	cfg := config{phases: phases, concurrency: 8, duration: 300 * time.Millisecond, db: db,
 		webhooks: webhookNames, bodies: []int{100, 1}, recipients: 2500, ceiling: time.Second, serverProcess: true}
-	if err := cfg.check(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, progress bytes.Buffer
-	if err := run(ctx, cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
-	t.Logf("\n%s", out.String())
+	out := runChecked(t, cfg)
 	const memory = "the server process (--server-process)"
-	checkRows(t, out.String(), append(ingestRows(8, webhookNames, []int{100, 1}, memory), dispatchRows(2500, memory)...))
+	checkRows(t, out, append(ingestRows(8, webhookNames, []int{100, 1}, memory), dispatchRows(2500, memory)...))
 }
 
 // TestCountCheckFails loses one stored row after each kind of load run
@@ -196,17 +195,8 @@ func TestRunSegmentSQL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config{phases: phases, concurrency: 1, duration: time.Second, events: 2000, queries: 3, seed: seedSQL}
-	if err := cfg.check(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	var out, progress bytes.Buffer
-	if err := run(ctx, cfg, &out, &progress); err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
-	}
-	t.Logf("\n%s", out.String())
-	checkRows(t, out.String(), []row{
+	out := runChecked(t, cfg)
+	checkRows(t, out, []row{
 		{"segment", "seed 2000 events, 100 profiles, via INSERT ... SELECT (--seed sql, 1000000 a chunk)", "s"},
 		{"segment", "seed rate", "events/s"},
 		{"segment", "week of hard bounces, page 1000 (", "ms"},
