@@ -83,6 +83,9 @@ func compile(set RuleSet, lines fileLines) (*Engine, error) {
 		}
 	}
 	e.compileTracking(set.TrackingRules, reporter(true, lines.tracking))
+	e.compilePolicy(set, lines, func(line int, format string, args ...any) {
+		problems = append(problems, &RuleError{Line: line, Problem: fmt.Sprintf(format, args...)})
+	})
 	if len(problems) == 1 {
 		return nil, problems[0]
 	}

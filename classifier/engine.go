@@ -12,6 +12,7 @@ package classifier
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -105,6 +106,9 @@ type Engine struct {
 
 	tracking        []TrackingRule   // canonical copies, as TrackingRules returns them
 	trackingResults []TrackingResult // one per tracking rule: what ClassifyTracking returns
+
+	softBounce SoftBouncePolicy         // when repeated soft bounces suppress
+	lifetimes  map[string]time.Duration // cause -> lifetime, defaults included
 }
 
 // group holds the rules of one (group id, group name) pair, so that Classify
@@ -133,13 +137,14 @@ func New(rules []Rule) (*Engine, error) {
 	return NewWithTracking(rules, DefaultTrackingRules())
 }
 
-// NewWithTracking is New with the tracking rules given too. They are taken
+// NewWithTracking is New with the tracking rules given too; the policy and
+// lifetimes are the defaults. They are taken
 // as they are: a nil or empty list means no tracking rule, so every tracking
 // report is unclassified (pass DefaultTrackingRules for the integration's
 // table). Problems of either list are reported together, tracking ones as
 // "tracking rule N".
 func NewWithTracking(rules []Rule, tracking []TrackingRule) (*Engine, error) {
-	e, err := compile(RuleSet{Rules: rules, TrackingRules: tracking}, fileLines{})
+	e, err := compile(RuleSet{Rules: rules, TrackingRules: tracking, SoftBounce: DefaultSoftBouncePolicy()}, fileLines{})
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
 	}

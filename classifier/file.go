@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -22,16 +23,27 @@ const maxRulesFileSize = 1 << 20
 type rulesFile struct {
 	Rules         []Rule          `yaml:"rules"`
 	TrackingRules *[]TrackingRule `yaml:"trackingRules"`
+	// SoftBouncePolicy is nil when the key is missing, which takes
+	// DefaultSoftBouncePolicy; {limit: 0} turns the policy off.
+	SoftBouncePolicy     *SoftBouncePolicy `yaml:"softBouncePolicy"`
+	SuppressionLifetimes []Lifetime        `yaml:"suppressionLifetimes"`
 }
 
 // RuleSet is everything a rules file decides: the bounce rules for delivery
-// reports and the tracking rules for tracking reports.
+// reports, the tracking rules for tracking reports, the soft-bounce policy
+// and how long suppressions last.
 type RuleSet struct {
 	// Rules are the bounce rules, for Classify.
 	Rules []Rule
 	// TrackingRules are the tracking rules, for ClassifyTracking; empty
 	// means no tracking rule.
 	TrackingRules []TrackingRule
+	// SoftBounce is the soft-bounce policy; the zero value is off.
+	SoftBounce SoftBouncePolicy
+	// SuppressionLifetimes maps a cause (an event name,
+	// CauseSoftBounceLimit, CauseImport) to how long its suppressions last,
+	// 0 meaning for ever; causes missing take DefaultSuppressionLifetimes.
+	SuppressionLifetimes map[string]time.Duration
 }
 
 // ParseRuleSet reads and validates a rules file: YAML (or JSON, which is
@@ -75,7 +87,7 @@ func LoadFile(path string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("classifier: rules file %s: %w", path, err)
 	}
-	return NewWithTracking(set.Rules, set.TrackingRules)
+	return NewFromSet(set)
 }
 
 func parseRules(r io.Reader) (RuleSet, error) {
@@ -116,11 +128,25 @@ func parseRules(r io.Reader) (RuleSet, error) {
 	default:
 		set.TrackingRules = DefaultTrackingRules()
 	}
+	set.SoftBounce = DefaultSoftBouncePolicy()
+	if f.SoftBouncePolicy != nil {
+		set.SoftBounce = *f.SoftBouncePolicy
+	}
+	if len(f.SuppressionLifetimes) > 0 {
+		set.SuppressionLifetimes = make(map[string]time.Duration, len(f.SuppressionLifetimes))
+		for i, lt := range f.SuppressionLifetimes {
+			if _, dup := set.SuppressionLifetimes[lt.Cause]; dup {
+				// A map keeps only one; saying so beats silently keeping the last.
+				return RuleSet{}, fmt.Errorf("suppressionLifetimes item %d: cause %q is listed twice", i+1, lt.Cause)
+			}
+			set.SuppressionLifetimes[lt.Cause] = lt.Lifetime
+		}
+	}
 	e, err := compile(set, lines)
 	if err != nil {
 		return RuleSet{}, err
 	}
-	return RuleSet{Rules: e.Rules(), TrackingRules: e.TrackingRules()}, nil
+	return e.RuleSet(), nil
 }
 
 // fileLines locates the rules of a file, for problems to point into it.
@@ -130,6 +156,10 @@ type fileLines struct {
 	// trackingNull is the line of a trackingRules key whose value is null
 	// (absent or ~); 0 when the key is missing or has a value.
 	trackingNull int
+	// policy is the line of the softBouncePolicy key; 0 when unknown.
+	policy int
+	// lifetimes is the line of each suppressionLifetimes item by cause.
+	lifetimes map[string]int
 }
 
 // findLines finds the lines of the items of the top-level lists. It is best
@@ -155,6 +185,10 @@ func findLines(data []byte) fileLines {
 			if value.Kind == yaml.ScalarNode && value.Tag == "!!null" {
 				out.trackingNull = key.Line
 			}
+		case "softBouncePolicy":
+			out.policy = key.Line
+		case "suppressionLifetimes":
+			out.lifetimes = causeLines(value)
 		}
 	}
 	return out
@@ -171,6 +205,26 @@ func itemLines(seq *yaml.Node) []int {
 		lines[j] = item.Line
 	}
 	return lines
+}
+
+// causeLines maps the cause of each item of the suppressionLifetimes list
+// to the item's line.
+func causeLines(seq *yaml.Node) map[string]int {
+	if seq.Kind != yaml.SequenceNode {
+		return nil
+	}
+	out := make(map[string]int, len(seq.Content))
+	for _, item := range seq.Content {
+		if item.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(item.Content); i += 2 {
+			if item.Content[i].Value == "cause" {
+				out[item.Content[i+1].Value] = item.Line
+			}
+		}
+	}
+	return out
 }
 
 // oneLine flattens the YAML decoder's list of field errors, which it spreads

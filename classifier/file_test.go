@@ -33,7 +33,7 @@ func TestSeedRulesFileEqualsDefaultRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (RuleSet{Rules: DefaultRules(), TrackingRules: DefaultTrackingRules()}); !reflect.DeepEqual(set, want) {
+	if want := DefaultRuleSet(); !reflect.DeepEqual(set, want) {
 		t.Errorf("ParseRuleSet(%s) = %+v, want the defaults %+v", seedRulesFile, set, want)
 	}
 	// The seed spells the tracking table out; without it, the defaults
@@ -85,7 +85,8 @@ func TestParseRuleSetTracking(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := (RuleSet{Rules: bounceRules, TrackingRules: tt.want}); !reflect.DeepEqual(got, want) {
+			want := RuleSet{Rules: bounceRules, TrackingRules: tt.want, SoftBounce: DefaultSoftBouncePolicy(), SuppressionLifetimes: DefaultSuppressionLifetimes()}
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 			rules, err := ParseRules(strings.NewReader(tt.in))

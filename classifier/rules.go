@@ -69,7 +69,8 @@ type RuleError struct {
 	// file holding both lists.
 	Tracking bool
 	// Rule is the rule's position in its list, counted from 1 as people
-	// count; 0 when the problem is the list as a whole.
+	// count; 0 when the problem is the list as a whole, the soft-bounce
+	// policy or a suppression lifetime (whose Problem names it).
 	Rule int
 	// Line is the rule's line in the rules file; 0 when not known.
 	Line int
@@ -85,6 +86,8 @@ func (e *RuleError) Error() string {
 		kind = "tracking rule"
 	}
 	switch {
+	case e.Rule == 0 && e.Line > 0:
+		return fmt.Sprintf("line %d: %s", e.Line, e.Problem)
 	case e.Rule == 0:
 		return e.Problem
 	case e.Line > 0:
