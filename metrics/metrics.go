@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ibmail/ibmail/buildinfo"
 )
 
 // Registry is where every ibmail metric is registered.
@@ -93,8 +95,17 @@ var (
 	})
 )
 
+// BuildInfo is always 1; its labels say which build runs, so that a
+// dashboard can tell replicas of different builds apart during a rollout.
+var BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "ibmail_build_info", Help: "The running build: always 1, labelled with version, revision (commit) and goversion.",
+}, []string{"version", "revision", "goversion"})
+
 func init() {
+	bi := buildinfo.Read()
+	BuildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	Registry.MustRegister(
+		BuildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		RPCs, RPCLatency, HTTPRequests, HTTPLatency,

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/server"
 )
@@ -148,5 +150,37 @@ func TestBacklogMetrics(t *testing.T) {
 	}
 	if _, ok := got["go_goroutines"]; !ok {
 		t.Error("with the store closed, the process metrics are gone too")
+	}
+}
+
+// TestBuildInfo checks that /healthz and /metrics say which build answers.
+func TestBuildInfo(t *testing.T) {
+	env := newTestEnv(t)
+	bi := buildinfo.Read()
+	resp, err := http.Get(env.rest.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Status, Version, GoVersion string
+	}
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("/healthz = %d %s, %v", resp.StatusCode, resp.Header.Get("Content-Type"), err)
+	}
+	if got.Status != "ok" || got.Version != bi.Version || got.GoVersion != bi.GoVersion {
+		t.Errorf("/healthz = %+v, want status ok and the build %+v", got, bi)
+	}
+
+	resp, err = http.Get(env.rest.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`ibmail_build_info{goversion=%q,revision=%q,version=%q} 1`, bi.GoVersion, bi.Revision, bi.Version)
+	if !strings.Contains(string(text), want) {
+		t.Errorf("GET /metrics lacks %s", want)
 	}
 }

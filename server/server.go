@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ibmail/ibmail/apidocs"
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
@@ -338,14 +340,23 @@ func (s *Server) followStore(ctx context.Context) {
 }
 
 // serveHealthz is liveness: 200 until shutdown begins, through store
-// outages (which gRPC health and /readyz report).
+// outages (which gRPC health and /readyz report). The body also says which
+// build answers, so that an operator can tell replicas apart mid-rollout.
 func (s *Server) serveHealthz(w http.ResponseWriter, r *http.Request) {
+	status, code := "ok", http.StatusOK
 	if s.draining.Load() {
-		http.Error(w, "not serving", http.StatusServiceUnavailable)
-		return
+		status, code = "not serving", http.StatusServiceUnavailable
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, "ok")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(healthzBody{Status: status, Info: buildinfo.Read()})
+}
+
+// healthzBody is what /healthz answers: {"status":"ok","version":...}.
+type healthzBody struct {
+	Status string `json:"status"`
+	buildinfo.Info
 }
 
 // serveReadyz answers 200 only while the store answers: a load balancer

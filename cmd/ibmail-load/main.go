@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/cmd/internal/envflag"
 )
 
@@ -62,8 +63,13 @@ func main() {
 	flag.IntVar(&cfg.queries, "queries", 50, "repetitions of each SearchProfiles query")
 	flag.StringVar(&cfg.seed, "seed", seedStore, "how the segment phase seeds its events: store (through IngestReports, as webhooks do; slow past 1,000,000) or sql (INSERT ... SELECT inside the engine; use it for 10,000,000)")
 	flag.StringVar(&cfg.db, "db", "", "postgres:// URL to measure PostgreSQL (its tables get the seeded data); empty: a temporary SQLite store")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	err := envflag.New(flag.CommandLine, nil).Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if *showVersion {
+		fmt.Println("ibmail-load", buildinfo.Read())
 		return
 	}
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -28,6 +29,22 @@ func (e *usageError) Error() string { return e.msg }
 // usagef makes a usageError.
 func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// unreachable reports whether err says the connection itself failed (no
+// listener, no route, a name that does not resolve, a TLS mismatch), as
+// opposed to a server that answered UNAVAILABLE, which sends an ErrorInfo.
+func unreachable(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.ErrorInfo); ok {
+			return false
+		}
+	}
+	return true
 }
 
 // report prints err to stderr and returns the exit code it stands for.

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"net"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/server"
@@ -241,6 +243,7 @@ func TestEventsAndSegment(t *testing.T) {
 
 func TestExitCodesAndHelp(t *testing.T) {
 	srv := startServer(t)
+	nowhere := unusedAddr(t)
 	tests := []struct {
 		name     string
 		addr     string
@@ -265,7 +268,8 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{"stray argument", srv.addr, []string{"segment", "--event", "e", "extra"}, exitUsage, nil, []string{"no arguments"}},
 		{"plaintext and tls", srv.addr, []string{"--plaintext", "--tls", "events", "x"}, exitUsage, nil, []string{"exclude"}},
 		{"server refuses", srv.addr, []string{"send-status", "send-nope"}, exitServer, nil, []string{"NotFound"}},
-		{"nothing listens", unusedAddr(t), []string{"events", "x"}, exitUnreachable, nil, []string{"Unavailable"}},
+		{"nothing listens", nowhere, []string{"events", "x"}, exitUnreachable, nil, []string{"Unavailable", "no ibmail server answered at " + nowhere + " (plaintext)", "--addr"}},
+		{"version", srv.addr, []string{"--version"}, exitOK, []string{"ibmailctl " + buildinfo.Read().Version, runtime.Version()}, nil},
 		{"success", srv.addr, []string{"events", "x"}, exitOK, []string{"TIME"}, nil},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/cmd/internal/envflag"
 )
 
@@ -103,6 +104,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	top := flag.NewFlagSet("ibmailctl", flag.ContinueOnError)
 	top.SetOutput(io.Discard) // we print usage ourselves, to stderr or stdout
 	g.register(top)
+	showVersion := top.Bool("version", false, "print the version and exit")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(stdout)
@@ -111,6 +113,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "ibmailctl: %v\n\n", err)
 		printUsage(stderr)
 		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "ibmailctl", buildinfo.Read())
+		return exitOK
 	}
 	rest := top.Args()
 	if len(rest) == 0 {
@@ -173,7 +179,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer cancel()
 	}
 	e := &env{g: g, conn: conn, stdin: stdin, stdout: stdout, stderr: stderr}
-	code := report(stderr, do(ctx, e, pos))
+	err = do(ctx, e, pos)
+	code := report(stderr, err)
+	if unreachable(err) {
+		transport := "plaintext"
+		if useTLS(g) {
+			transport = "TLS"
+		}
+		fmt.Fprintf(stderr, "ibmailctl: no ibmail server answered at %s (%s): start ibmaild there, or give its gRPC address with --addr HOST:PORT (or IBMAIL_ADDR)\n", g.addr, transport)
+	}
 	if code == exitUsage {
 		fmt.Fprintf(stderr, "run 'ibmailctl %s --help' for usage\n", c.name)
 	}

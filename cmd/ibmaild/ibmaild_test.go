@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -208,5 +209,19 @@ func TestBadRulesFileRefusesToStart(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "event") {
 		t.Errorf("error does not name the missing event: %s", out)
+	}
+}
+
+// TestVersionFlag checks that --version prints the build and exits at once,
+// whatever else the command line or the environment holds.
+func TestVersionFlag(t *testing.T) {
+	cmd := exec.Command(daemonBin, "--version", "--db", "not-a-url")
+	cmd.Env = append(os.Environ(), "IBMAIL_SEND_RATE=-5")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ibmaild --version: %v\n%s", err, out)
+	}
+	if got := string(out); !strings.HasPrefix(got, "ibmaild ") || !strings.Contains(got, runtime.Version()) || strings.Count(got, "\n") != 1 {
+		t.Errorf("ibmaild --version printed %q, want one line: ibmaild <version> ... %s", got, runtime.Version())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/cmd/internal/envflag"
 	"github.com/ibmail/ibmail/events"
 	"github.com/ibmail/ibmail/server"
@@ -57,8 +58,13 @@ func main() {
 	s.Int(&cfg.limits.MaxConnections, "max-connections", "IBMAIL_MAX_CONNECTIONS", server.DefaultMaxConnections, "most open connections on each listener, 1 to 1000000; more wait until one closes", envflag.Between(1, 1_000_000))
 	s.Float64(&cfg.pauseBounceRate, "pause-bounce-rate", "IBMAIL_PAUSE_BOUNCE_RATE", 0, "pause a sending domain whose own bounce rate over the last hour or 24 hours reaches this PERCENT, above 0, at most 100, before Infobip blocks it at 5; its batches wait until POST /v1/sendingDomains/{domain}:unblock; 0: off", envflag.Between(0.0, 100.0))
 	s.Int64(&cfg.pauseMinReports, "pause-bounce-min-reports", "IBMAIL_PAUSE_BOUNCE_MIN_REPORTS", server.DefaultPauseMinReports, "reports a window must count before --pause-bounce-rate judges it, 1 to 1000000000", envflag.Between[int64](1, 1_000_000_000))
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	err := s.Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if *showVersion {
+		fmt.Println("ibmaild", buildinfo.Read())
 		return
 	}
 	err = errors.Join(err, cfg.check(s), envErrors())

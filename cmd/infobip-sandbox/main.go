@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/cmd/internal/envflag"
 	"github.com/ibmail/ibmail/sandbox"
 )
@@ -90,8 +91,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			"the bounce counts, POST /sandbox/domains/{domain}/unblock lifts a block.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "infobip-sandbox", buildinfo.Read())
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())

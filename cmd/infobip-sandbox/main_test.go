@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/infobip"
 )
 
@@ -204,5 +205,15 @@ func TestTrackingAndBounceFlags(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, &out, &errOut, nil); err != nil {
+		t.Fatalf("run --version: %v (%s)", err, errOut.String())
+	}
+	if got := out.String(); !strings.HasPrefix(got, "infobip-sandbox "+buildinfo.Read().Version) {
+		t.Errorf("--version printed %q", got)
 	}
 }
