@@ -22,127 +22,6 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ReclassifyReportsRequest says which stored reports to reclassify.
-type ReclassifyReportsRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The window of receive times; unset: every stored report.
-	Window *ReclassifyWindow `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
-	// Only reports of these outcomes, such as `UNCLASSIFIED`; empty: all.
-	Outcomes []ReportOutcome `protobuf:"varint,2,rep,packed,name=outcomes,proto3,enum=ibmail.v1.ReportOutcome" json:"outcomes,omitempty"`
-	// When true, count and sample what would change, writing nothing.
-	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
-	// The caller's id of this request (AIP-155): a retry with the same id
-	// returns the operation the first call started instead of a second one.
-	// Up to 64 characters of letters, digits, '-' and '_'.
-	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReclassifyReportsRequest) Reset() {
-	*x = ReclassifyReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReclassifyReportsRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReclassifyReportsRequest) ProtoMessage() {}
-
-func (x *ReclassifyReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReclassifyReportsRequest.ProtoReflect.Descriptor instead.
-func (*ReclassifyReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
-}
-
-func (x *ReclassifyReportsRequest) GetWindow() *ReclassifyWindow {
-	if x != nil {
-		return x.Window
-	}
-	return nil
-}
-
-func (x *ReclassifyReportsRequest) GetOutcomes() []ReportOutcome {
-	if x != nil {
-		return x.Outcomes
-	}
-	return nil
-}
-
-func (x *ReclassifyReportsRequest) GetDryRun() bool {
-	if x != nil {
-		return x.DryRun
-	}
-	return false
-}
-
-func (x *ReclassifyReportsRequest) GetRequestId() string {
-	if x != nil {
-		return x.RequestId
-	}
-	return ""
-}
-
-// ReclassifyReportsResponse names the operation started.
-type ReclassifyReportsResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// The operation; poll it with OperationService.GetOperation.
-	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReclassifyReportsResponse) Reset() {
-	*x = ReclassifyReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReclassifyReportsResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReclassifyReportsResponse) ProtoMessage() {}
-
-func (x *ReclassifyReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReclassifyReportsResponse.ProtoReflect.Descriptor instead.
-func (*ReclassifyReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *ReclassifyReportsResponse) GetOperation() *Operation {
-	if x != nil {
-		return x.Operation
-	}
-	return nil
-}
-
 // IngestTrackingReportsRequest carries tracking reports as Infobip posts
 // them.
 type IngestTrackingReportsRequest struct {
@@ -161,7 +40,7 @@ type IngestTrackingReportsRequest struct {
 
 func (x *IngestTrackingReportsRequest) Reset() {
 	*x = IngestTrackingReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -173,7 +52,7 @@ func (x *IngestTrackingReportsRequest) String() string {
 func (*IngestTrackingReportsRequest) ProtoMessage() {}
 
 func (x *IngestTrackingReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -186,7 +65,7 @@ func (x *IngestTrackingReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestTrackingReportsRequest.ProtoReflect.Descriptor instead.
 func (*IngestTrackingReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
 }
 
 func (x *IngestTrackingReportsRequest) GetReports() []*TrackingReport {
@@ -225,7 +104,7 @@ type IngestTrackingReportsResponse struct {
 
 func (x *IngestTrackingReportsResponse) Reset() {
 	*x = IngestTrackingReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +116,7 @@ func (x *IngestTrackingReportsResponse) String() string {
 func (*IngestTrackingReportsResponse) ProtoMessage() {}
 
 func (x *IngestTrackingReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +129,7 @@ func (x *IngestTrackingReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestTrackingReportsResponse.ProtoReflect.Descriptor instead.
 func (*IngestTrackingReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *IngestTrackingReportsResponse) GetAccepted() int32 {
@@ -304,7 +183,7 @@ type ListTrackingReportsRequest struct {
 
 func (x *ListTrackingReportsRequest) Reset() {
 	*x = ListTrackingReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +195,7 @@ func (x *ListTrackingReportsRequest) String() string {
 func (*ListTrackingReportsRequest) ProtoMessage() {}
 
 func (x *ListTrackingReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +208,7 @@ func (x *ListTrackingReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrackingReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListTrackingReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListTrackingReportsRequest) GetPageSize() int32 {
@@ -366,7 +245,7 @@ type ListTrackingReportsResponse struct {
 
 func (x *ListTrackingReportsResponse) Reset() {
 	*x = ListTrackingReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +257,7 @@ func (x *ListTrackingReportsResponse) String() string {
 func (*ListTrackingReportsResponse) ProtoMessage() {}
 
 func (x *ListTrackingReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +270,7 @@ func (x *ListTrackingReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrackingReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListTrackingReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListTrackingReportsResponse) GetReports() []*StoredTrackingReport {
@@ -423,17 +302,14 @@ type StoredTrackingReport struct {
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// The connection whose webhook secret the report came with; empty for the
 	// server-wide secret.
-	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// The rules version that classified it: 0 for the built-in defaults or
-	// a rules file, and for reports stored before versions were kept.
-	RulesVersion  int64 `protobuf:"varint,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredTrackingReport) Reset() {
 	*x = StoredTrackingReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +321,7 @@ func (x *StoredTrackingReport) String() string {
 func (*StoredTrackingReport) ProtoMessage() {}
 
 func (x *StoredTrackingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +334,7 @@ func (x *StoredTrackingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredTrackingReport.ProtoReflect.Descriptor instead.
 func (*StoredTrackingReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoredTrackingReport) GetId() string {
@@ -503,13 +379,6 @@ func (x *StoredTrackingReport) GetConnectionId() string {
 	return ""
 }
 
-func (x *StoredTrackingReport) GetRulesVersion() int64 {
-	if x != nil {
-		return x.RulesVersion
-	}
-	return 0
-}
-
 // IngestPlatformEventsRequest carries platform events as Infobip posts them.
 type IngestPlatformEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -526,7 +395,7 @@ type IngestPlatformEventsRequest struct {
 
 func (x *IngestPlatformEventsRequest) Reset() {
 	*x = IngestPlatformEventsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +407,7 @@ func (x *IngestPlatformEventsRequest) String() string {
 func (*IngestPlatformEventsRequest) ProtoMessage() {}
 
 func (x *IngestPlatformEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +420,7 @@ func (x *IngestPlatformEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPlatformEventsRequest.ProtoReflect.Descriptor instead.
 func (*IngestPlatformEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *IngestPlatformEventsRequest) GetEvents() []*PlatformEvent {
@@ -584,7 +453,7 @@ type IngestPlatformEventsResponse struct {
 
 func (x *IngestPlatformEventsResponse) Reset() {
 	*x = IngestPlatformEventsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +465,7 @@ func (x *IngestPlatformEventsResponse) String() string {
 func (*IngestPlatformEventsResponse) ProtoMessage() {}
 
 func (x *IngestPlatformEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +478,7 @@ func (x *IngestPlatformEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPlatformEventsResponse.ProtoReflect.Descriptor instead.
 func (*IngestPlatformEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *IngestPlatformEventsResponse) GetAccepted() int32 {
@@ -653,7 +522,7 @@ type IngestDeliveryReportsRequest struct {
 
 func (x *IngestDeliveryReportsRequest) Reset() {
 	*x = IngestDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +534,7 @@ func (x *IngestDeliveryReportsRequest) String() string {
 func (*IngestDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +547,7 @@ func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *IngestDeliveryReportsRequest) GetResults() []*DeliveryReport {
@@ -714,7 +583,7 @@ type IngestDeliveryReportsResponse struct {
 
 func (x *IngestDeliveryReportsResponse) Reset() {
 	*x = IngestDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +595,7 @@ func (x *IngestDeliveryReportsResponse) String() string {
 func (*IngestDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +608,7 @@ func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IngestDeliveryReportsResponse) GetAccepted() int32 {
@@ -796,7 +665,7 @@ type RejectedReport struct {
 
 func (x *RejectedReport) Reset() {
 	*x = RejectedReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +677,7 @@ func (x *RejectedReport) String() string {
 func (*RejectedReport) ProtoMessage() {}
 
 func (x *RejectedReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +690,7 @@ func (x *RejectedReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedReport.ProtoReflect.Descriptor instead.
 func (*RejectedReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{11}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RejectedReport) GetIndex() int32 {
@@ -868,7 +737,7 @@ type ListDeliveryReportsRequest struct {
 
 func (x *ListDeliveryReportsRequest) Reset() {
 	*x = ListDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +749,7 @@ func (x *ListDeliveryReportsRequest) String() string {
 func (*ListDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +762,7 @@ func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{12}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListDeliveryReportsRequest) GetPageSize() int32 {
@@ -930,7 +799,7 @@ type ListDeliveryReportsResponse struct {
 
 func (x *ListDeliveryReportsResponse) Reset() {
 	*x = ListDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +811,7 @@ func (x *ListDeliveryReportsResponse) String() string {
 func (*ListDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +824,7 @@ func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{13}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListDeliveryReportsResponse) GetReports() []*StoredDeliveryReport {
@@ -987,17 +856,14 @@ type StoredDeliveryReport struct {
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// The connection whose webhook secret the report came with; empty for the
 	// server-wide secret.
-	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
-	// The rules version that classified it: 0 for the built-in defaults or
-	// a rules file, and for reports stored before versions were kept.
-	RulesVersion  int64 `protobuf:"varint,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredDeliveryReport) Reset() {
 	*x = StoredDeliveryReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +875,7 @@ func (x *StoredDeliveryReport) String() string {
 func (*StoredDeliveryReport) ProtoMessage() {}
 
 func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +888,7 @@ func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDeliveryReport.ProtoReflect.Descriptor instead.
 func (*StoredDeliveryReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{14}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StoredDeliveryReport) GetId() string {
@@ -1067,13 +933,6 @@ func (x *StoredDeliveryReport) GetConnectionId() string {
 	return ""
 }
 
-func (x *StoredDeliveryReport) GetRulesVersion() int64 {
-	if x != nil {
-		return x.RulesVersion
-	}
-	return 0
-}
-
 // ListRejectedPayloadsRequest selects rejected payloads.
 type ListRejectedPayloadsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1088,7 +947,7 @@ type ListRejectedPayloadsRequest struct {
 
 func (x *ListRejectedPayloadsRequest) Reset() {
 	*x = ListRejectedPayloadsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +959,7 @@ func (x *ListRejectedPayloadsRequest) String() string {
 func (*ListRejectedPayloadsRequest) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +972,7 @@ func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{15}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRejectedPayloadsRequest) GetPageSize() int32 {
@@ -1145,7 +1004,7 @@ type ListRejectedPayloadsResponse struct {
 
 func (x *ListRejectedPayloadsResponse) Reset() {
 	*x = ListRejectedPayloadsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1016,7 @@ func (x *ListRejectedPayloadsResponse) String() string {
 func (*ListRejectedPayloadsResponse) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1029,7 @@ func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{16}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListRejectedPayloadsResponse) GetPayloads() []*RejectedPayload {
@@ -1198,7 +1057,7 @@ type GetRejectedPayloadRequest struct {
 
 func (x *GetRejectedPayloadRequest) Reset() {
 	*x = GetRejectedPayloadRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1069,7 @@ func (x *GetRejectedPayloadRequest) String() string {
 func (*GetRejectedPayloadRequest) ProtoMessage() {}
 
 func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1082,7 @@ func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadRequest.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{17}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRejectedPayloadRequest) GetRejectedPayloadId() string {
@@ -1246,7 +1105,7 @@ type GetRejectedPayloadResponse struct {
 
 func (x *GetRejectedPayloadResponse) Reset() {
 	*x = GetRejectedPayloadResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[18]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1117,7 @@ func (x *GetRejectedPayloadResponse) String() string {
 func (*GetRejectedPayloadResponse) ProtoMessage() {}
 
 func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[18]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1130,7 @@ func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadResponse.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{18}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRejectedPayloadResponse) GetPayload() *RejectedPayload {
@@ -1307,7 +1166,7 @@ type RejectedPayload struct {
 
 func (x *RejectedPayload) Reset() {
 	*x = RejectedPayload{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[19]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1178,7 @@ func (x *RejectedPayload) String() string {
 func (*RejectedPayload) ProtoMessage() {}
 
 func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[19]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1191,7 @@ func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedPayload.ProtoReflect.Descriptor instead.
 func (*RejectedPayload) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{19}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RejectedPayload) GetId() string {
@@ -1388,15 +1247,7 @@ var File_ibmail_v1_delivery_report_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
-	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!ibmail/v1/operation_service.proto\x1a\x16ibmail/v1/report.proto\"\xbd\x01\n" +
-	"\x18ReclassifyReportsRequest\x123\n" +
-	"\x06window\x18\x01 \x01(\v2\x1b.ibmail.v1.ReclassifyWindowR\x06window\x124\n" +
-	"\boutcomes\x18\x02 \x03(\x0e2\x18.ibmail.v1.ReportOutcomeR\boutcomes\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1d\n" +
-	"\n" +
-	"request_id\x18\x04 \x01(\tR\trequestId\"O\n" +
-	"\x19ReclassifyReportsResponse\x122\n" +
-	"\toperation\x18\x01 \x01(\v2\x14.ibmail.v1.OperationR\toperation\"\xa0\x01\n" +
+	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ibmail/v1/report.proto\"\xa0\x01\n" +
 	"\x1cIngestTrackingReportsRequest\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.ibmail.v1.TrackingReportR\areports\x12K\n" +
 	"\x13undecodable_reports\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x12undecodableReports\"\xce\x01\n" +
@@ -1415,7 +1266,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\"\x80\x01\n" +
 	"\x1bListTrackingReportsResponse\x129\n" +
 	"\areports\x18\x01 \x03(\v2\x1f.ibmail.v1.StoredTrackingReportR\areports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
 	"\x14StoredTrackingReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06report\x18\x02 \x01(\v2\x19.ibmail.v1.TrackingReportR\x06report\x12A\n" +
@@ -1423,8 +1274,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
 	"profile_id\x18\x04 \x01(\tR\tprofileId\x12=\n" +
 	"\freceive_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12#\n" +
-	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\x12#\n" +
-	"\rrules_version\x18\a \x01(\x03R\frulesVersion\"\x9a\x01\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\"\x9a\x01\n" +
 	"\x1bIngestPlatformEventsRequest\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.ibmail.v1.PlatformEventR\x06events\x12I\n" +
 	"\x12undecodable_events\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x11undecodableEvents\"\x91\x01\n" +
@@ -1458,7 +1308,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\"\x80\x01\n" +
 	"\x1bListDeliveryReportsResponse\x129\n" +
 	"\areports\x18\x01 \x03(\v2\x1f.ibmail.v1.StoredDeliveryReportR\areports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
 	"\x14StoredDeliveryReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06report\x18\x02 \x01(\v2\x19.ibmail.v1.DeliveryReportR\x06report\x12A\n" +
@@ -1466,8 +1316,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
 	"profile_id\x18\x04 \x01(\tR\tprofileId\x12=\n" +
 	"\freceive_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12#\n" +
-	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\x12#\n" +
-	"\rrules_version\x18\a \x01(\x03R\frulesVersion\"Y\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\"Y\n" +
 	"\x1bListRejectedPayloadsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
@@ -1487,7 +1336,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\x06 \x01(\x03R\tbodyBytes\x12%\n" +
-	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xd0\x06\n" +
+	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xf0\x05\n" +
 	"\x15DeliveryReportService\x12j\n" +
 	"\x15IngestDeliveryReports\x12'.ibmail.v1.IngestDeliveryReportsRequest\x1a(.ibmail.v1.IngestDeliveryReportsResponse\x12d\n" +
 	"\x13ListDeliveryReports\x12%.ibmail.v1.ListDeliveryReportsRequest\x1a&.ibmail.v1.ListDeliveryReportsResponse\x12g\n" +
@@ -1495,8 +1344,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\x12GetRejectedPayload\x12$.ibmail.v1.GetRejectedPayloadRequest\x1a%.ibmail.v1.GetRejectedPayloadResponse\x12j\n" +
 	"\x15IngestTrackingReports\x12'.ibmail.v1.IngestTrackingReportsRequest\x1a(.ibmail.v1.IngestTrackingReportsResponse\x12d\n" +
 	"\x13ListTrackingReports\x12%.ibmail.v1.ListTrackingReportsRequest\x1a&.ibmail.v1.ListTrackingReportsResponse\x12g\n" +
-	"\x14IngestPlatformEvents\x12&.ibmail.v1.IngestPlatformEventsRequest\x1a'.ibmail.v1.IngestPlatformEventsResponse\x12^\n" +
-	"\x11ReclassifyReports\x12#.ibmail.v1.ReclassifyReportsRequest\x1a$.ibmail.v1.ReclassifyReportsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x14IngestPlatformEvents\x12&.ibmail.v1.IngestPlatformEventsRequest\x1a'.ibmail.v1.IngestPlatformEventsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_delivery_report_service_proto_rawDescOnce sync.Once
@@ -1510,85 +1358,76 @@ func file_ibmail_v1_delivery_report_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_delivery_report_service_proto_rawDescData
 }
 
-var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
-	(*ReclassifyReportsRequest)(nil),      // 0: ibmail.v1.ReclassifyReportsRequest
-	(*ReclassifyReportsResponse)(nil),     // 1: ibmail.v1.ReclassifyReportsResponse
-	(*IngestTrackingReportsRequest)(nil),  // 2: ibmail.v1.IngestTrackingReportsRequest
-	(*IngestTrackingReportsResponse)(nil), // 3: ibmail.v1.IngestTrackingReportsResponse
-	(*ListTrackingReportsRequest)(nil),    // 4: ibmail.v1.ListTrackingReportsRequest
-	(*ListTrackingReportsResponse)(nil),   // 5: ibmail.v1.ListTrackingReportsResponse
-	(*StoredTrackingReport)(nil),          // 6: ibmail.v1.StoredTrackingReport
-	(*IngestPlatformEventsRequest)(nil),   // 7: ibmail.v1.IngestPlatformEventsRequest
-	(*IngestPlatformEventsResponse)(nil),  // 8: ibmail.v1.IngestPlatformEventsResponse
-	(*IngestDeliveryReportsRequest)(nil),  // 9: ibmail.v1.IngestDeliveryReportsRequest
-	(*IngestDeliveryReportsResponse)(nil), // 10: ibmail.v1.IngestDeliveryReportsResponse
-	(*RejectedReport)(nil),                // 11: ibmail.v1.RejectedReport
-	(*ListDeliveryReportsRequest)(nil),    // 12: ibmail.v1.ListDeliveryReportsRequest
-	(*ListDeliveryReportsResponse)(nil),   // 13: ibmail.v1.ListDeliveryReportsResponse
-	(*StoredDeliveryReport)(nil),          // 14: ibmail.v1.StoredDeliveryReport
-	(*ListRejectedPayloadsRequest)(nil),   // 15: ibmail.v1.ListRejectedPayloadsRequest
-	(*ListRejectedPayloadsResponse)(nil),  // 16: ibmail.v1.ListRejectedPayloadsResponse
-	(*GetRejectedPayloadRequest)(nil),     // 17: ibmail.v1.GetRejectedPayloadRequest
-	(*GetRejectedPayloadResponse)(nil),    // 18: ibmail.v1.GetRejectedPayloadResponse
-	(*RejectedPayload)(nil),               // 19: ibmail.v1.RejectedPayload
-	(*ReclassifyWindow)(nil),              // 20: ibmail.v1.ReclassifyWindow
-	(ReportOutcome)(0),                    // 21: ibmail.v1.ReportOutcome
-	(*Operation)(nil),                     // 22: ibmail.v1.Operation
-	(*TrackingReport)(nil),                // 23: ibmail.v1.TrackingReport
-	(*UndecodableItem)(nil),               // 24: ibmail.v1.UndecodableItem
-	(*Classification)(nil),                // 25: ibmail.v1.Classification
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
-	(*PlatformEvent)(nil),                 // 27: ibmail.v1.PlatformEvent
-	(*DeliveryReport)(nil),                // 28: ibmail.v1.DeliveryReport
+	(*IngestTrackingReportsRequest)(nil),  // 0: ibmail.v1.IngestTrackingReportsRequest
+	(*IngestTrackingReportsResponse)(nil), // 1: ibmail.v1.IngestTrackingReportsResponse
+	(*ListTrackingReportsRequest)(nil),    // 2: ibmail.v1.ListTrackingReportsRequest
+	(*ListTrackingReportsResponse)(nil),   // 3: ibmail.v1.ListTrackingReportsResponse
+	(*StoredTrackingReport)(nil),          // 4: ibmail.v1.StoredTrackingReport
+	(*IngestPlatformEventsRequest)(nil),   // 5: ibmail.v1.IngestPlatformEventsRequest
+	(*IngestPlatformEventsResponse)(nil),  // 6: ibmail.v1.IngestPlatformEventsResponse
+	(*IngestDeliveryReportsRequest)(nil),  // 7: ibmail.v1.IngestDeliveryReportsRequest
+	(*IngestDeliveryReportsResponse)(nil), // 8: ibmail.v1.IngestDeliveryReportsResponse
+	(*RejectedReport)(nil),                // 9: ibmail.v1.RejectedReport
+	(*ListDeliveryReportsRequest)(nil),    // 10: ibmail.v1.ListDeliveryReportsRequest
+	(*ListDeliveryReportsResponse)(nil),   // 11: ibmail.v1.ListDeliveryReportsResponse
+	(*StoredDeliveryReport)(nil),          // 12: ibmail.v1.StoredDeliveryReport
+	(*ListRejectedPayloadsRequest)(nil),   // 13: ibmail.v1.ListRejectedPayloadsRequest
+	(*ListRejectedPayloadsResponse)(nil),  // 14: ibmail.v1.ListRejectedPayloadsResponse
+	(*GetRejectedPayloadRequest)(nil),     // 15: ibmail.v1.GetRejectedPayloadRequest
+	(*GetRejectedPayloadResponse)(nil),    // 16: ibmail.v1.GetRejectedPayloadResponse
+	(*RejectedPayload)(nil),               // 17: ibmail.v1.RejectedPayload
+	(*TrackingReport)(nil),                // 18: ibmail.v1.TrackingReport
+	(*UndecodableItem)(nil),               // 19: ibmail.v1.UndecodableItem
+	(ReportOutcome)(0),                    // 20: ibmail.v1.ReportOutcome
+	(*Classification)(nil),                // 21: ibmail.v1.Classification
+	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
+	(*PlatformEvent)(nil),                 // 23: ibmail.v1.PlatformEvent
+	(*DeliveryReport)(nil),                // 24: ibmail.v1.DeliveryReport
 }
 var file_ibmail_v1_delivery_report_service_proto_depIdxs = []int32{
-	20, // 0: ibmail.v1.ReclassifyReportsRequest.window:type_name -> ibmail.v1.ReclassifyWindow
-	21, // 1: ibmail.v1.ReclassifyReportsRequest.outcomes:type_name -> ibmail.v1.ReportOutcome
-	22, // 2: ibmail.v1.ReclassifyReportsResponse.operation:type_name -> ibmail.v1.Operation
-	23, // 3: ibmail.v1.IngestTrackingReportsRequest.reports:type_name -> ibmail.v1.TrackingReport
-	24, // 4: ibmail.v1.IngestTrackingReportsRequest.undecodable_reports:type_name -> ibmail.v1.UndecodableItem
-	11, // 5: ibmail.v1.IngestTrackingReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	21, // 6: ibmail.v1.ListTrackingReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	6,  // 7: ibmail.v1.ListTrackingReportsResponse.reports:type_name -> ibmail.v1.StoredTrackingReport
-	23, // 8: ibmail.v1.StoredTrackingReport.report:type_name -> ibmail.v1.TrackingReport
-	25, // 9: ibmail.v1.StoredTrackingReport.classification:type_name -> ibmail.v1.Classification
-	26, // 10: ibmail.v1.StoredTrackingReport.receive_time:type_name -> google.protobuf.Timestamp
-	27, // 11: ibmail.v1.IngestPlatformEventsRequest.events:type_name -> ibmail.v1.PlatformEvent
-	24, // 12: ibmail.v1.IngestPlatformEventsRequest.undecodable_events:type_name -> ibmail.v1.UndecodableItem
-	11, // 13: ibmail.v1.IngestPlatformEventsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	28, // 14: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
-	24, // 15: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
-	11, // 16: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	21, // 17: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	14, // 18: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
-	28, // 19: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
-	25, // 20: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
-	26, // 21: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
-	19, // 22: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
-	19, // 23: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
-	26, // 24: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
-	9,  // 25: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
-	12, // 26: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
-	15, // 27: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
-	17, // 28: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
-	2,  // 29: ibmail.v1.DeliveryReportService.IngestTrackingReports:input_type -> ibmail.v1.IngestTrackingReportsRequest
-	4,  // 30: ibmail.v1.DeliveryReportService.ListTrackingReports:input_type -> ibmail.v1.ListTrackingReportsRequest
-	7,  // 31: ibmail.v1.DeliveryReportService.IngestPlatformEvents:input_type -> ibmail.v1.IngestPlatformEventsRequest
-	0,  // 32: ibmail.v1.DeliveryReportService.ReclassifyReports:input_type -> ibmail.v1.ReclassifyReportsRequest
-	10, // 33: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
-	13, // 34: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
-	16, // 35: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
-	18, // 36: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
-	3,  // 37: ibmail.v1.DeliveryReportService.IngestTrackingReports:output_type -> ibmail.v1.IngestTrackingReportsResponse
-	5,  // 38: ibmail.v1.DeliveryReportService.ListTrackingReports:output_type -> ibmail.v1.ListTrackingReportsResponse
-	8,  // 39: ibmail.v1.DeliveryReportService.IngestPlatformEvents:output_type -> ibmail.v1.IngestPlatformEventsResponse
-	1,  // 40: ibmail.v1.DeliveryReportService.ReclassifyReports:output_type -> ibmail.v1.ReclassifyReportsResponse
-	33, // [33:41] is the sub-list for method output_type
-	25, // [25:33] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	18, // 0: ibmail.v1.IngestTrackingReportsRequest.reports:type_name -> ibmail.v1.TrackingReport
+	19, // 1: ibmail.v1.IngestTrackingReportsRequest.undecodable_reports:type_name -> ibmail.v1.UndecodableItem
+	9,  // 2: ibmail.v1.IngestTrackingReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	20, // 3: ibmail.v1.ListTrackingReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	4,  // 4: ibmail.v1.ListTrackingReportsResponse.reports:type_name -> ibmail.v1.StoredTrackingReport
+	18, // 5: ibmail.v1.StoredTrackingReport.report:type_name -> ibmail.v1.TrackingReport
+	21, // 6: ibmail.v1.StoredTrackingReport.classification:type_name -> ibmail.v1.Classification
+	22, // 7: ibmail.v1.StoredTrackingReport.receive_time:type_name -> google.protobuf.Timestamp
+	23, // 8: ibmail.v1.IngestPlatformEventsRequest.events:type_name -> ibmail.v1.PlatformEvent
+	19, // 9: ibmail.v1.IngestPlatformEventsRequest.undecodable_events:type_name -> ibmail.v1.UndecodableItem
+	9,  // 10: ibmail.v1.IngestPlatformEventsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	24, // 11: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
+	19, // 12: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
+	9,  // 13: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	20, // 14: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	12, // 15: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
+	24, // 16: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
+	21, // 17: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
+	22, // 18: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
+	17, // 19: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
+	17, // 20: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
+	22, // 21: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
+	7,  // 22: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
+	10, // 23: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
+	13, // 24: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
+	15, // 25: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
+	0,  // 26: ibmail.v1.DeliveryReportService.IngestTrackingReports:input_type -> ibmail.v1.IngestTrackingReportsRequest
+	2,  // 27: ibmail.v1.DeliveryReportService.ListTrackingReports:input_type -> ibmail.v1.ListTrackingReportsRequest
+	5,  // 28: ibmail.v1.DeliveryReportService.IngestPlatformEvents:input_type -> ibmail.v1.IngestPlatformEventsRequest
+	8,  // 29: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
+	11, // 30: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
+	14, // 31: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
+	16, // 32: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
+	1,  // 33: ibmail.v1.DeliveryReportService.IngestTrackingReports:output_type -> ibmail.v1.IngestTrackingReportsResponse
+	3,  // 34: ibmail.v1.DeliveryReportService.ListTrackingReports:output_type -> ibmail.v1.ListTrackingReportsResponse
+	6,  // 35: ibmail.v1.DeliveryReportService.IngestPlatformEvents:output_type -> ibmail.v1.IngestPlatformEventsResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_delivery_report_service_proto_init() }
@@ -1596,7 +1435,6 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 	if File_ibmail_v1_delivery_report_service_proto != nil {
 		return
 	}
-	file_ibmail_v1_operation_service_proto_init()
 	file_ibmail_v1_report_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1604,7 +1442,7 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_delivery_report_service_proto_rawDesc), len(file_ibmail_v1_delivery_report_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
