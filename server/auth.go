@@ -75,6 +75,11 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.ProfileService/SearchProfiles":          RoleRead,
 	"/ibmail.v1.EventService/WatchEvents":               RoleRead,
 
+	"/ibmail.v1.RuleService/GetRules":         RoleRead,
+	"/ibmail.v1.RuleService/ListRuleVersions": RoleRead,
+	"/ibmail.v1.RuleService/GetRuleVersion":   RoleRead,
+	"/ibmail.v1.RuleService/TestRules":        RoleRead,
+
 	"/ibmail.v1.SendService/CreateSend":         RoleSend,
 	"/ibmail.v1.SendService/GetSend":            RoleSend,
 	"/ibmail.v1.SendService/ListSends":          RoleSend,
@@ -97,6 +102,8 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.SuppressionService/ListSuppressions":                 RoleAdmin,
 	"/ibmail.v1.SuppressionService/DeleteSuppression":                RoleAdmin,
 	"/ibmail.v1.SendingDomainService/UnblockSendingDomain":           RoleAdmin,
+	"/ibmail.v1.RuleService/UpdateRules":                             RoleAdmin,
+	"/ibmail.v1.RuleService/RestoreRuleVersion":                      RoleAdmin,
 }
 
 // openPrefixes are whole services that need no token. Health must answer
@@ -149,6 +156,10 @@ type tokenEntry struct {
 	// id names the token in logs and in rate limiting without revealing it:
 	// the tokens file's line number.
 	id string
+	// name is the operator's name of the token (the line's third field),
+	// recorded with what the token changes, such as a rules version; the
+	// id when the line names none.
+	name string
 }
 
 // Len returns how many tokens the set holds.
@@ -201,7 +212,9 @@ func LoadTokensFile(path string) (*Tokens, error) {
 	return t, nil
 }
 
-// ParseTokens reads lines of `ROLE TOKEN`, ROLE being read, send or admin.
+// ParseTokens reads lines of `ROLE TOKEN [NAME]`, ROLE being read, send or
+// admin, NAME an optional name of up to 64 letters, digits, '.', '-' and
+// '_' that changes made with the token record (default: `line-N`).
 // TOKEN is the token itself (at least 16 characters) or `sha256:` and the
 // 64 hex digits of its SHA-256 digest, so that the file need hold no usable
 // secret. Blank lines and lines starting with # are skipped. An error names
@@ -216,8 +229,15 @@ func ParseTokens(r io.Reader) (*Tokens, error) {
 			continue
 		}
 		fields := strings.Fields(line)
-		if len(fields) != 2 {
-			return nil, fmt.Errorf("line %d: want ROLE TOKEN, got %d fields", n, len(fields))
+		if len(fields) != 2 && len(fields) != 3 {
+			return nil, fmt.Errorf("line %d: want ROLE TOKEN [NAME], got %d fields", n, len(fields))
+		}
+		name := fmt.Sprintf("line-%d", n)
+		if len(fields) == 3 {
+			if !validTokenName(fields[2]) {
+				return nil, fmt.Errorf("line %d: a token's name is up to 64 letters, digits, '.', '-' and '_'", n)
+			}
+			name = fields[2]
 		}
 		var role Role
 		switch fields[0] {
@@ -249,6 +269,7 @@ func ParseTokens(r io.Reader) (*Tokens, error) {
 		}
 		seen[digest] = n
 		t.add(digest, role, fmt.Sprintf("line-%d", n))
+		t.entries[len(t.entries)-1].name = name
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -258,6 +279,39 @@ func ParseTokens(r io.Reader) (*Tokens, error) {
 		return nil, errors.New("no tokens")
 	}
 	return t, nil
+}
+
+func validTokenName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// callerName names the token of a call that authenticate admitted, for the
+// record of what it changes: the token's name, or "anonymous" when the
+// server runs without tokens.
+func (a *tokenAuth) callerName(ctx context.Context) string {
+	if a.tokens.Len() == 0 {
+		return "anonymous"
+	}
+	token, err := bearerToken(ctx)
+	if err != nil {
+		return "anonymous"
+	}
+	entry, ok := a.tokens.lookup(token)
+	if !ok {
+		return "anonymous"
+	}
+	if entry.name == "" {
+		return entry.id
+	}
+	return entry.name
 }
 
 // tokenAuth checks caller tokens, roles and per-token rates for every RPC.

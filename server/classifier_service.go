@@ -7,6 +7,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -18,12 +19,13 @@ const maxBatchClassify = 10000
 // classification with the server's rule list, storing nothing.
 type ClassifierService struct {
 	ibmailv1.UnimplementedClassifierServiceServer
-	engine *classifier.Engine
+	rules *rules.Book
 }
 
-// NewClassifierService returns a ClassifierService using engine.
-func NewClassifierService(engine *classifier.Engine) *ClassifierService {
-	return &ClassifierService{engine: engine}
+// NewClassifierService returns a ClassifierService classifying with the
+// rules in force in book.
+func NewClassifierService(book *rules.Book) *ClassifierService {
+	return &ClassifierService{rules: book}
 }
 
 // ClassifyReport classifies one report.
@@ -53,7 +55,7 @@ func (s *ClassifierService) BatchClassifyReports(_ context.Context, req *ibmailv
 }
 
 func (s *ClassifierService) classification(r *ibmailv1.DeliveryReport) *ibmailv1.Classification {
-	res := classify(s.engine, r)
+	res := classify(s.rules.Current().Engine, r)
 	return classificationProto(res.Outcome, res.Event, res.Reason)
 }
 
@@ -75,7 +77,7 @@ func (s *ClassifierService) ClassifyTrackingReport(_ context.Context, req *ibmai
 	}
 	// The same door as the webhook's, so that what classifies here is what
 	// the webhook would store.
-	rep, _, err := toTrackingReport(s.engine, req.GetReport(), "", time.Now().UTC())
+	rep, _, err := toTrackingReport(s.rules.Current(), req.GetReport(), "", time.Now().UTC())
 	if err != nil {
 		return nil, invalidField("report."+faultField(err), err.Error())
 	}

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -27,19 +27,19 @@ const maxReportsPerBody = 10000
 // webhook that stores Infobip's reports and makes their events.
 type DeliveryReportService struct {
 	ibmailv1.UnimplementedDeliveryReportServiceServer
-	engine *classifier.Engine
-	store  store.Store
-	auth   WebhookAuthenticator
-	log    *slog.Logger
-	now    func() time.Time
-	rows   *rowSkippers
+	rules *rules.Book
+	store store.Store
+	auth  WebhookAuthenticator
+	log   *slog.Logger
+	now   func() time.Time
+	rows  *rowSkippers
 	// sendDomains caches each send's sending domain, for bounce rates.
 	sendDomains *sendDomainCache
 }
 
 // NewDeliveryReportService returns a DeliveryReportService.
-func NewDeliveryReportService(engine *classifier.Engine, st store.Store, auth WebhookAuthenticator, log *slog.Logger) *DeliveryReportService {
-	return &DeliveryReportService{engine: engine, store: st, auth: auth, log: log, now: time.Now, rows: newRowSkippers(log),
+func NewDeliveryReportService(book *rules.Book, st store.Store, auth WebhookAuthenticator, log *slog.Logger) *DeliveryReportService {
+	return &DeliveryReportService{rules: book, store: st, auth: auth, log: log, now: time.Now, rows: newRowSkippers(log),
 		sendDomains: newSendDomainCache(st)}
 }
 
@@ -64,6 +64,8 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	// domainBlocked says, per report, whether it is Infobip's error 6016.
 	domainBlocked := make([]bool, 0, n)
 	payloads := newPayloadBuffer(n)
+	// One version of the rules classifies the whole body.
+	rulesInForce := s.rules.Current()
 	body.walk(func(i, pos int) {
 		r := req.GetResults()[i]
 		payload, err := payloads.marshal(r)
@@ -72,7 +74,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 			var rep store.Report
 			err = checkID("callbackData.ibmailSendId", cb.SendID, 256)
 			if err == nil {
-				rep, err = toStoreReport(s.engine, r, cb, body.connectionID, body.received, payload)
+				rep, err = toStoreReport(rulesInForce, r, cb, body.connectionID, body.received, payload)
 			}
 			if err == nil {
 				rep.Suppress, rep.CountsAs = deliveryEffects(r, rep)
@@ -148,6 +150,7 @@ func (s *DeliveryReportService) ListDeliveryReports(ctx context.Context, req *ib
 				ProfileId:      row.ProfileID,
 				ReceiveTime:    timestamppb.New(row.ReceiveTime),
 				ConnectionId:   row.ConnectionID,
+				RulesVersion:   row.RulesVersion,
 			}, nil
 		})
 	return resp, nil

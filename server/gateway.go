@@ -134,6 +134,7 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, g *gateway) 
 		viaClient(ibmailv1.RegisterSendServiceHandlerClient, ibmailv1.NewSendServiceClient),
 		viaClient(ibmailv1.RegisterSuppressionServiceHandlerClient, ibmailv1.NewSuppressionServiceClient),
 		viaClient(ibmailv1.RegisterSendingDomainServiceHandlerClient, ibmailv1.NewSendingDomainServiceClient),
+		viaClient(ibmailv1.RegisterRuleServiceHandlerClient, ibmailv1.NewRuleServiceClient),
 	}
 	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {

@@ -6,10 +6,13 @@ package server_test
 // here fails the suite, so that a new route gets the same treatment.
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/ibmail/ibmail/classifier"
 )
 
 // The credentials of the hostile suite's server. They and everything that
@@ -115,7 +118,39 @@ var hostileBaselines = map[string]hostileBaseline{
 	"/ibmail.v1.SenderService/DeleteSender":           {request: `{"senderId":"hs-gone"}`, want: 404},
 	"/ibmail.v1.SuppressionService/ListSuppressions":  {request: `{"pageSize":10}`},
 	"/ibmail.v1.SuppressionService/DeleteSuppression": {request: `{"email":"gone@example.com"}`, want: 404},
+	"/ibmail.v1.RuleService/GetRules":                 {request: `{}`},
+	"/ibmail.v1.RuleService/ListRuleVersions":         {request: `{"pageSize":10}`},
+	"/ibmail.v1.RuleService/GetRuleVersion":           {request: `{"version":"999999"}`, want: 404},
+	// The update is based on a version that does not exist, so that the
+	// baseline and the cases that keep it store nothing; a case that makes
+	// it valid (no base) stores the built-in rules, which change nothing.
+	"/ibmail.v1.RuleService/UpdateRules":        {request: `{"rules":` + defaultRuleSetJSON + `,"baseVersion":"999999","comment":"c-{{u}}"}`, want: 409},
+	"/ibmail.v1.RuleService/RestoreRuleVersion": {request: `{"version":"999999","comment":"c-{{u}}"}`, want: 404},
+	"/ibmail.v1.RuleService/TestRules": {request: `{"rules":` + defaultRuleSetJSON + `,"reports":[` + reportJSON + `],
+"trackingReports":[` + trackingJSON + `],"lastStored":10,"storedOutcome":"REPORT_OUTCOME_UNCLASSIFIED"}`},
 }
+
+// defaultRuleSetJSON is the built-in rule set as the RuleService takes it.
+var defaultRuleSetJSON = func() string {
+	var b strings.Builder
+	b.WriteString(`{"rules":[`)
+	for i, r := range classifier.DefaultRules() {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		names, _ := json.Marshal(r.ErrorNames)
+		fmt.Fprintf(&b, `{"groupId":%d,"groupName":%q,"errorNames":%s,"event":%q}`, r.GroupID, r.GroupName, names, r.Event)
+	}
+	b.WriteString(`],"trackingRules":[`)
+	for i, r := range classifier.DefaultTrackingRules() {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"notificationType":%q,"event":%q,"suppress":%q}`, r.NotificationType, r.Event, r.Suppress)
+	}
+	b.WriteString(`],"softBouncePolicy":{"limit":5,"window":"2592000s"},"suppressionLifetimes":[{"cause":"soft-bounce limit","lifetime":"2592000s"}]}`)
+	return b.String()
+}()
 
 // embeddedFields are JSON documents carried in a string field, which the
 // OpenAPI description cannot describe: the cases change their fields too.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/rules"
 )
 
 // seenCall is what an interceptor saw of one in-process call.
@@ -44,7 +45,7 @@ func newTestInproc(t *testing.T, seen *[]seenCall) *inprocConn {
 		calls: make(chan struct{}, 1),
 		log:   log,
 	}
-	c.register(&ibmailv1.ClassifierService_ServiceDesc, NewClassifierService(classifier.Default()))
+	c.register(&ibmailv1.ClassifierService_ServiceDesc, NewClassifierService(rules.Static(classifier.Default())))
 	return c
 }
 
@@ -53,7 +54,7 @@ const classifyMethod = "/ibmail.v1.ClassifierService/ClassifyReport"
 func TestInprocConnInvoke(t *testing.T) {
 	hard := &ibmailv1.DeliveryReport{MessageId: "m-1", To: "a@example.com",
 		Error: &ibmailv1.ReportError{Id: 6012, Name: "EC_HARD_BOUNCE", GroupId: 2, GroupName: "BOUNCED"}}
-	want, err := NewClassifierService(classifier.Default()).ClassifyReport(context.Background(), &ibmailv1.ClassifyReportRequest{Report: proto.Clone(hard).(*ibmailv1.DeliveryReport)})
+	want, err := NewClassifierService(rules.Static(classifier.Default())).ClassifyReport(context.Background(), &ibmailv1.ClassifyReportRequest{Report: proto.Clone(hard).(*ibmailv1.DeliveryReport)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func TestInprocConnHeaders(t *testing.T) {
 					}
 					return handler(ctx, req)
 				})}
-			c.register(&ibmailv1.ClassifierService_ServiceDesc, NewClassifierService(classifier.Default()))
+			c.register(&ibmailv1.ClassifierService_ServiceDesc, NewClassifierService(rules.Static(classifier.Default())))
 			ctx := context.WithValue(context.Background(), gatewayAuthorizedKey{}, classifyMethod)
 			var header, trailer metadata.MD
 			err := c.Invoke(ctx, classifyMethod, &ibmailv1.ClassifyReportRequest{Report: &ibmailv1.DeliveryReport{}},

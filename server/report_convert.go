@@ -13,6 +13,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -226,7 +227,7 @@ func outcomeProto(o classifier.Outcome) ibmailv1.ReportOutcome {
 
 // toStoreReport validates, classifies and attributes one report. The error
 // names what is wrong with the report, without its position.
-func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb callbackFields, connectionID string, received time.Time, payload []byte) (store.Report, error) {
+func toStoreReport(snap *rules.Snapshot, r *ibmailv1.DeliveryReport, cb callbackFields, connectionID string, received time.Time, payload []byte) (store.Report, error) {
 	messageID := strings.TrimSpace(r.GetMessageId())
 	if messageID == "" {
 		return store.Report{}, &reportFault{"messageId", errNoMessageID}
@@ -251,8 +252,9 @@ func toStoreReport(engine *classifier.Engine, r *ibmailv1.DeliveryReport, cb cal
 	if err != nil {
 		return store.Report{}, err
 	}
-	res := classify(engine, r)
+	res := classify(snap.Engine, r)
 	rep := store.Report{
+		RulesVersion: snap.Version,
 		Key: store.ReportKey{
 			MessageID: messageID,
 			StatusID:  r.GetStatus().GetId(),

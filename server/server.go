@@ -31,6 +31,7 @@ import (
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -40,8 +41,17 @@ const DefaultMaxBodyBytes = 16 << 20
 
 // Options configure a Server.
 type Options struct {
-	Store  store.Store
+	Store store.Store
+	// Engine holds the rules in force until a version is stored through
+	// the RuleService, which then takes over on every replica; with
+	// RulesFromFile it is in force for good.
 	Engine *classifier.Engine
+	// RulesFromFile says Engine came from --rules-file, which is then the
+	// authority: the RuleService refuses to change rules.
+	RulesFromFile bool
+	// RulesPoll is how often the server looks for a rules version stored
+	// by another replica; 0 means rules.DefaultPoll.
+	RulesPoll time.Duration
 	// WebhookSecret is the server-wide webhook secret; optional, since each
 	// connection has its own.
 	WebhookSecret string
@@ -166,13 +176,22 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	bookOpts := rules.Options{Store: opts.Store, Default: opts.Engine, Poll: opts.RulesPoll, Logger: opts.Logger}
+	if opts.RulesFromFile {
+		bookOpts.File = opts.Engine
+	}
+	book, err := rules.New(ctx, bookOpts)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	serverSecret := NewServerWebhookSecret(opts.Store, opts.Vault)
 	webhookAuth := NewWebhookSecrets(opts.WebhookSecret, serverSecret, opts.Store)
 	// Each service is registered on the gRPC server and for the gateway's
 	// in-process connection at once.
 	services := serviceRegistrar{server: s.grpc, inproc: gatewayConn}
-	ibmailv1.RegisterClassifierServiceServer(services, NewClassifierService(opts.Engine))
-	ibmailv1.RegisterDeliveryReportServiceServer(services, NewDeliveryReportService(opts.Engine, opts.Store, webhookAuth, opts.Logger))
+	ibmailv1.RegisterClassifierServiceServer(services, NewClassifierService(book))
+	ibmailv1.RegisterDeliveryReportServiceServer(services, NewDeliveryReportService(book, opts.Store, webhookAuth, opts.Logger))
+	ibmailv1.RegisterRuleServiceServer(services, NewRuleService(book, opts.Store, auth.callerName, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(services, NewProfileService(opts.Store, opts.Logger))
 	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger)
 	if opts.WebhookSecret == "" {
@@ -215,19 +234,26 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s.http = bodyDeadlines(opts.Limits, whenTelemetry(otelhttp.NewHandler(logged, "ibmail.http",
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })), logged))
 	go s.followStore(ctx)
+	go book.Run(s.untilClosed(ctx))
 	go s.pruneDomainCounts(ctx, opts.Store)
 	if opts.PauseBounceRate > 0 {
-		pauseCtx, stop := context.WithCancel(ctx)
-		go func() {
-			defer stop()
-			select {
-			case <-s.closed:
-			case <-pauseCtx.Done():
-			}
-		}()
-		go NewBouncePauser(opts.Store, opts.PauseBounceRate, opts.PauseMinReports, opts.PauseCheckEvery, opts.Logger).Run(pauseCtx)
+		go NewBouncePauser(opts.Store, opts.PauseBounceRate, opts.PauseMinReports, opts.PauseCheckEvery, opts.Logger).Run(s.untilClosed(ctx))
 	}
 	return s, nil
+}
+
+// untilClosed is ctx, also ended when the server is closed: for the loops
+// the server runs in the background.
+func (s *Server) untilClosed(ctx context.Context) context.Context {
+	ctx, stop := context.WithCancel(ctx)
+	go func() {
+		defer stop()
+		select {
+		case <-s.closed:
+		case <-ctx.Done():
+		}
+	}()
+	return ctx
 }
 
 // ClientConn is an in-process client connection to the server's services,

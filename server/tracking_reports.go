@@ -15,6 +15,7 @@ import (
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 )
 
@@ -43,9 +44,11 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 	reports := make([]store.Report, 0, body.size())
 	callbackSends := make([]string, 0, body.size())
 	payloads := newPayloadBuffer(body.size())
+	// One version of the rules classifies the whole body.
+	rulesInForce := s.rules.Current()
 	body.walk(func(i, pos int) {
 		r := req.GetReports()[i]
-		rep, sendID, err := toTrackingReportInto(s.engine, r, body.connectionID, body.received, &payloads)
+		rep, sendID, err := toTrackingReportInto(rulesInForce, r, body.connectionID, body.received, &payloads)
 		if err != nil {
 			body.refuseDecoded(pos, r.GetMessageId(), r, err)
 			return
@@ -84,13 +87,13 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 // toTrackingReport validates and classifies one tracking report, and says
 // which send its callbackData names. The error names the field at fault
 // (see faultField).
-func toTrackingReport(engine *classifier.Engine, r *ibmailv1.TrackingReport, connectionID string, received time.Time) (store.Report, string, error) {
-	return toTrackingReportInto(engine, r, connectionID, received, nil)
+func toTrackingReport(snap *rules.Snapshot, r *ibmailv1.TrackingReport, connectionID string, received time.Time) (store.Report, string, error) {
+	return toTrackingReportInto(snap, r, connectionID, received, nil)
 }
 
 // toTrackingReportInto is toTrackingReport with the payload encoded into
 // payloads, shared by a body's reports.
-func toTrackingReportInto(engine *classifier.Engine, r *ibmailv1.TrackingReport, connectionID string, received time.Time, payloads *payloadBuffer) (store.Report, string, error) {
+func toTrackingReportInto(snap *rules.Snapshot, r *ibmailv1.TrackingReport, connectionID string, received time.Time, payloads *payloadBuffer) (store.Report, string, error) {
 	if f := nulField(r.ProtoReflect()); f != "" {
 		return store.Report{}, "", &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
 	}
@@ -133,8 +136,9 @@ func toTrackingReportInto(engine *classifier.Engine, r *ibmailv1.TrackingReport,
 	if err != nil {
 		return store.Report{}, "", err
 	}
-	res := engine.ClassifyTracking(notification)
+	res := snap.Engine.ClassifyTracking(notification)
 	rep := store.Report{
+		RulesVersion:     snap.Version,
 		Kind:             store.ReportTracking,
 		Key:              store.ReportKey{MessageID: strings.TrimSpace(r.GetMessageId())},
 		TrackingKey:      eventID,
@@ -264,6 +268,7 @@ func (s *DeliveryReportService) ListTrackingReports(ctx context.Context, req *ib
 				ProfileId:      row.ProfileID,
 				ReceiveTime:    timestamppb.New(row.ReceiveTime),
 				ConnectionId:   row.ConnectionID,
+				RulesVersion:   row.RulesVersion,
 			}, nil
 		})
 	return resp, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/store"
 	"github.com/ibmail/ibmail/store/postgres"
 	"github.com/ibmail/ibmail/store/postgres/pgtest"
@@ -56,7 +57,7 @@ func FuzzWebhookBody(f *testing.F) {
 	// service that ingests into it, and the services that read it.
 	st := fuzzStore(f)
 	const secret = "fuzz-webhook-secret"
-	reports := NewDeliveryReportService(engine, st, NewStaticWebhookSecret(secret), slog.New(slog.DiscardHandler))
+	reports := NewDeliveryReportService(rules.Static(engine), st, NewStaticWebhookSecret(secret), slog.New(slog.DiscardHandler))
 	reports.now = func() time.Time { return received }
 	profiles := NewProfileService(st, slog.New(slog.DiscardHandler))
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(webhookTokenKey, secret))
@@ -72,7 +73,7 @@ func FuzzWebhookBody(f *testing.F) {
 		}
 		var events []storedEvent
 		for _, r := range req.GetResults() {
-			rep, err := toStoreReport(engine, r, parseCallback(r), "", received, nil)
+			rep, err := toStoreReport(&rules.Snapshot{Engine: engine}, r, parseCallback(r), "", received, nil)
 			if err != nil {
 				if err.Error() == "" {
 					t.Fatal("a refusal without a reason")

@@ -107,6 +107,9 @@ type Report struct {
 	// DomainStore.DomainReportCounts).
 	Domain   string
 	CountsAs DomainCount
+	// RulesVersion is the rules version that classified the report (0: the
+	// built-in defaults or a rules file); its event records it too.
+	RulesVersion int64
 }
 
 // IngestResult counts what an ingest did.
@@ -185,6 +188,8 @@ type StoredReport struct {
 	Rule             string
 	ReceiveTime      time.Time
 	Payload          []byte
+	// RulesVersion is the rules version that classified the report.
+	RulesVersion int64
 }
 
 // ReportQuery selects stored reports of one kind, newest (highest id)
@@ -222,6 +227,7 @@ type Store interface {
 	BacklogStore
 	SecretStore
 	DomainStore
+	RuleStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

@@ -15,6 +15,7 @@ import (
 	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/classifier"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
+	"github.com/ibmail/ibmail/rules"
 	"github.com/ibmail/ibmail/server"
 )
 
@@ -307,7 +308,7 @@ func TestTokenIsSentNotPrinted(t *testing.T) {
 		got <- md.Get("authorization")
 		return h(ctx, req)
 	}))
-	ibmailv1.RegisterClassifierServiceServer(gs, server.NewClassifierService(classifier.Default()))
+	ibmailv1.RegisterClassifierServiceServer(gs, server.NewClassifierService(rules.Static(classifier.Default())))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ func main() {
 	s.String(&cfg.httpAddr, "http-addr", "IBMAIL_HTTP_ADDR", "127.0.0.1:8080", "REST and webhook listen address", envflag.HostPort)
 	s.String(&cfg.dataDir, "data-dir", "IBMAIL_DATA_DIR", "data", "directory of the embedded SQLite store and generated secrets", envflag.Path)
 	s.Secret(&cfg.webhookSecret, "webhook-secret", "IBMAIL_WEBHOOK_SECRET", "server-wide secret the webhooks accept, overriding the stored one, 12 to 1024 printable characters without spaces; empty: the one kept in the store for every replica, imported from <data-dir>/webhook-secret or generated there on the store's first start", checkSecret)
-	s.String(&cfg.rulesFile, "rules-file", "IBMAIL_RULES_FILE", "", "YAML rules file replacing the built-in bounce mapping", envflag.Path)
+	s.String(&cfg.rulesFile, "rules-file", "IBMAIL_RULES_FILE", "", "YAML rules file replacing the built-in bounce mapping; it is then the authority and PUT /v1/rules is refused", envflag.Path)
 	s.Int64(&cfg.maxBodyBytes, "max-body-bytes", "IBMAIL_MAX_BODY_BYTES", 16<<20, "largest REST request body accepted, 1024 to 1073741824", envflag.Between[int64](minBodyBytes, maxBodyBytes))
 	s.Duration(&cfg.shutdownGrace, "shutdown-grace", "IBMAIL_SHUTDOWN_GRACE", 15*time.Second, "how long requests in flight may take to finish on SIGTERM", envflag.Positive(time.Hour))
 	s.String(&cfg.logLevel, "log-level", "IBMAIL_LOG_LEVEL", "info", "debug, info, warn or error", checkLogLevel)

@@ -152,6 +152,7 @@ func run(ctx context.Context, cfg config) error {
 	srv, err := server.New(ctx, server.Options{
 		Store:           st,
 		Engine:          engine,
+		RulesFromFile:   cfg.rulesFile != "",
 		WebhookSecret:   cfg.webhookSecret,
 		Vault:           vault,
 		BaseURLs:        server.BaseURLPolicy{Allowed: cfg.allowBaseURLs},

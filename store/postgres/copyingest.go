@@ -61,7 +61,7 @@ type copyKind struct {
 
 var deliveryCopy = copyKind{
 	copySQL: `COPY delivery_reports (id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload) FROM STDIN (FORMAT binary)`,
+		outcome, event_name, rule, receive_time, payload, rules_version) FROM STDIN (FORMAT binary)`,
 	keyConstraint: "delivery_reports_key",
 	compare: func(a *ingestArgs, i, j int) int {
 		if c := cmp.Compare(a.doneAt[i], a.doneAt[j]); c != 0 {
@@ -76,7 +76,7 @@ var deliveryCopy = copyKind{
 		return cmp.Compare(a.errorID[i], a.errorID[j])
 	},
 	writeRow: func(c *copyRows, a *ingestArgs, i int, id int64) {
-		c.row(13)
+		c.row(14)
 		c.int8(id)
 		c.text(a.messageID[i])
 		c.int4(a.statusID[i])
@@ -88,13 +88,13 @@ var deliveryCopy = copyKind{
 
 var trackingCopy = copyKind{
 	copySQL: `COPY tracking_events (id, event_id, notification_type, message_id, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload) FROM STDIN (FORMAT binary)`,
+		outcome, event_name, rule, receive_time, payload, rules_version) FROM STDIN (FORMAT binary)`,
 	keyConstraint: "tracking_events_key",
 	compare: func(a *ingestArgs, i, j int) int {
 		return cmp.Compare(a.trackingKey[i], a.trackingKey[j])
 	},
 	writeRow: func(c *copyRows, a *ingestArgs, i int, id int64) {
-		c.row(12)
+		c.row(13)
 		c.int8(id)
 		c.text(a.trackingKey[i])
 		c.text(a.notificationType[i])
@@ -113,6 +113,7 @@ func writeReportTail(c *copyRows, a *ingestArgs, i int) {
 	c.text(a.rule[i])
 	c.timestamptz(a.receiveTime[i])
 	c.bytea(a.payload[i])
+	c.int8(a.rulesVersion[i])
 }
 
 const (

@@ -60,16 +60,16 @@ import (
 var ingestSQL = `
 WITH ins AS (
 	INSERT INTO delivery_reports (id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload)
+		outcome, event_name, rule, receive_time, payload, rules_version)
 	OVERRIDING SYSTEM VALUE
 	SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload
+		outcome, event_name, rule, receive_time, payload, rules_version
 	FROM (
 		SELECT nextval('delivery_reports_id_seq') AS id, u.*
 		FROM unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::text[],
-			$8::int2[], $9::text[], $10::text[], $11::timestamptz[], $12::bytea[])
+			$8::int2[], $9::text[], $10::text[], $11::timestamptz[], $12::bytea[], $26::int8[])
 			WITH ORDINALITY AS u(message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-				outcome, event_name, rule, receive_time, payload, ord)
+				outcome, event_name, rule, receive_time, payload, rules_version, ord)
 		ORDER BY ord
 	) numbered
 	ORDER BY done_at, message_id, status_id, error_id
@@ -94,15 +94,15 @@ stored AS (
 var trackingIngestSQL = `
 WITH ins AS (
 	INSERT INTO tracking_events (id, event_id, notification_type, message_id, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload)
+		outcome, event_name, rule, receive_time, payload, rules_version)
 	SELECT id, event_id, notification_type, message_id, connection_id, profile_id, email,
-		outcome, event_name, rule, receive_time, payload
+		outcome, event_name, rule, receive_time, payload, rules_version
 	FROM (
 		SELECT nextval('delivery_reports_id_seq') AS id, u.*
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-			$7::int2[], $8::text[], $9::text[], $10::timestamptz[], $11::bytea[])
+			$7::int2[], $8::text[], $9::text[], $10::timestamptz[], $11::bytea[], $25::int8[])
 			WITH ORDINALITY AS u(event_id, notification_type, message_id, connection_id, profile_id, email,
-				outcome, event_name, rule, receive_time, payload, ord)
+				outcome, event_name, rule, receive_time, payload, rules_version, ord)
 		ORDER BY ord
 	) numbered
 	ORDER BY event_id
@@ -202,6 +202,7 @@ type ingestArgs struct {
 	connectionID, profileID, email []string
 	outcome                        []int16
 	eventName, rule                []string
+	rulesVersion                   []int64
 	receiveTime, eventTime         []time.Time
 	payload                        [][]byte
 	paramsJSON                     [][]byte // nil: no params
@@ -225,7 +226,7 @@ func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 	a := &ingestArgs{
 		kind:         kind,
 		connectionID: make([]string, 0, n), profileID: make([]string, 0, n), email: make([]string, 0, n),
-		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n),
+		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n), rulesVersion: make([]int64, 0, n),
 		receiveTime: make([]time.Time, 0, n), eventTime: make([]time.Time, 0, n),
 		payload: make([][]byte, 0, n), paramsJSON: make([][]byte, 0, n), paramsAt: make([]int, 0, n),
 		rcptSend: make([]*string, 0, n), rcptSeq: make([]int32, 0, n),
@@ -301,6 +302,7 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 		a.outcome = append(a.outcome, int16(r.Outcome))
 		a.eventName = append(a.eventName, r.EventName)
 		a.rule = append(a.rule, r.Rule)
+		a.rulesVersion = append(a.rulesVersion, r.RulesVersion)
 		a.receiveTime = append(a.receiveTime, r.ReceiveTime)
 		a.eventTime = append(a.eventTime, r.EventTime)
 		a.payload = append(a.payload, r.Payload)
@@ -369,7 +371,7 @@ func (a *ingestArgs) statement() (string, []any) {
 	}
 	common := []any{a.connectionID, a.profileID, a.email, a.outcome, a.eventName, a.rule, a.receiveTime}
 	tail := []any{a.rcptSend, a.rcptSeq, a.suppress, a.reason, a.domain, a.countsAs, a.bucket,
-		a.rejTime, a.rejType, a.rejReason, a.rejBody}
+		a.rejTime, a.rejType, a.rejReason, a.rejBody, a.rulesVersion}
 	if a.kind == store.ReportTracking {
 		args := append([]any{a.trackingKey, a.notificationType, a.messageID}, common...)
 		args = append(args, a.payload, a.eventTime, params)

@@ -146,10 +146,10 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 	tracking := q.Kind == store.ReportTracking
 	if tracking {
 		sb.WriteString(`SELECT id, event_id, notification_type, message_id, connection_id, profile_id,
-			email, outcome, event_name, rule, receive_time, payload FROM tracking_events WHERE true`)
+			email, outcome, event_name, rule, receive_time, payload, rules_version FROM tracking_events WHERE true`)
 	} else {
 		sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
-			email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE true`)
+			email, outcome, event_name, rule, receive_time, payload, rules_version FROM delivery_reports WHERE true`)
 	}
 	if q.Outcome != store.OutcomeUnspecified {
 		sb.WriteString(` AND outcome = ` + args.add(int16(q.Outcome)))
@@ -174,10 +174,10 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 			if tracking {
 				r.Kind = store.ReportTracking
 				err = row.Scan(&r.ID, &r.TrackingKey, &r.NotificationType, &r.Key.MessageID,
-					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload)
+					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload, &r.RulesVersion)
 			} else {
 				err = row.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
-					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload)
+					&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &r.ReceiveTime, &r.Payload, &r.RulesVersion)
 			}
 			r.Outcome = store.Outcome(outcome)
 			r.ReceiveTime = utc(r.ReceiveTime)

@@ -215,10 +215,10 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 	tracking := q.Kind == store.ReportTracking
 	if tracking {
 		sb.WriteString(`SELECT id, event_id, notification_type, message_id, connection_id, profile_id,
-			email, outcome, event_name, rule, receive_time, payload FROM tracking_events WHERE 1`)
+			email, outcome, event_name, rule, receive_time, payload, rules_version FROM tracking_events WHERE 1`)
 	} else {
 		sb.WriteString(`SELECT id, message_id, status_id, error_id, done_at, connection_id, profile_id,
-			email, outcome, event_name, rule, receive_time, payload FROM delivery_reports WHERE 1`)
+			email, outcome, event_name, rule, receive_time, payload, rules_version FROM delivery_reports WHERE 1`)
 	}
 	if q.Outcome != store.OutcomeUnspecified {
 		sb.WriteString(` AND outcome = ?`)
@@ -246,10 +246,10 @@ func (s *Store) ListReports(ctx context.Context, q store.ReportQuery) ([]store.S
 		if tracking {
 			r.Kind = store.ReportTracking
 			err = rows.Scan(&r.ID, &r.TrackingKey, &r.NotificationType, &r.Key.MessageID,
-				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload)
+				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload, &r.RulesVersion)
 		} else {
 			err = rows.Scan(&r.ID, &r.Key.MessageID, &r.Key.StatusID, &r.Key.ErrorID, &r.Key.DoneAt,
-				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload)
+				&r.ConnectionID, &r.ProfileID, &r.Email, &outcome, &r.EventName, &r.Rule, &recv, &r.Payload, &r.RulesVersion)
 		}
 		if err != nil {
 			return nil, readErr(ctx, "list reports", err)

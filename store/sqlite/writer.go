@@ -391,11 +391,11 @@ const (
 var multiInsertSQL = [tableCount]struct{ head, row, tail string }{
 	tableReports: {`INSERT OR FAIL INTO delivery_reports
 		(id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
-		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 outcome, event_name, rule, receive_time, payload, rules_version) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		` ON CONFLICT (done_at, message_id, status_id, error_id) DO NOTHING`},
 	tableTracking: {`INSERT OR FAIL INTO tracking_events
 		(id, event_id, notification_type, message_id, connection_id, profile_id, email,
-		 outcome, event_name, rule, receive_time, payload) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 outcome, event_name, rule, receive_time, payload, rules_version) VALUES `, `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		` ON CONFLICT (event_id) DO NOTHING`},
 	tableEvents: {`INSERT OR FAIL INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
 		`(?, ?, ?, ?, ?, ?)`, ``},
@@ -505,12 +505,12 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 				if t == tableTracking {
 					args = append(args, p.id, rp.TrackingKey, rp.NotificationType, rp.Key.MessageID,
 						rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
-						micros(rp.ReceiveTime), rp.Payload)
+						micros(rp.ReceiveTime), rp.Payload, rp.RulesVersion)
 				} else {
 					args = append(args, p.id,
 						rp.Key.MessageID, rp.Key.StatusID, rp.Key.ErrorID, store.NormalizeDoneAt(rp.Key.DoneAt),
 						rp.ConnectionID, rp.ProfileID, rp.Email, int64(rp.Outcome), rp.EventName, rp.Rule,
-						micros(rp.ReceiveTime), rp.Payload)
+						micros(rp.ReceiveTime), rp.Payload, rp.RulesVersion)
 				}
 			}
 			st := w.multi(ctx, tx, bound, t, len(chunk))

@@ -43,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Ping", func(t *testing.T) { testPing(t, o) })
 	t.Run("Close", func(t *testing.T) { testClose(t, o) })
 
+	t.Run("RuleVersions", func(t *testing.T) { testRuleVersions(t, o) })
+	t.Run("RuleVersionsConcurrent", func(t *testing.T) { testRuleVersionsConcurrent(t, o) })
+	t.Run("ReportRulesVersion", func(t *testing.T) { testReportRulesVersion(t, o) })
 	t.Run("Connections", func(t *testing.T) { testConnections(t, o) })
 	t.Run("EncryptionKeyCheck", func(t *testing.T) { testEncryptionKeyCheck(t, o) })
 	t.Run("SealedWritesGuarded", func(t *testing.T) { testSealedWritesGuarded(t, o) })

@@ -302,7 +302,10 @@ type StoredTrackingReport struct {
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// The connection whose webhook secret the report came with; empty for the
 	// server-wide secret.
-	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The rules version that classified it: 0 for the built-in defaults or
+	// a rules file, and for reports stored before versions were kept.
+	RulesVersion  int64 `protobuf:"varint,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +380,13 @@ func (x *StoredTrackingReport) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *StoredTrackingReport) GetRulesVersion() int64 {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return 0
 }
 
 // IngestPlatformEventsRequest carries platform events as Infobip posts them.
@@ -856,7 +866,10 @@ type StoredDeliveryReport struct {
 	ReceiveTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=receive_time,json=receiveTime,proto3" json:"receive_time,omitempty"`
 	// The connection whose webhook secret the report came with; empty for the
 	// server-wide secret.
-	ConnectionId  string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	ConnectionId string `protobuf:"bytes,6,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	// The rules version that classified it: 0 for the built-in defaults or
+	// a rules file, and for reports stored before versions were kept.
+	RulesVersion  int64 `protobuf:"varint,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -931,6 +944,13 @@ func (x *StoredDeliveryReport) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+func (x *StoredDeliveryReport) GetRulesVersion() int64 {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return 0
 }
 
 // ListRejectedPayloadsRequest selects rejected payloads.
@@ -1266,7 +1286,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\"\x80\x01\n" +
 	"\x1bListTrackingReportsResponse\x129\n" +
 	"\areports\x18\x01 \x03(\v2\x1f.ibmail.v1.StoredTrackingReportR\areports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x02\n" +
 	"\x14StoredTrackingReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06report\x18\x02 \x01(\v2\x19.ibmail.v1.TrackingReportR\x06report\x12A\n" +
@@ -1274,7 +1294,8 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
 	"profile_id\x18\x04 \x01(\tR\tprofileId\x12=\n" +
 	"\freceive_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12#\n" +
-	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\"\x9a\x01\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\x12#\n" +
+	"\rrules_version\x18\a \x01(\x03R\frulesVersion\"\x9a\x01\n" +
 	"\x1bIngestPlatformEventsRequest\x120\n" +
 	"\x06events\x18\x01 \x03(\v2\x18.ibmail.v1.PlatformEventR\x06events\x12I\n" +
 	"\x12undecodable_events\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x11undecodableEvents\"\x91\x01\n" +
@@ -1308,7 +1329,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x18.ibmail.v1.ReportOutcomeR\aoutcome\"\x80\x01\n" +
 	"\x1bListDeliveryReportsResponse\x129\n" +
 	"\areports\x18\x01 \x03(\v2\x1f.ibmail.v1.StoredDeliveryReportR\areports\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x02\n" +
 	"\x14StoredDeliveryReport\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06report\x18\x02 \x01(\v2\x19.ibmail.v1.DeliveryReportR\x06report\x12A\n" +
@@ -1316,7 +1337,8 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
 	"profile_id\x18\x04 \x01(\tR\tprofileId\x12=\n" +
 	"\freceive_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vreceiveTime\x12#\n" +
-	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\"Y\n" +
+	"\rconnection_id\x18\x06 \x01(\tR\fconnectionId\x12#\n" +
+	"\rrules_version\x18\a \x01(\x03R\frulesVersion\"Y\n" +
 	"\x1bListRejectedPayloadsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
