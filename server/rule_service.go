@@ -413,33 +413,11 @@ func checkDuration(field string, d *durationpb.Duration) (time.Duration, error) 
 	return d.AsDuration(), nil
 }
 
-// ruleSetProto is the API form of a rule set.
-func ruleSetProto(set classifier.RuleSet) *ibmailv1.RuleSet {
-	p := &ibmailv1.RuleSet{SoftBouncePolicy: &ibmailv1.SoftBouncePolicy{Limit: int32(set.SoftBounce.Limit)}}
-	if set.SoftBounce.Window > 0 {
-		p.SoftBouncePolicy.Window = durationpb.New(set.SoftBounce.Window)
-	}
-	for _, r := range set.Rules {
-		p.Rules = append(p.Rules, &ibmailv1.BounceRule{GroupId: r.GroupID, GroupName: r.GroupName, ErrorNames: r.ErrorNames, Event: r.Event})
-	}
-	for _, r := range set.TrackingRules {
-		p.TrackingRules = append(p.TrackingRules, &ibmailv1.TrackingRule{NotificationType: r.NotificationType, Event: r.Event, Suppress: r.Suppress})
-	}
-	for _, l := range classifier.SortedLifetimes(set.SuppressionLifetimes) {
-		sl := &ibmailv1.SuppressionLifetime{Cause: l.Cause}
-		if l.Lifetime > 0 {
-			sl.Lifetime = durationpb.New(l.Lifetime)
-		}
-		p.SuppressionLifetimes = append(p.SuppressionLifetimes, sl)
-	}
-	return p
-}
-
 // ruleVersionProto is the API form of a snapshot.
 func ruleVersionProto(s *rules.Snapshot) *ibmailv1.RuleVersion {
 	v := &ibmailv1.RuleVersion{
 		Version:      s.Version,
-		Rules:        ruleSetProto(s.Engine.RuleSet()),
+		Rules:        rules.SetProto(s.Engine.RuleSet()),
 		CreatedBy:    s.CreatedBy,
 		RestoredFrom: s.RestoredFrom,
 		Comment:      s.Comment,
