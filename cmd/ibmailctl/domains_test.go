@@ -19,6 +19,7 @@ type ctlCase struct {
 	wantOut  []string
 	wantErr  []string
 	notOut   []string
+	notErr   []string
 	// inOrder: wantOut must appear in stdout in its order, as for a list
 	// newest first.
 	inOrder bool
@@ -45,6 +46,11 @@ func runCases(t *testing.T, srv *testServer, cases []ctlCase) {
 			for _, n := range tt.notOut {
 				if strings.Contains(got.stdout, n) {
 					t.Errorf("stdout holds %q:\n%s", n, got.stdout)
+				}
+			}
+			for _, n := range tt.notErr {
+				if strings.Contains(got.stderr, n) {
+					t.Errorf("stderr holds %q:\n%s", n, got.stderr)
 				}
 			}
 		})

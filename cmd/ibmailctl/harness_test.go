@@ -30,7 +30,7 @@ type testServer struct {
 	conn *grpc.ClientConn // the test's own client, to set up data
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T, adjust ...func(*server.Options)) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "ibmail.db"))
@@ -41,14 +41,18 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(ctx, server.Options{
+	opts := server.Options{
 		Store:         st,
 		Engine:        classifier.Default(),
 		WebhookSecret: testWebhookSecret,
 		Vault:         server.NewVault(box),
 		PublicURL:     "http://127.0.0.1:1",
 		Tester:        server.InfobipTester{},
-	})
+	}
+	for _, a := range adjust {
+		a(&opts)
+	}
+	srv, err := server.New(ctx, opts)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}

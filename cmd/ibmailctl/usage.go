@@ -21,7 +21,8 @@ func printUsage(w io.Writer) {
 
 ibmailctl calls the ibmail gRPC API: it classifies Infobip delivery and
 tracking reports, sends email to profiles, follows sends, reads events,
-segmentations and tracking reports, and shows and unblocks sending domains.
+segmentations and tracking reports, shows and unblocks sending domains, and
+manages connections, sender accounts and the mapping rules.
 
 Subcommands:
 `)
