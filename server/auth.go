@@ -101,6 +101,8 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.SenderService/DeleteSender":                          RoleAdmin,
 	"/ibmail.v1.SuppressionService/ListSuppressions":                 RoleAdmin,
 	"/ibmail.v1.SuppressionService/DeleteSuppression":                RoleAdmin,
+	"/ibmail.v1.SuppressionService/ImportSuppressions":               RoleAdmin,
+	"/ibmail.v1.SuppressionService/ExportSuppressions":               RoleAdmin,
 	"/ibmail.v1.SendingDomainService/UnblockSendingDomain":           RoleAdmin,
 	"/ibmail.v1.RuleService/UpdateRules":                             RoleAdmin,
 	"/ibmail.v1.RuleService/RestoreRuleVersion":                      RoleAdmin,

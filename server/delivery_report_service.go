@@ -78,6 +78,9 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 			}
 			if err == nil {
 				rep.Suppress, rep.CountsAs = deliveryEffects(r, rep)
+				if rep.Suppress {
+					rep.SuppressFor = rulesInForce.Engine.SuppressionLifetime(rep.EventName)
+				}
 				reports = append(reports, rep)
 				domainBlocked = append(domainBlocked, isDomainBlockedError(r.GetError()))
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))

@@ -180,6 +180,15 @@ func (s *RuleService) TestRules(ctx context.Context, req *ibmailv1.TestRulesRequ
 	}
 	now := time.Now().UTC()
 	for i, r := range req.GetReports() {
+		// The webhook's door, so that what is tested is what the webhook
+		// would store, and a report it would refuse is refused here.
+		cb := parseCallback(r)
+		if err := checkID("callbackData.ibmailSendId", cb.SendID, 256); err != nil {
+			return nil, invalidField(fmt.Sprintf("reports[%d].callbackData.ibmailSendId", i), "must not contain control characters and is at most 256 bytes")
+		}
+		if _, err := toStoreReport(current, r, cb, "", now, nil); err != nil {
+			return nil, invalidField(fmt.Sprintf("reports[%d].%s", i, faultField(err)), err.Error())
+		}
 		c, p := classify(current.Engine, r), classify(proposed, r)
 		add(fmt.Sprintf("reports[%d]", i), classificationProto(c.Outcome, c.Event, c.Reason), classificationProto(p.Outcome, p.Event, p.Reason), true)
 	}

@@ -260,8 +260,9 @@ func (s *SendService) applySuppressions(ctx context.Context, recipients []store.
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	for i := range recipients {
-		if sup, ok := suppressed[emails[i]]; ok {
+		if sup, ok := suppressed[emails[i]]; ok && sup.Active(now) {
 			recipients[i].State = store.RecipientSuppressed
 			recipients[i].Reason = fmt.Sprintf("suppressed since %s by %s (%s, event %d)",
 				sup.CreateTime.Format(time.RFC3339), sup.EventName, sup.Reason, sup.EventID)

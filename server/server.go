@@ -114,6 +114,8 @@ type Server struct {
 	probe    *storeProbe
 	// internalToken is the admin token of InternalContext.
 	internalToken string
+	// gateway serves REST; its error writer serves the routes beside it.
+	gateway *gateway
 }
 
 // New builds a Server; call Serve to run it and Close when done.
@@ -200,7 +202,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	ibmailv1.RegisterConnectionServiceServer(services, connections)
 	ibmailv1.RegisterSenderServiceServer(services, NewSenderService(opts.Store, opts.Logger))
 	ibmailv1.RegisterSendServiceServer(services, NewSendService(opts.Store, opts.WakeDispatcher, opts.Logger))
-	ibmailv1.RegisterSuppressionServiceServer(services, NewSuppressionService(opts.Store, opts.Logger))
+	ibmailv1.RegisterSuppressionServiceServer(services, NewSuppressionService(opts.Store, book, opts.Logger))
 	ibmailv1.RegisterSendingDomainServiceServer(services, NewSendingDomainService(opts.Store, opts.WakeDispatcher, opts.Logger))
 	ibmailv1.RegisterEventServiceServer(services, NewEventService(opts.Store, opts.EventsChanged, ctx.Done(), opts.Logger))
 	healthpb.RegisterHealthServer(services, s.health)
@@ -225,7 +227,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("server: gateway: %w", err)
 	}
 	mux := http.NewServeMux()
+	s.gateway = gw
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.HandleFunc("GET "+SuppressionExportPath, s.serveSuppressionExport)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
 	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe), metrics.NewDomainCollector(opts.Store)))
 	apidocs.Register(mux)

@@ -159,6 +159,7 @@ func toTrackingReportInto(snap *rules.Snapshot, r *ibmailv1.TrackingReport, conn
 		rep.Params = trackingParams(r, notification, sent, res)
 		if res.Suppress != "" {
 			rep.Suppress, rep.SuppressReason = true, res.Suppress
+			rep.SuppressFor = snap.Engine.SuppressionLifetime(rep.EventName)
 		}
 	}
 	if notification == "LATE_BOUNCE" {

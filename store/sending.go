@@ -208,7 +208,7 @@ type RecipientRef struct {
 	Seq    int
 }
 
-// Suppression is an address later sends skip.
+// Suppression is an address later sends skip, until it expires.
 type Suppression struct {
 	Email      string
 	ProfileID  string
@@ -216,6 +216,39 @@ type Suppression struct {
 	EventID    int64
 	Reason     string
 	CreateTime time.Time
+	// ExpireTime is when it stops blocking sends; zero: never.
+	ExpireTime time.Time
+	Origin     SuppressionOrigin
+	// CauseEventIDs are the events that hold it besides EventID: the soft
+	// bounces that reached the soft-bounce limit.
+	CauseEventIDs []int64
+}
+
+// Active reports whether the suppression blocks sends at now.
+func (s Suppression) Active(now time.Time) bool {
+	return s.ExpireTime.IsZero() || now.Before(s.ExpireTime)
+}
+
+// SuppressionOrigin says how a suppression came to be; the numbers are
+// stored.
+type SuppressionOrigin int
+
+const (
+	// SuppressionFromEvent is a bounce, complaint or unsubscribe.
+	SuppressionFromEvent SuppressionOrigin = 1
+	// SuppressionFromSoftBounceLimit is the soft-bounce policy's.
+	SuppressionFromSoftBounceLimit SuppressionOrigin = 2
+	// SuppressionFromImport is an imported list's.
+	SuppressionFromImport SuppressionOrigin = 3
+)
+
+// SuppressionQuery selects a page of suppressions in order of address.
+type SuppressionQuery struct {
+	AfterEmail string
+	Limit      int
+	// IncludeExpired lists suppressions that expired before Now too.
+	IncludeExpired bool
+	Now            time.Time
 }
 
 // RecipientQuery selects a send's recipients in request order.
@@ -334,9 +367,17 @@ type SuppressionStore interface {
 	// SuppressedAmong returns the suppressions of those of emails that are
 	// suppressed.
 	SuppressedAmong(ctx context.Context, emails []string) (map[string]Suppression, error)
-	// ListSuppressions returns up to limit suppressions with addresses
-	// after afterEmail, in order of address.
-	ListSuppressions(ctx context.Context, afterEmail string, limit int) ([]Suppression, error)
+	// SuppressedAmong returns expired suppressions too: the caller judges
+	// them at its own now (Suppression.Active).
+	//
+	// ListSuppressions returns up to q.Limit suppressions with addresses
+	// after q.AfterEmail, in order of address.
+	ListSuppressions(ctx context.Context, q SuppressionQuery) ([]Suppression, error)
+	// AddSuppressions adds suppressions that no event's report carries (an
+	// import, the soft-bounce limit). An address already suppressed keeps
+	// its suppression unless that expired by the new one's CreateTime. It
+	// returns how many were added.
+	AddSuppressions(ctx context.Context, ss []Suppression) (int, error)
 	// DeleteSuppression lifts a suppression, or answers ErrNotFound.
 	DeleteSuppression(ctx context.Context, email string) error
 }

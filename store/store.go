@@ -98,6 +98,9 @@ type Report struct {
 	// Suppress adds the address to the suppression list (with the event as
 	// the cause) when the report is stored for the first time.
 	Suppress bool
+	// SuppressFor is how long that suppression lasts from ReceiveTime (the
+	// lifetime of its cause); 0: for ever.
+	SuppressFor time.Duration
 	// SuppressReason is the reason the suppression records; empty: the
 	// event's errorName param, else the rule.
 	SuppressReason string

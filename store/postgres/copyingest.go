@@ -127,9 +127,9 @@ var copyEffectsSQL = `
 WITH stored AS (
 	SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int2[], $5::text[], $6::timestamptz[],
 			$7::timestamptz[], $8::text[], $9::int4[], $10::bool[], $11::text[], $12::text[], $13::int2[],
-			$14::timestamptz[], $15::int8[])
+			$14::timestamptz[], $15::int8[], $20::timestamptz[])
 		AS u(id, profile_id, email, outcome, event_name, receive_time, event_time, rcpt_send, rcpt_seq,
-			suppress, reason, domain, counts_as, bucket, ord)
+			suppress, reason, domain, counts_as, bucket, ord, suppress_until)
 ),` + ingestEffectsSQL(16)
 
 // errKeyRace is a COPY that met a report another transaction stored since
@@ -226,7 +226,7 @@ func copyIngest(ctx context.Context, tx pgx.Tx, k *copyKind, a *ingestArgs, repo
 	if len(e.id) > 0 || len(a.rejTime) > 0 {
 		if _, err := tx.Exec(ctx, copyEffectsSQL, e.id, e.profileID, e.email, e.outcome, e.eventName,
 			e.receiveTime, e.eventTime, e.rcptSend, e.rcptSeq, e.suppress, e.reason, e.domain, e.countsAs,
-			e.bucket, e.ord, a.rejTime, a.rejType, a.rejReason, a.rejBody); err != nil {
+			e.bucket, e.ord, a.rejTime, a.rejType, a.rejReason, a.rejBody, e.suppressUntil); err != nil {
 			return err
 		}
 	}
@@ -252,6 +252,7 @@ type effectsArgs struct {
 	rcptSeq                        []int32
 	suppress                       []bool
 	reason, domain                 []string
+	suppressUntil                  []*time.Time
 }
 
 func (e *effectsArgs) add(a *ingestArgs, i int, id int64) {
@@ -270,4 +271,5 @@ func (e *effectsArgs) add(a *ingestArgs, i int, id int64) {
 	e.domain = append(e.domain, a.domain[i])
 	e.countsAs = append(e.countsAs, a.countsAs[i])
 	e.bucket = append(e.bucket, a.bucket[i])
+	e.suppressUntil = append(e.suppressUntil, a.suppressUntil[i])
 }

@@ -80,10 +80,11 @@ stored AS (
 	SELECT ins.id, u.*
 	FROM ins JOIN unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $6::text[], $7::text[], $8::int2[],
 			$9::text[], $10::text[], $11::timestamptz[], $13::timestamptz[], $14::text[],
-			$15::text[], $16::int4[], $17::bool[], $18::text[], $19::text[], $20::int2[], $21::timestamptz[])
+			$15::text[], $16::int4[], $17::bool[], $18::text[], $19::text[], $20::int2[], $21::timestamptz[],
+			$27::timestamptz[])
 		WITH ORDINALITY AS u(message_id, status_id, error_id, done_at, profile_id, email, outcome,
 			event_name, rule, receive_time, event_time, params, rcpt_send, rcpt_seq, suppress, reason,
-			domain, counts_as, bucket, ord)
+			domain, counts_as, bucket, suppress_until, ord)
 		USING (done_at, message_id, status_id, error_id)
 ),` + ingestTailSQL(22)
 
@@ -113,11 +114,20 @@ stored AS (
 	SELECT ins.id, u.*
 	FROM ins JOIN unnest($1::text[], $5::text[], $6::text[], $7::int2[], $8::text[], $10::timestamptz[],
 			$12::timestamptz[], $13::text[], $14::text[], $15::int4[], $16::bool[], $17::text[],
-			$18::text[], $19::int2[], $20::timestamptz[])
+			$18::text[], $19::int2[], $20::timestamptz[], $26::timestamptz[])
 		WITH ORDINALITY AS u(event_id, profile_id, email, outcome, event_name, receive_time, event_time,
-			params, rcpt_send, rcpt_seq, suppress, reason, domain, counts_as, bucket, ord)
+			params, rcpt_send, rcpt_seq, suppress, reason, domain, counts_as, bucket, suppress_until, ord)
 		USING (event_id)
 ),` + ingestTailSQL(21)
+
+// suppressionConflictSQL keeps the first suppression of an address: it
+// says why the address was first suppressed, and later causes add nothing
+// a send needs. Only an expired one is replaced, by the next cause.
+const suppressionConflictSQL = `ON CONFLICT (email) DO UPDATE SET profile_id = excluded.profile_id,
+		event_name = excluded.event_name, event_id = excluded.event_id, reason = excluded.reason,
+		create_time = excluded.create_time, expire_time = excluded.expire_time, origin = excluded.origin,
+		cause_event_ids = excluded.cause_event_ids
+	WHERE suppressions.expire_time IS NOT NULL AND suppressions.expire_time <= excluded.create_time`
 
 // countShards is how many rows of domain_report_counts one domain's bucket
 // is spread over; see migration 0008.
@@ -162,11 +172,11 @@ recipients AS (
 		AND (r.last_event_time IS NULL OR r.last_event_time <= x.event_time OR r.last_event = '` + store.MessageSendEvent + `')
 ),
 suppressed AS (
-	INSERT INTO suppressions (email, profile_id, event_name, event_id, reason, create_time)
-	SELECT DISTINCT ON (email) email, profile_id, event_name, id, reason, receive_time
+	INSERT INTO suppressions (email, profile_id, event_name, event_id, reason, create_time, expire_time)
+	SELECT DISTINCT ON (email) email, profile_id, event_name, id, reason, receive_time, suppress_until
 	FROM stored WHERE outcome = 1 AND suppress
 	ORDER BY email, ord
-	ON CONFLICT (email) DO NOTHING
+	` + suppressionConflictSQL + `
 ),
 counted AS (
 	INSERT INTO domain_report_counts (bucket, domain, shard, reports, bounces)
@@ -203,6 +213,7 @@ type ingestArgs struct {
 	outcome                        []int16
 	eventName, rule                []string
 	rulesVersion                   []int64
+	suppressUntil                  []*time.Time
 	receiveTime, eventTime         []time.Time
 	payload                        [][]byte
 	paramsJSON                     [][]byte // nil: no params
@@ -226,7 +237,7 @@ func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 	a := &ingestArgs{
 		kind:         kind,
 		connectionID: make([]string, 0, n), profileID: make([]string, 0, n), email: make([]string, 0, n),
-		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n), rulesVersion: make([]int64, 0, n),
+		outcome: make([]int16, 0, n), eventName: make([]string, 0, n), rule: make([]string, 0, n), rulesVersion: make([]int64, 0, n), suppressUntil: make([]*time.Time, 0, n),
 		receiveTime: make([]time.Time, 0, n), eventTime: make([]time.Time, 0, n),
 		payload: make([][]byte, 0, n), paramsJSON: make([][]byte, 0, n), paramsAt: make([]int, 0, n),
 		rcptSend: make([]*string, 0, n), rcptSeq: make([]int32, 0, n),
@@ -303,6 +314,12 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 		a.eventName = append(a.eventName, r.EventName)
 		a.rule = append(a.rule, r.Rule)
 		a.rulesVersion = append(a.rulesVersion, r.RulesVersion)
+		var until *time.Time
+		if r.Suppress && r.SuppressFor > 0 {
+			t := r.ReceiveTime.Add(r.SuppressFor)
+			until = &t
+		}
+		a.suppressUntil = append(a.suppressUntil, until)
 		a.receiveTime = append(a.receiveTime, r.ReceiveTime)
 		a.eventTime = append(a.eventTime, r.EventTime)
 		a.payload = append(a.payload, r.Payload)
@@ -371,7 +388,7 @@ func (a *ingestArgs) statement() (string, []any) {
 	}
 	common := []any{a.connectionID, a.profileID, a.email, a.outcome, a.eventName, a.rule, a.receiveTime}
 	tail := []any{a.rcptSend, a.rcptSeq, a.suppress, a.reason, a.domain, a.countsAs, a.bucket,
-		a.rejTime, a.rejType, a.rejReason, a.rejBody, a.rulesVersion}
+		a.rejTime, a.rejType, a.rejReason, a.rejBody, a.rulesVersion, a.suppressUntil}
 	if a.kind == store.ReportTracking {
 		args := append([]any{a.trackingKey, a.notificationType, a.messageID}, common...)
 		args = append(args, a.payload, a.eventTime, params)

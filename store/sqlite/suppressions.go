@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/ibmail/ibmail/store"
 )
@@ -11,7 +14,7 @@ import (
 // Suppressions are written by IngestReports (see applySending in
 // writer.go), in the transaction of the event that causes them.
 
-const suppressionColumns = `email, profile_id, event_name, event_id, reason, create_time`
+const suppressionColumns = `email, profile_id, event_name, event_id, reason, create_time, expire_time, origin, cause_event_ids`
 
 func scanSuppressions(rows *sql.Rows, fn func(store.Suppression)) error {
 	defer rows.Close()
@@ -19,14 +22,73 @@ func scanSuppressions(rows *sql.Rows, fn func(store.Suppression)) error {
 		var (
 			sp      store.Suppression
 			created int64
+			expires sql.NullInt64
+			origin  int64
+			causes  string
 		)
-		if err := rows.Scan(&sp.Email, &sp.ProfileID, &sp.EventName, &sp.EventID, &sp.Reason, &created); err != nil {
+		if err := rows.Scan(&sp.Email, &sp.ProfileID, &sp.EventName, &sp.EventID, &sp.Reason, &created, &expires, &origin, &causes); err != nil {
 			return err
 		}
 		sp.CreateTime = fromMicros(created)
+		if expires.Valid {
+			sp.ExpireTime = fromMicros(expires.Int64)
+		}
+		sp.Origin = store.SuppressionOrigin(origin)
+		for _, f := range strings.Fields(causes) {
+			id, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return fmt.Errorf("suppression of %q: cause event id %q: %w", sp.Email, f, err)
+			}
+			sp.CauseEventIDs = append(sp.CauseEventIDs, id)
+		}
 		fn(sp)
 	}
 	return rows.Err()
+}
+
+// expireMicros is the expire_time of a suppression made at created that
+// lasts life; NULL (nil) for ever.
+func expireMicros(created time.Time, life time.Duration) any {
+	if life <= 0 {
+		return nil
+	}
+	return micros(created.Add(life))
+}
+
+// AddSuppressions inserts with the conflict rule of an event's (see
+// insertSuppressionSQL), in one write transaction.
+func (s *Store) AddSuppressions(ctx context.Context, ss []store.Suppression) (int, error) {
+	added := 0
+	err := s.writeTx(ctx, "add suppressions", func(tx *sql.Tx) error {
+		added = 0
+		st, err := tx.PrepareContext(ctx, insertSuppressionSQL)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, sp := range ss {
+			var expires any
+			if !sp.ExpireTime.IsZero() {
+				expires = micros(sp.ExpireTime)
+			}
+			causes := make([]string, len(sp.CauseEventIDs))
+			for i, id := range sp.CauseEventIDs {
+				causes[i] = strconv.FormatInt(id, 10)
+			}
+			res, err := st.ExecContext(ctx, sp.Email, sp.ProfileID, sp.EventName, sp.EventID, sp.Reason,
+				micros(sp.CreateTime), expires, int64(sp.Origin), strings.Join(causes, " "))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n > 0 {
+				added++
+			}
+		}
+		return nil
+	})
+	return added, err
 }
 
 // SuppressedAmong looks addresses up on the primary key, in IN lists of
@@ -75,10 +137,15 @@ func (s *Store) SuppressedAmong(ctx context.Context, emails []string) (map[strin
 	return out, nil
 }
 
-// ListSuppressions returns suppressions in address order, after afterEmail.
-func (s *Store) ListSuppressions(ctx context.Context, afterEmail string, limit int) ([]store.Suppression, error) {
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+suppressionColumns+` FROM suppressions
-		WHERE email > ? ORDER BY email LIMIT ?`, afterEmail, limitOf(limit))
+// ListSuppressions returns suppressions in address order, after
+// q.AfterEmail.
+func (s *Store) ListSuppressions(ctx context.Context, q store.SuppressionQuery) ([]store.Suppression, error) {
+	query, args := `SELECT `+suppressionColumns+` FROM suppressions WHERE email > ?`, []any{q.AfterEmail}
+	if !q.IncludeExpired {
+		query += ` AND (expire_time IS NULL OR expire_time > ?)`
+		args = append(args, micros(q.Now))
+	}
+	rows, err := s.readDB.QueryContext(ctx, query+` ORDER BY email LIMIT ?`, append(args, limitOf(q.Limit))...)
 	if err != nil {
 		return nil, readErr(ctx, "list suppressions", err)
 	}

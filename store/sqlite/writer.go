@@ -137,12 +137,15 @@ const (
 		WHERE send_id = ? AND seq = ? AND (last_event_time IS NULL OR last_event_time <= ? OR last_event = ?)`
 	// The first suppression of an address stays: it says why the address
 	// was first suppressed, and later bounces add nothing a send needs.
-	// Deleting it lets the next one in. Its create time is the report's
-	// receive time: when this server learnt of the cause.
+	// Deleting it, or its expiry, lets the next one in. Its create time is
+	// the report's receive time: when this server learnt of the cause.
 	insertSuppressionSQL = `INSERT INTO suppressions
-		(email, profile_id, event_name, event_id, reason, create_time)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (email) DO NOTHING`
+		(email, profile_id, event_name, event_id, reason, create_time, expire_time, origin, cause_event_ids)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (email) DO UPDATE SET profile_id = excluded.profile_id, event_name = excluded.event_name,
+			event_id = excluded.event_id, reason = excluded.reason, create_time = excluded.create_time,
+			expire_time = excluded.expire_time, origin = excluded.origin, cause_event_ids = excluded.cause_event_ids
+		WHERE suppressions.expire_time IS NOT NULL AND suppressions.expire_time <= excluded.create_time`
 	// addCountsSQL adds a transaction's reports of one domain and bucket
 	// to the bounce-rate counts.
 	addCountsSQL = `INSERT INTO domain_report_counts (bucket, domain, reports, bounces) VALUES (?, ?, ?, ?)
@@ -652,7 +655,8 @@ func applySending(ctx context.Context, updRecipient, insSuppression *sql.Stmt, r
 	}
 	if rp.Suppress {
 		if _, err := insSuppression.ExecContext(ctx, rp.Email, rp.ProfileID, rp.EventName, eventID,
-			store.SuppressionReason(rp), micros(rp.ReceiveTime)); err != nil {
+			store.SuppressionReason(rp), micros(rp.ReceiveTime), expireMicros(rp.ReceiveTime, rp.SuppressFor),
+			int64(store.SuppressionFromEvent), ""); err != nil {
 			return fmt.Errorf("insert suppression: %w", err)
 		}
 	}

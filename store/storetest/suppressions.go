@@ -166,7 +166,10 @@ func sameSuppressions(t *testing.T, got, want map[string]store.Suppression) {
 		}
 		sameTime(t, email+" CreateTime", g.CreateTime, w.CreateTime)
 		g.CreateTime, w.CreateTime = time.Time{}, time.Time{}
-		if g != w {
+		if w.Origin == 0 {
+			w.Origin = store.SuppressionFromEvent // what an event's report makes
+		}
+		if !reflect.DeepEqual(g, w) {
 			t.Errorf("suppression of %s = %+v, want %+v", email, g, w)
 		}
 	}
@@ -202,7 +205,7 @@ func testSuppressionLists(t *testing.T, open opener) {
 
 	list := func(after string, limit int) []string {
 		t.Helper()
-		ss, err := s.ListSuppressions(ctx, after, limit)
+		ss, err := s.ListSuppressions(ctx, store.SuppressionQuery{AfterEmail: after, Limit: limit})
 		if err != nil {
 			t.Fatalf("ListSuppressions: %v", err)
 		}
@@ -269,5 +272,77 @@ func testCloseSending(t *testing.T, open opener) {
 	}
 	if _, err := s.SuppressedAmong(ctx, []string{"a@example.com"}); err == nil {
 		t.Error("SuppressedAmong after Close: no error")
+	}
+}
+
+// A suppression lasts its cause's lifetime: expired, it no longer lists
+// (unless asked for) and the next cause replaces it; unexpired, it stays
+// against later causes. Added suppressions follow the same rule.
+func testSuppressionExpiry(t *testing.T, open opener) {
+	s := open(t)
+	ctx := context.Background()
+	soft := suppressing("m-soft", "soft@example.com", nil)
+	soft.SuppressFor = time.Hour
+	forever := suppressing("m-hard", "hard@example.com", nil)
+	ingest(t, s, []store.Report{soft, forever}, nil)
+	got := suppressedAmong(t, s, "soft@example.com", "hard@example.com")
+	if e := got["soft@example.com"].ExpireTime; !e.Equal(soft.ReceiveTime.Add(time.Hour)) {
+		t.Errorf("soft: ExpireTime = %v, want receive time + 1h (%v)", e, soft.ReceiveTime.Add(time.Hour))
+	}
+	if e := got["hard@example.com"].ExpireTime; !e.IsZero() {
+		t.Errorf("hard: ExpireTime = %v, want none", e)
+	}
+	list := func(now time.Time, expired bool) []string {
+		t.Helper()
+		ss, err := s.ListSuppressions(ctx, store.SuppressionQuery{Limit: 10, Now: now, IncludeExpired: expired})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, sp := range ss {
+			out = append(out, sp.Email)
+		}
+		return out
+	}
+	later := soft.ReceiveTime.Add(2 * time.Hour)
+	if got, want := list(later, false), []string{"hard@example.com"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("listed after the expiry = %v, want %v", got, want)
+	}
+	if got, want := list(later, true), []string{"hard@example.com", "soft@example.com"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("listed with expired = %v, want %v", got, want)
+	}
+
+	// A later cause: replaces the expired one, not the permanent one.
+	again := suppressing("m-soft-2", "soft@example.com", nil)
+	again.ReceiveTime, again.EventTime = later, later
+	hardAgain := suppressing("m-hard-2", "hard@example.com", nil)
+	hardAgain.ReceiveTime = later
+	ingest(t, s, []store.Report{again, hardAgain}, nil)
+	got = suppressedAmong(t, s, "soft@example.com", "hard@example.com")
+	if sp := got["soft@example.com"]; !sp.CreateTime.Equal(later) || !sp.ExpireTime.IsZero() || !sp.Active(later.Add(1000*time.Hour)) {
+		t.Errorf("soft after a new cause = %+v, want it made at %v for ever", sp, later)
+	}
+	if sp := got["hard@example.com"]; sp.CreateTime.Equal(later) {
+		t.Errorf("hard was replaced by a later cause: %+v", sp)
+	}
+
+	// Added suppressions: an import of one new, one permanent address.
+	n, err := s.AddSuppressions(ctx, []store.Suppression{
+		{Email: "new@example.com", Reason: "imported", CreateTime: later, Origin: store.SuppressionFromImport, ExpireTime: later.Add(time.Minute)},
+		{Email: "hard@example.com", Reason: "imported", CreateTime: later, Origin: store.SuppressionFromImport},
+		{Email: "limit@example.com", Reason: "soft-bounce limit", CreateTime: later, Origin: store.SuppressionFromSoftBounceLimit, CauseEventIDs: []int64{4, 5, 6}},
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("AddSuppressions = %d, %v; want 2 added", n, err)
+	}
+	got = suppressedAmong(t, s, "new@example.com", "hard@example.com", "limit@example.com")
+	if sp := got["new@example.com"]; sp.Origin != store.SuppressionFromImport || !sp.ExpireTime.Equal(later.Add(time.Minute)) || sp.Active(later.Add(time.Minute)) {
+		t.Errorf("imported = %+v, want origin import expiring a minute later", sp)
+	}
+	if sp := got["limit@example.com"]; sp.Origin != store.SuppressionFromSoftBounceLimit || !reflect.DeepEqual(sp.CauseEventIDs, []int64{4, 5, 6}) {
+		t.Errorf("soft-bounce limit = %+v, want its three causes", sp)
+	}
+	if sp := got["hard@example.com"]; sp.Origin != store.SuppressionFromEvent {
+		t.Errorf("hard = %+v, want the event's suppression kept", sp)
 	}
 }

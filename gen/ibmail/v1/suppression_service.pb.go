@@ -22,6 +22,116 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SuppressionOrigin says how a suppression came to be.
+type SuppressionOrigin int32
+
+const (
+	// Not used.
+	SuppressionOrigin_SUPPRESSION_ORIGIN_UNSPECIFIED SuppressionOrigin = 0
+	// An event: a bounce, a complaint, an unsubscribe.
+	SuppressionOrigin_SUPPRESSION_ORIGIN_EVENT SuppressionOrigin = 1
+	// The soft-bounce policy: repeated soft bounces.
+	SuppressionOrigin_SUPPRESSION_ORIGIN_SOFT_BOUNCE_LIMIT SuppressionOrigin = 2
+	// An import.
+	SuppressionOrigin_SUPPRESSION_ORIGIN_IMPORT SuppressionOrigin = 3
+)
+
+// Enum value maps for SuppressionOrigin.
+var (
+	SuppressionOrigin_name = map[int32]string{
+		0: "SUPPRESSION_ORIGIN_UNSPECIFIED",
+		1: "SUPPRESSION_ORIGIN_EVENT",
+		2: "SUPPRESSION_ORIGIN_SOFT_BOUNCE_LIMIT",
+		3: "SUPPRESSION_ORIGIN_IMPORT",
+	}
+	SuppressionOrigin_value = map[string]int32{
+		"SUPPRESSION_ORIGIN_UNSPECIFIED":       0,
+		"SUPPRESSION_ORIGIN_EVENT":             1,
+		"SUPPRESSION_ORIGIN_SOFT_BOUNCE_LIMIT": 2,
+		"SUPPRESSION_ORIGIN_IMPORT":            3,
+	}
+)
+
+func (x SuppressionOrigin) Enum() *SuppressionOrigin {
+	p := new(SuppressionOrigin)
+	*p = x
+	return p
+}
+
+func (x SuppressionOrigin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SuppressionOrigin) Descriptor() protoreflect.EnumDescriptor {
+	return file_ibmail_v1_suppression_service_proto_enumTypes[0].Descriptor()
+}
+
+func (SuppressionOrigin) Type() protoreflect.EnumType {
+	return &file_ibmail_v1_suppression_service_proto_enumTypes[0]
+}
+
+func (x SuppressionOrigin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SuppressionOrigin.Descriptor instead.
+func (SuppressionOrigin) EnumDescriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{0}
+}
+
+// SuppressionFormat is a file format of the suppression list.
+type SuppressionFormat int32
+
+const (
+	// Not used.
+	SuppressionFormat_SUPPRESSION_FORMAT_UNSPECIFIED SuppressionFormat = 0
+	// CSV with a header row: email,reason,create_time,expire_time,origin.
+	SuppressionFormat_SUPPRESSION_FORMAT_CSV SuppressionFormat = 1
+	// A JSON array of Suppression objects.
+	SuppressionFormat_SUPPRESSION_FORMAT_JSON SuppressionFormat = 2
+)
+
+// Enum value maps for SuppressionFormat.
+var (
+	SuppressionFormat_name = map[int32]string{
+		0: "SUPPRESSION_FORMAT_UNSPECIFIED",
+		1: "SUPPRESSION_FORMAT_CSV",
+		2: "SUPPRESSION_FORMAT_JSON",
+	}
+	SuppressionFormat_value = map[string]int32{
+		"SUPPRESSION_FORMAT_UNSPECIFIED": 0,
+		"SUPPRESSION_FORMAT_CSV":         1,
+		"SUPPRESSION_FORMAT_JSON":        2,
+	}
+)
+
+func (x SuppressionFormat) Enum() *SuppressionFormat {
+	p := new(SuppressionFormat)
+	*p = x
+	return p
+}
+
+func (x SuppressionFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SuppressionFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_ibmail_v1_suppression_service_proto_enumTypes[1].Descriptor()
+}
+
+func (SuppressionFormat) Type() protoreflect.EnumType {
+	return &file_ibmail_v1_suppression_service_proto_enumTypes[1]
+}
+
+func (x SuppressionFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SuppressionFormat.Descriptor instead.
+func (SuppressionFormat) EnumDescriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{1}
+}
+
 // Suppression is a suppressed address.
 type Suppression struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -37,7 +147,15 @@ type Suppression struct {
 	// Infobip's error behind the event, such as `EC_HARD_BOUNCE`.
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the address was suppressed.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the suppression stops blocking sends; unset: never. An expired
+	// suppression is listed only when asked for.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// How the suppression came to be.
+	Origin SuppressionOrigin `protobuf:"varint,8,opt,name=origin,proto3,enum=ibmail.v1.SuppressionOrigin" json:"origin,omitempty"`
+	// The ids of the events that hold it: one for a bounce, the soft bounces
+	// for the soft-bounce limit, none for an import.
+	CauseEventIds []string `protobuf:"bytes,9,rep,name=cause_event_ids,json=causeEventIds,proto3" json:"cause_event_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -114,6 +232,27 @@ func (x *Suppression) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Suppression) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *Suppression) GetOrigin() SuppressionOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return SuppressionOrigin_SUPPRESSION_ORIGIN_UNSPECIFIED
+}
+
+func (x *Suppression) GetCauseEventIds() []string {
+	if x != nil {
+		return x.CauseEventIds
+	}
+	return nil
+}
+
 // ListSuppressionsRequest selects a page of suppressions.
 type ListSuppressionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -121,9 +260,11 @@ type ListSuppressionsRequest struct {
 	// than 1000 is taken as 1000.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The `next_page_token` of a previous call, to go on from there.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list suppressions that have expired.
+	IncludeExpired bool `protobuf:"varint,3,opt,name=include_expired,json=includeExpired,proto3" json:"include_expired,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListSuppressionsRequest) Reset() {
@@ -168,6 +309,13 @@ func (x *ListSuppressionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListSuppressionsRequest) GetIncludeExpired() bool {
+	if x != nil {
+		return x.IncludeExpired
+	}
+	return false
 }
 
 // ListSuppressionsResponse is a page of suppressions.
@@ -308,11 +456,313 @@ func (*DeleteSuppressionResponse) Descriptor() ([]byte, []int) {
 	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{4}
 }
 
+// ImportSuppressionsRequest carries a suppression list.
+type ImportSuppressionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The list's format.
+	Format SuppressionFormat `protobuf:"varint,1,opt,name=format,proto3,enum=ibmail.v1.SuppressionFormat" json:"format,omitempty"`
+	// The list, at most 16 MiB, at most 100,000 addresses.
+	Content []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// The reason recorded for lines that give none; empty: `import`.
+	DefaultReason string `protobuf:"bytes,3,opt,name=default_reason,json=defaultReason,proto3" json:"default_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSuppressionsRequest) Reset() {
+	*x = ImportSuppressionsRequest{}
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSuppressionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSuppressionsRequest) ProtoMessage() {}
+
+func (x *ImportSuppressionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSuppressionsRequest.ProtoReflect.Descriptor instead.
+func (*ImportSuppressionsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ImportSuppressionsRequest) GetFormat() SuppressionFormat {
+	if x != nil {
+		return x.Format
+	}
+	return SuppressionFormat_SUPPRESSION_FORMAT_UNSPECIFIED
+}
+
+func (x *ImportSuppressionsRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *ImportSuppressionsRequest) GetDefaultReason() string {
+	if x != nil {
+		return x.DefaultReason
+	}
+	return ""
+}
+
+// ImportedLineError is one line of an import that was refused.
+type ImportedLineError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The line (CSV, counting the header as 1) or item (JSON, from 0).
+	Line int32 `protobuf:"varint,1,opt,name=line,proto3" json:"line,omitempty"`
+	// The field at fault, such as `email`.
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// What is wrong with it.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportedLineError) Reset() {
+	*x = ImportedLineError{}
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportedLineError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportedLineError) ProtoMessage() {}
+
+func (x *ImportedLineError) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportedLineError.ProtoReflect.Descriptor instead.
+func (*ImportedLineError) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ImportedLineError) GetLine() int32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *ImportedLineError) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ImportedLineError) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// ImportSuppressionsResponse says what the import did.
+type ImportSuppressionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Addresses suppressed by this import.
+	Imported int32 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
+	// Addresses already suppressed, left as they were.
+	AlreadySuppressed int32 `protobuf:"varint,2,opt,name=already_suppressed,json=alreadySuppressed,proto3" json:"already_suppressed,omitempty"`
+	// The lines refused; at most 100 are listed, `refused` counts all.
+	Errors []*ImportedLineError `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty"`
+	// How many lines were refused.
+	Refused       int32 `protobuf:"varint,4,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportSuppressionsResponse) Reset() {
+	*x = ImportSuppressionsResponse{}
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportSuppressionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportSuppressionsResponse) ProtoMessage() {}
+
+func (x *ImportSuppressionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportSuppressionsResponse.ProtoReflect.Descriptor instead.
+func (*ImportSuppressionsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ImportSuppressionsResponse) GetImported() int32 {
+	if x != nil {
+		return x.Imported
+	}
+	return 0
+}
+
+func (x *ImportSuppressionsResponse) GetAlreadySuppressed() int32 {
+	if x != nil {
+		return x.AlreadySuppressed
+	}
+	return 0
+}
+
+func (x *ImportSuppressionsResponse) GetErrors() []*ImportedLineError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ImportSuppressionsResponse) GetRefused() int32 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+// ExportSuppressionsRequest says how to export.
+type ExportSuppressionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The format.
+	Format SuppressionFormat `protobuf:"varint,1,opt,name=format,proto3,enum=ibmail.v1.SuppressionFormat" json:"format,omitempty"`
+	// Also export suppressions that have expired.
+	IncludeExpired bool `protobuf:"varint,2,opt,name=include_expired,json=includeExpired,proto3" json:"include_expired,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExportSuppressionsRequest) Reset() {
+	*x = ExportSuppressionsRequest{}
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSuppressionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSuppressionsRequest) ProtoMessage() {}
+
+func (x *ExportSuppressionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSuppressionsRequest.ProtoReflect.Descriptor instead.
+func (*ExportSuppressionsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ExportSuppressionsRequest) GetFormat() SuppressionFormat {
+	if x != nil {
+		return x.Format
+	}
+	return SuppressionFormat_SUPPRESSION_FORMAT_UNSPECIFIED
+}
+
+func (x *ExportSuppressionsRequest) GetIncludeExpired() bool {
+	if x != nil {
+		return x.IncludeExpired
+	}
+	return false
+}
+
+// ExportSuppressionsResponse is a chunk of the exported file.
+type ExportSuppressionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the file; the chunks concatenated are the file.
+	Content       []byte `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSuppressionsResponse) Reset() {
+	*x = ExportSuppressionsResponse{}
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSuppressionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSuppressionsResponse) ProtoMessage() {}
+
+func (x *ExportSuppressionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_suppression_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSuppressionsResponse.ProtoReflect.Descriptor instead.
+func (*ExportSuppressionsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_suppression_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExportSuppressionsResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
 var File_ibmail_v1_suppression_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_suppression_service_proto_rawDesc = "" +
 	"\n" +
-	"#ibmail/v1/suppression_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n" +
+	"#ibmail/v1/suppression_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x02\n" +
 	"\vSuppression\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1d\n" +
 	"\n" +
@@ -322,20 +772,54 @@ const file_ibmail_v1_suppression_service_proto_rawDesc = "" +
 	"\bevent_id\x18\x04 \x01(\tR\aeventId\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"U\n" +
+	"createTime\x12;\n" +
+	"\vexpire_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x124\n" +
+	"\x06origin\x18\b \x01(\x0e2\x1c.ibmail.v1.SuppressionOriginR\x06origin\x12&\n" +
+	"\x0fcause_event_ids\x18\t \x03(\tR\rcauseEventIds\"~\n" +
 	"\x17ListSuppressionsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"~\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12'\n" +
+	"\x0finclude_expired\x18\x03 \x01(\bR\x0eincludeExpired\"~\n" +
 	"\x18ListSuppressionsResponse\x12:\n" +
 	"\fsuppressions\x18\x01 \x03(\v2\x16.ibmail.v1.SuppressionR\fsuppressions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"0\n" +
 	"\x18DeleteSuppressionRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"\x1b\n" +
-	"\x19DeleteSuppressionResponse2\xd1\x01\n" +
+	"\x19DeleteSuppressionResponse\"\x92\x01\n" +
+	"\x19ImportSuppressionsRequest\x124\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x1c.ibmail.v1.SuppressionFormatR\x06format\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\x12%\n" +
+	"\x0edefault_reason\x18\x03 \x01(\tR\rdefaultReason\"_\n" +
+	"\x11ImportedLineError\x12\x12\n" +
+	"\x04line\x18\x01 \x01(\x05R\x04line\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"\xb7\x01\n" +
+	"\x1aImportSuppressionsResponse\x12\x1a\n" +
+	"\bimported\x18\x01 \x01(\x05R\bimported\x12-\n" +
+	"\x12already_suppressed\x18\x02 \x01(\x05R\x11alreadySuppressed\x124\n" +
+	"\x06errors\x18\x03 \x03(\v2\x1c.ibmail.v1.ImportedLineErrorR\x06errors\x12\x18\n" +
+	"\arefused\x18\x04 \x01(\x05R\arefused\"z\n" +
+	"\x19ExportSuppressionsRequest\x124\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x1c.ibmail.v1.SuppressionFormatR\x06format\x12'\n" +
+	"\x0finclude_expired\x18\x02 \x01(\bR\x0eincludeExpired\"6\n" +
+	"\x1aExportSuppressionsResponse\x12\x18\n" +
+	"\acontent\x18\x01 \x01(\fR\acontent*\x9e\x01\n" +
+	"\x11SuppressionOrigin\x12\"\n" +
+	"\x1eSUPPRESSION_ORIGIN_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SUPPRESSION_ORIGIN_EVENT\x10\x01\x12(\n" +
+	"$SUPPRESSION_ORIGIN_SOFT_BOUNCE_LIMIT\x10\x02\x12\x1d\n" +
+	"\x19SUPPRESSION_ORIGIN_IMPORT\x10\x03*p\n" +
+	"\x11SuppressionFormat\x12\"\n" +
+	"\x1eSUPPRESSION_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16SUPPRESSION_FORMAT_CSV\x10\x01\x12\x1b\n" +
+	"\x17SUPPRESSION_FORMAT_JSON\x10\x022\x99\x03\n" +
 	"\x12SuppressionService\x12[\n" +
 	"\x10ListSuppressions\x12\".ibmail.v1.ListSuppressionsRequest\x1a#.ibmail.v1.ListSuppressionsResponse\x12^\n" +
-	"\x11DeleteSuppression\x12#.ibmail.v1.DeleteSuppressionRequest\x1a$.ibmail.v1.DeleteSuppressionResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x11DeleteSuppression\x12#.ibmail.v1.DeleteSuppressionRequest\x1a$.ibmail.v1.DeleteSuppressionResponse\x12a\n" +
+	"\x12ImportSuppressions\x12$.ibmail.v1.ImportSuppressionsRequest\x1a%.ibmail.v1.ImportSuppressionsResponse\x12c\n" +
+	"\x12ExportSuppressions\x12$.ibmail.v1.ExportSuppressionsRequest\x1a%.ibmail.v1.ExportSuppressionsResponse0\x01B1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_suppression_service_proto_rawDescOnce sync.Once
@@ -349,27 +833,44 @@ func file_ibmail_v1_suppression_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_suppression_service_proto_rawDescData
 }
 
-var file_ibmail_v1_suppression_service_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_ibmail_v1_suppression_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_ibmail_v1_suppression_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ibmail_v1_suppression_service_proto_goTypes = []any{
-	(*Suppression)(nil),               // 0: ibmail.v1.Suppression
-	(*ListSuppressionsRequest)(nil),   // 1: ibmail.v1.ListSuppressionsRequest
-	(*ListSuppressionsResponse)(nil),  // 2: ibmail.v1.ListSuppressionsResponse
-	(*DeleteSuppressionRequest)(nil),  // 3: ibmail.v1.DeleteSuppressionRequest
-	(*DeleteSuppressionResponse)(nil), // 4: ibmail.v1.DeleteSuppressionResponse
-	(*timestamppb.Timestamp)(nil),     // 5: google.protobuf.Timestamp
+	(SuppressionOrigin)(0),             // 0: ibmail.v1.SuppressionOrigin
+	(SuppressionFormat)(0),             // 1: ibmail.v1.SuppressionFormat
+	(*Suppression)(nil),                // 2: ibmail.v1.Suppression
+	(*ListSuppressionsRequest)(nil),    // 3: ibmail.v1.ListSuppressionsRequest
+	(*ListSuppressionsResponse)(nil),   // 4: ibmail.v1.ListSuppressionsResponse
+	(*DeleteSuppressionRequest)(nil),   // 5: ibmail.v1.DeleteSuppressionRequest
+	(*DeleteSuppressionResponse)(nil),  // 6: ibmail.v1.DeleteSuppressionResponse
+	(*ImportSuppressionsRequest)(nil),  // 7: ibmail.v1.ImportSuppressionsRequest
+	(*ImportedLineError)(nil),          // 8: ibmail.v1.ImportedLineError
+	(*ImportSuppressionsResponse)(nil), // 9: ibmail.v1.ImportSuppressionsResponse
+	(*ExportSuppressionsRequest)(nil),  // 10: ibmail.v1.ExportSuppressionsRequest
+	(*ExportSuppressionsResponse)(nil), // 11: ibmail.v1.ExportSuppressionsResponse
+	(*timestamppb.Timestamp)(nil),      // 12: google.protobuf.Timestamp
 }
 var file_ibmail_v1_suppression_service_proto_depIdxs = []int32{
-	5, // 0: ibmail.v1.Suppression.create_time:type_name -> google.protobuf.Timestamp
-	0, // 1: ibmail.v1.ListSuppressionsResponse.suppressions:type_name -> ibmail.v1.Suppression
-	1, // 2: ibmail.v1.SuppressionService.ListSuppressions:input_type -> ibmail.v1.ListSuppressionsRequest
-	3, // 3: ibmail.v1.SuppressionService.DeleteSuppression:input_type -> ibmail.v1.DeleteSuppressionRequest
-	2, // 4: ibmail.v1.SuppressionService.ListSuppressions:output_type -> ibmail.v1.ListSuppressionsResponse
-	4, // 5: ibmail.v1.SuppressionService.DeleteSuppression:output_type -> ibmail.v1.DeleteSuppressionResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	12, // 0: ibmail.v1.Suppression.create_time:type_name -> google.protobuf.Timestamp
+	12, // 1: ibmail.v1.Suppression.expire_time:type_name -> google.protobuf.Timestamp
+	0,  // 2: ibmail.v1.Suppression.origin:type_name -> ibmail.v1.SuppressionOrigin
+	2,  // 3: ibmail.v1.ListSuppressionsResponse.suppressions:type_name -> ibmail.v1.Suppression
+	1,  // 4: ibmail.v1.ImportSuppressionsRequest.format:type_name -> ibmail.v1.SuppressionFormat
+	8,  // 5: ibmail.v1.ImportSuppressionsResponse.errors:type_name -> ibmail.v1.ImportedLineError
+	1,  // 6: ibmail.v1.ExportSuppressionsRequest.format:type_name -> ibmail.v1.SuppressionFormat
+	3,  // 7: ibmail.v1.SuppressionService.ListSuppressions:input_type -> ibmail.v1.ListSuppressionsRequest
+	5,  // 8: ibmail.v1.SuppressionService.DeleteSuppression:input_type -> ibmail.v1.DeleteSuppressionRequest
+	7,  // 9: ibmail.v1.SuppressionService.ImportSuppressions:input_type -> ibmail.v1.ImportSuppressionsRequest
+	10, // 10: ibmail.v1.SuppressionService.ExportSuppressions:input_type -> ibmail.v1.ExportSuppressionsRequest
+	4,  // 11: ibmail.v1.SuppressionService.ListSuppressions:output_type -> ibmail.v1.ListSuppressionsResponse
+	6,  // 12: ibmail.v1.SuppressionService.DeleteSuppression:output_type -> ibmail.v1.DeleteSuppressionResponse
+	9,  // 13: ibmail.v1.SuppressionService.ImportSuppressions:output_type -> ibmail.v1.ImportSuppressionsResponse
+	11, // 14: ibmail.v1.SuppressionService.ExportSuppressions:output_type -> ibmail.v1.ExportSuppressionsResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_suppression_service_proto_init() }
@@ -382,13 +883,14 @@ func file_ibmail_v1_suppression_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_suppression_service_proto_rawDesc), len(file_ibmail_v1_suppression_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ibmail_v1_suppression_service_proto_goTypes,
 		DependencyIndexes: file_ibmail_v1_suppression_service_proto_depIdxs,
+		EnumInfos:         file_ibmail_v1_suppression_service_proto_enumTypes,
 		MessageInfos:      file_ibmail_v1_suppression_service_proto_msgTypes,
 	}.Build()
 	File_ibmail_v1_suppression_service_proto = out.File

@@ -109,6 +109,33 @@ func local_request_SuppressionService_DeleteSuppression_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
+func request_SuppressionService_ImportSuppressions_0(ctx context.Context, marshaler runtime.Marshaler, client SuppressionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ImportSuppressionsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ImportSuppressions(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SuppressionService_ImportSuppressions_0(ctx context.Context, marshaler runtime.Marshaler, server SuppressionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ImportSuppressionsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ImportSuppressions(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterSuppressionServiceHandlerServer registers the http handlers for service SuppressionService to "mux".
 // UnaryRPC     :call SuppressionServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -154,6 +181,26 @@ func RegisterSuppressionServiceHandlerServer(ctx context.Context, mux *runtime.S
 			return
 		}
 		forward_SuppressionService_DeleteSuppression_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_SuppressionService_ImportSuppressions_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ibmail.v1.SuppressionService/ImportSuppressions", runtime.WithHTTPPathPattern("/v1/suppressions:import"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SuppressionService_ImportSuppressions_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SuppressionService_ImportSuppressions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -229,15 +276,34 @@ func RegisterSuppressionServiceHandlerClient(ctx context.Context, mux *runtime.S
 		}
 		forward_SuppressionService_DeleteSuppression_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_SuppressionService_ImportSuppressions_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ibmail.v1.SuppressionService/ImportSuppressions", runtime.WithHTTPPathPattern("/v1/suppressions:import"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SuppressionService_ImportSuppressions_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SuppressionService_ImportSuppressions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
 var (
-	pattern_SuppressionService_ListSuppressions_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "suppressions"}, ""))
-	pattern_SuppressionService_DeleteSuppression_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "suppressions", "email"}, ""))
+	pattern_SuppressionService_ListSuppressions_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "suppressions"}, ""))
+	pattern_SuppressionService_DeleteSuppression_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "suppressions", "email"}, ""))
+	pattern_SuppressionService_ImportSuppressions_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "suppressions"}, "import"))
 )
 
 var (
-	forward_SuppressionService_ListSuppressions_0  = runtime.ForwardResponseMessage
-	forward_SuppressionService_DeleteSuppression_0 = runtime.ForwardResponseMessage
+	forward_SuppressionService_ListSuppressions_0   = runtime.ForwardResponseMessage
+	forward_SuppressionService_DeleteSuppression_0  = runtime.ForwardResponseMessage
+	forward_SuppressionService_ImportSuppressions_0 = runtime.ForwardResponseMessage
 )

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SuppressionService_ListSuppressions_FullMethodName  = "/ibmail.v1.SuppressionService/ListSuppressions"
-	SuppressionService_DeleteSuppression_FullMethodName = "/ibmail.v1.SuppressionService/DeleteSuppression"
+	SuppressionService_ListSuppressions_FullMethodName   = "/ibmail.v1.SuppressionService/ListSuppressions"
+	SuppressionService_DeleteSuppression_FullMethodName  = "/ibmail.v1.SuppressionService/DeleteSuppression"
+	SuppressionService_ImportSuppressions_FullMethodName = "/ibmail.v1.SuppressionService/ImportSuppressions"
+	SuppressionService_ExportSuppressions_FullMethodName = "/ibmail.v1.SuppressionService/ExportSuppressions"
 )
 
 // SuppressionServiceClient is the client API for SuppressionService service.
@@ -35,6 +37,16 @@ type SuppressionServiceClient interface {
 	ListSuppressions(ctx context.Context, in *ListSuppressionsRequest, opts ...grpc.CallOption) (*ListSuppressionsResponse, error)
 	// DeleteSuppression lifts the suppression of an address.
 	DeleteSuppression(ctx context.Context, in *DeleteSuppressionRequest, opts ...grpc.CallOption) (*DeleteSuppressionResponse, error)
+	// ImportSuppressions adds suppressions from another provider's list, as
+	// CSV (a header row with `email` and optionally `reason`, `create_time`,
+	// `expire_time`) or JSON (an array of Suppression objects). An address
+	// already suppressed keeps its suppression. Each bad line is refused by
+	// number and field; the others are imported.
+	ImportSuppressions(ctx context.Context, in *ImportSuppressionsRequest, opts ...grpc.CallOption) (*ImportSuppressionsResponse, error)
+	// ExportSuppressions streams the whole list, in order of address, as
+	// chunks of CSV or JSON that ImportSuppressions takes back. Over REST it
+	// is `GET /v1/suppressions:export?format=csv` or `format=json`.
+	ExportSuppressions(ctx context.Context, in *ExportSuppressionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportSuppressionsResponse], error)
 }
 
 type suppressionServiceClient struct {
@@ -65,6 +77,35 @@ func (c *suppressionServiceClient) DeleteSuppression(ctx context.Context, in *De
 	return out, nil
 }
 
+func (c *suppressionServiceClient) ImportSuppressions(ctx context.Context, in *ImportSuppressionsRequest, opts ...grpc.CallOption) (*ImportSuppressionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportSuppressionsResponse)
+	err := c.cc.Invoke(ctx, SuppressionService_ImportSuppressions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *suppressionServiceClient) ExportSuppressions(ctx context.Context, in *ExportSuppressionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportSuppressionsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SuppressionService_ServiceDesc.Streams[0], SuppressionService_ExportSuppressions_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportSuppressionsRequest, ExportSuppressionsResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SuppressionService_ExportSuppressionsClient = grpc.ServerStreamingClient[ExportSuppressionsResponse]
+
 // SuppressionServiceServer is the server API for SuppressionService service.
 // All implementations must embed UnimplementedSuppressionServiceServer
 // for forward compatibility.
@@ -77,6 +118,16 @@ type SuppressionServiceServer interface {
 	ListSuppressions(context.Context, *ListSuppressionsRequest) (*ListSuppressionsResponse, error)
 	// DeleteSuppression lifts the suppression of an address.
 	DeleteSuppression(context.Context, *DeleteSuppressionRequest) (*DeleteSuppressionResponse, error)
+	// ImportSuppressions adds suppressions from another provider's list, as
+	// CSV (a header row with `email` and optionally `reason`, `create_time`,
+	// `expire_time`) or JSON (an array of Suppression objects). An address
+	// already suppressed keeps its suppression. Each bad line is refused by
+	// number and field; the others are imported.
+	ImportSuppressions(context.Context, *ImportSuppressionsRequest) (*ImportSuppressionsResponse, error)
+	// ExportSuppressions streams the whole list, in order of address, as
+	// chunks of CSV or JSON that ImportSuppressions takes back. Over REST it
+	// is `GET /v1/suppressions:export?format=csv` or `format=json`.
+	ExportSuppressions(*ExportSuppressionsRequest, grpc.ServerStreamingServer[ExportSuppressionsResponse]) error
 	mustEmbedUnimplementedSuppressionServiceServer()
 }
 
@@ -92,6 +143,12 @@ func (UnimplementedSuppressionServiceServer) ListSuppressions(context.Context, *
 }
 func (UnimplementedSuppressionServiceServer) DeleteSuppression(context.Context, *DeleteSuppressionRequest) (*DeleteSuppressionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSuppression not implemented")
+}
+func (UnimplementedSuppressionServiceServer) ImportSuppressions(context.Context, *ImportSuppressionsRequest) (*ImportSuppressionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportSuppressions not implemented")
+}
+func (UnimplementedSuppressionServiceServer) ExportSuppressions(*ExportSuppressionsRequest, grpc.ServerStreamingServer[ExportSuppressionsResponse]) error {
+	return status.Error(codes.Unimplemented, "method ExportSuppressions not implemented")
 }
 func (UnimplementedSuppressionServiceServer) mustEmbedUnimplementedSuppressionServiceServer() {}
 func (UnimplementedSuppressionServiceServer) testEmbeddedByValue()                            {}
@@ -150,6 +207,35 @@ func _SuppressionService_DeleteSuppression_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SuppressionService_ImportSuppressions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportSuppressionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SuppressionServiceServer).ImportSuppressions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SuppressionService_ImportSuppressions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SuppressionServiceServer).ImportSuppressions(ctx, req.(*ImportSuppressionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SuppressionService_ExportSuppressions_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportSuppressionsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SuppressionServiceServer).ExportSuppressions(m, &grpc.GenericServerStream[ExportSuppressionsRequest, ExportSuppressionsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SuppressionService_ExportSuppressionsServer = grpc.ServerStreamingServer[ExportSuppressionsResponse]
+
 // SuppressionService_ServiceDesc is the grpc.ServiceDesc for SuppressionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -165,7 +251,17 @@ var SuppressionService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DeleteSuppression",
 			Handler:    _SuppressionService_DeleteSuppression_Handler,
 		},
+		{
+			MethodName: "ImportSuppressions",
+			Handler:    _SuppressionService_ImportSuppressions_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ExportSuppressions",
+			Handler:       _SuppressionService_ExportSuppressions_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "ibmail/v1/suppression_service.proto",
 }

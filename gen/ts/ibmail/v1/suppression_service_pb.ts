@@ -2,8 +2,8 @@
 // @generated from file ibmail/v1/suppression_service.proto (package ibmail.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/suppression_service.proto.
  */
 export const file_ibmail_v1_suppression_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNpYm1haWwvdjEvc3VwcHJlc3Npb25fc2VydmljZS5wcm90bxIJaWJtYWlsLnYxIpcBCgtTdXBwcmVzc2lvbhINCgVlbWFpbBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEhIKCmV2ZW50X25hbWUYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSDgoGcmVhc29uGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJAChdMaXN0U3VwcHJlc3Npb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJhChhMaXN0U3VwcHJlc3Npb25zUmVzcG9uc2USLAoMc3VwcHJlc3Npb25zGAEgAygLMhYuaWJtYWlsLnYxLlN1cHByZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChhEZWxldGVTdXBwcmVzc2lvblJlcXVlc3QSDQoFZW1haWwYASABKAkiGwoZRGVsZXRlU3VwcHJlc3Npb25SZXNwb25zZTLRAQoSU3VwcHJlc3Npb25TZXJ2aWNlElsKEExpc3RTdXBwcmVzc2lvbnMSIi5pYm1haWwudjEuTGlzdFN1cHByZXNzaW9uc1JlcXVlc3QaIy5pYm1haWwudjEuTGlzdFN1cHByZXNzaW9uc1Jlc3BvbnNlEl4KEURlbGV0ZVN1cHByZXNzaW9uEiMuaWJtYWlsLnYxLkRlbGV0ZVN1cHByZXNzaW9uUmVxdWVzdBokLmlibWFpbC52MS5EZWxldGVTdXBwcmVzc2lvblJlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNpYm1haWwvdjEvc3VwcHJlc3Npb25fc2VydmljZS5wcm90bxIJaWJtYWlsLnYxIo8CCgtTdXBwcmVzc2lvbhINCgVlbWFpbBgBIAEoCRISCgpwcm9maWxlX2lkGAIgASgJEhIKCmV2ZW50X25hbWUYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSDgoGcmVhc29uGAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGb3JpZ2luGAggASgOMhwuaWJtYWlsLnYxLlN1cHByZXNzaW9uT3JpZ2luEhcKD2NhdXNlX2V2ZW50X2lkcxgJIAMoCSJZChdMaXN0U3VwcHJlc3Npb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIXCg9pbmNsdWRlX2V4cGlyZWQYAyABKAgiYQoYTGlzdFN1cHByZXNzaW9uc1Jlc3BvbnNlEiwKDHN1cHByZXNzaW9ucxgBIAMoCzIWLmlibWFpbC52MS5TdXBwcmVzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiKQoYRGVsZXRlU3VwcHJlc3Npb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIhsKGURlbGV0ZVN1cHByZXNzaW9uUmVzcG9uc2UicgoZSW1wb3J0U3VwcHJlc3Npb25zUmVxdWVzdBIsCgZmb3JtYXQYASABKA4yHC5pYm1haWwudjEuU3VwcHJlc3Npb25Gb3JtYXQSDwoHY29udGVudBgCIAEoDBIWCg5kZWZhdWx0X3JlYXNvbhgDIAEoCSJFChFJbXBvcnRlZExpbmVFcnJvchIMCgRsaW5lGAEgASgFEg0KBWZpZWxkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJIokBChpJbXBvcnRTdXBwcmVzc2lvbnNSZXNwb25zZRIQCghpbXBvcnRlZBgBIAEoBRIaChJhbHJlYWR5X3N1cHByZXNzZWQYAiABKAUSLAoGZXJyb3JzGAMgAygLMhwuaWJtYWlsLnYxLkltcG9ydGVkTGluZUVycm9yEg8KB3JlZnVzZWQYBCABKAUiYgoZRXhwb3J0U3VwcHJlc3Npb25zUmVxdWVzdBIsCgZmb3JtYXQYASABKA4yHC5pYm1haWwudjEuU3VwcHJlc3Npb25Gb3JtYXQSFwoPaW5jbHVkZV9leHBpcmVkGAIgASgIIi0KGkV4cG9ydFN1cHByZXNzaW9uc1Jlc3BvbnNlEg8KB2NvbnRlbnQYASABKAwqngEKEVN1cHByZXNzaW9uT3JpZ2luEiIKHlNVUFBSRVNTSU9OX09SSUdJTl9VTlNQRUNJRklFRBAAEhwKGFNVUFBSRVNTSU9OX09SSUdJTl9FVkVOVBABEigKJFNVUFBSRVNTSU9OX09SSUdJTl9TT0ZUX0JPVU5DRV9MSU1JVBACEh0KGVNVUFBSRVNTSU9OX09SSUdJTl9JTVBPUlQQAypwChFTdXBwcmVzc2lvbkZvcm1hdBIiCh5TVVBQUkVTU0lPTl9GT1JNQVRfVU5TUEVDSUZJRUQQABIaChZTVVBQUkVTU0lPTl9GT1JNQVRfQ1NWEAESGwoXU1VQUFJFU1NJT05fRk9STUFUX0pTT04QAjKZAwoSU3VwcHJlc3Npb25TZXJ2aWNlElsKEExpc3RTdXBwcmVzc2lvbnMSIi5pYm1haWwudjEuTGlzdFN1cHByZXNzaW9uc1JlcXVlc3QaIy5pYm1haWwudjEuTGlzdFN1cHByZXNzaW9uc1Jlc3BvbnNlEl4KEURlbGV0ZVN1cHByZXNzaW9uEiMuaWJtYWlsLnYxLkRlbGV0ZVN1cHByZXNzaW9uUmVxdWVzdBokLmlibWFpbC52MS5EZWxldGVTdXBwcmVzc2lvblJlc3BvbnNlEmEKEkltcG9ydFN1cHByZXNzaW9ucxIkLmlibWFpbC52MS5JbXBvcnRTdXBwcmVzc2lvbnNSZXF1ZXN0GiUuaWJtYWlsLnYxLkltcG9ydFN1cHByZXNzaW9uc1Jlc3BvbnNlEmMKEkV4cG9ydFN1cHByZXNzaW9ucxIkLmlibWFpbC52MS5FeHBvcnRTdXBwcmVzc2lvbnNSZXF1ZXN0GiUuaWJtYWlsLnYxLkV4cG9ydFN1cHByZXNzaW9uc1Jlc3BvbnNlMAFCMVovZ2l0aHViLmNvbS9pYm1haWwvaWJtYWlsL2dlbi9pYm1haWwvdjE7aWJtYWlsdjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Suppression is a suppressed address.
@@ -62,6 +62,29 @@ export type Suppression = Message<"ibmail.v1.Suppression"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * When the suppression stops blocking sends; unset: never. An expired
+   * suppression is listed only when asked for.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 7;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * How the suppression came to be.
+   *
+   * @generated from field: ibmail.v1.SuppressionOrigin origin = 8;
+   */
+  origin: SuppressionOrigin;
+
+  /**
+   * The ids of the events that hold it: one for a bounce, the soft bounces
+   * for the soft-bounce limit, none for an import.
+   *
+   * @generated from field: repeated string cause_event_ids = 9;
+   */
+  causeEventIds: string[];
 };
 
 /**
@@ -91,6 +114,13 @@ export type ListSuppressionsRequest = Message<"ibmail.v1.ListSuppressionsRequest
    * @generated from field: string page_token = 2;
    */
   pageToken: string;
+
+  /**
+   * Also list suppressions that have expired.
+   *
+   * @generated from field: bool include_expired = 3;
+   */
+  includeExpired: boolean;
 };
 
 /**
@@ -165,6 +195,242 @@ export const DeleteSuppressionResponseSchema: GenMessage<DeleteSuppressionRespon
   messageDesc(file_ibmail_v1_suppression_service, 4);
 
 /**
+ * ImportSuppressionsRequest carries a suppression list.
+ *
+ * @generated from message ibmail.v1.ImportSuppressionsRequest
+ */
+export type ImportSuppressionsRequest = Message<"ibmail.v1.ImportSuppressionsRequest"> & {
+  /**
+   * The list's format.
+   *
+   * @generated from field: ibmail.v1.SuppressionFormat format = 1;
+   */
+  format: SuppressionFormat;
+
+  /**
+   * The list, at most 16 MiB, at most 100,000 addresses.
+   *
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+
+  /**
+   * The reason recorded for lines that give none; empty: `import`.
+   *
+   * @generated from field: string default_reason = 3;
+   */
+  defaultReason: string;
+};
+
+/**
+ * Describes the message ibmail.v1.ImportSuppressionsRequest.
+ * Use `create(ImportSuppressionsRequestSchema)` to create a new message.
+ */
+export const ImportSuppressionsRequestSchema: GenMessage<ImportSuppressionsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_suppression_service, 5);
+
+/**
+ * ImportedLineError is one line of an import that was refused.
+ *
+ * @generated from message ibmail.v1.ImportedLineError
+ */
+export type ImportedLineError = Message<"ibmail.v1.ImportedLineError"> & {
+  /**
+   * The line (CSV, counting the header as 1) or item (JSON, from 0).
+   *
+   * @generated from field: int32 line = 1;
+   */
+  line: number;
+
+  /**
+   * The field at fault, such as `email`.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * What is wrong with it.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message ibmail.v1.ImportedLineError.
+ * Use `create(ImportedLineErrorSchema)` to create a new message.
+ */
+export const ImportedLineErrorSchema: GenMessage<ImportedLineError> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_suppression_service, 6);
+
+/**
+ * ImportSuppressionsResponse says what the import did.
+ *
+ * @generated from message ibmail.v1.ImportSuppressionsResponse
+ */
+export type ImportSuppressionsResponse = Message<"ibmail.v1.ImportSuppressionsResponse"> & {
+  /**
+   * Addresses suppressed by this import.
+   *
+   * @generated from field: int32 imported = 1;
+   */
+  imported: number;
+
+  /**
+   * Addresses already suppressed, left as they were.
+   *
+   * @generated from field: int32 already_suppressed = 2;
+   */
+  alreadySuppressed: number;
+
+  /**
+   * The lines refused; at most 100 are listed, `refused` counts all.
+   *
+   * @generated from field: repeated ibmail.v1.ImportedLineError errors = 3;
+   */
+  errors: ImportedLineError[];
+
+  /**
+   * How many lines were refused.
+   *
+   * @generated from field: int32 refused = 4;
+   */
+  refused: number;
+};
+
+/**
+ * Describes the message ibmail.v1.ImportSuppressionsResponse.
+ * Use `create(ImportSuppressionsResponseSchema)` to create a new message.
+ */
+export const ImportSuppressionsResponseSchema: GenMessage<ImportSuppressionsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_suppression_service, 7);
+
+/**
+ * ExportSuppressionsRequest says how to export.
+ *
+ * @generated from message ibmail.v1.ExportSuppressionsRequest
+ */
+export type ExportSuppressionsRequest = Message<"ibmail.v1.ExportSuppressionsRequest"> & {
+  /**
+   * The format.
+   *
+   * @generated from field: ibmail.v1.SuppressionFormat format = 1;
+   */
+  format: SuppressionFormat;
+
+  /**
+   * Also export suppressions that have expired.
+   *
+   * @generated from field: bool include_expired = 2;
+   */
+  includeExpired: boolean;
+};
+
+/**
+ * Describes the message ibmail.v1.ExportSuppressionsRequest.
+ * Use `create(ExportSuppressionsRequestSchema)` to create a new message.
+ */
+export const ExportSuppressionsRequestSchema: GenMessage<ExportSuppressionsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_suppression_service, 8);
+
+/**
+ * ExportSuppressionsResponse is a chunk of the exported file.
+ *
+ * @generated from message ibmail.v1.ExportSuppressionsResponse
+ */
+export type ExportSuppressionsResponse = Message<"ibmail.v1.ExportSuppressionsResponse"> & {
+  /**
+   * The next bytes of the file; the chunks concatenated are the file.
+   *
+   * @generated from field: bytes content = 1;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message ibmail.v1.ExportSuppressionsResponse.
+ * Use `create(ExportSuppressionsResponseSchema)` to create a new message.
+ */
+export const ExportSuppressionsResponseSchema: GenMessage<ExportSuppressionsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_suppression_service, 9);
+
+/**
+ * SuppressionOrigin says how a suppression came to be.
+ *
+ * @generated from enum ibmail.v1.SuppressionOrigin
+ */
+export enum SuppressionOrigin {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: SUPPRESSION_ORIGIN_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An event: a bounce, a complaint, an unsubscribe.
+   *
+   * @generated from enum value: SUPPRESSION_ORIGIN_EVENT = 1;
+   */
+  EVENT = 1,
+
+  /**
+   * The soft-bounce policy: repeated soft bounces.
+   *
+   * @generated from enum value: SUPPRESSION_ORIGIN_SOFT_BOUNCE_LIMIT = 2;
+   */
+  SOFT_BOUNCE_LIMIT = 2,
+
+  /**
+   * An import.
+   *
+   * @generated from enum value: SUPPRESSION_ORIGIN_IMPORT = 3;
+   */
+  IMPORT = 3,
+}
+
+/**
+ * Describes the enum ibmail.v1.SuppressionOrigin.
+ */
+export const SuppressionOriginSchema: GenEnum<SuppressionOrigin> = /*@__PURE__*/
+  enumDesc(file_ibmail_v1_suppression_service, 0);
+
+/**
+ * SuppressionFormat is a file format of the suppression list.
+ *
+ * @generated from enum ibmail.v1.SuppressionFormat
+ */
+export enum SuppressionFormat {
+  /**
+   * Not used.
+   *
+   * @generated from enum value: SUPPRESSION_FORMAT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * CSV with a header row: email,reason,create_time,expire_time,origin.
+   *
+   * @generated from enum value: SUPPRESSION_FORMAT_CSV = 1;
+   */
+  CSV = 1,
+
+  /**
+   * A JSON array of Suppression objects.
+   *
+   * @generated from enum value: SUPPRESSION_FORMAT_JSON = 2;
+   */
+  JSON = 2,
+}
+
+/**
+ * Describes the enum ibmail.v1.SuppressionFormat.
+ */
+export const SuppressionFormatSchema: GenEnum<SuppressionFormat> = /*@__PURE__*/
+  enumDesc(file_ibmail_v1_suppression_service, 1);
+
+/**
  * SuppressionService shows and lifts suppressions: addresses that later
  * sends skip because they hard-bounced or complained of spam. Keeping them
  * out keeps a sender under Infobip's bounce-rate limits.
@@ -191,6 +457,32 @@ export const SuppressionService: GenService<{
     methodKind: "unary";
     input: typeof DeleteSuppressionRequestSchema;
     output: typeof DeleteSuppressionResponseSchema;
+  },
+  /**
+   * ImportSuppressions adds suppressions from another provider's list, as
+   * CSV (a header row with `email` and optionally `reason`, `create_time`,
+   * `expire_time`) or JSON (an array of Suppression objects). An address
+   * already suppressed keeps its suppression. Each bad line is refused by
+   * number and field; the others are imported.
+   *
+   * @generated from rpc ibmail.v1.SuppressionService.ImportSuppressions
+   */
+  importSuppressions: {
+    methodKind: "unary";
+    input: typeof ImportSuppressionsRequestSchema;
+    output: typeof ImportSuppressionsResponseSchema;
+  },
+  /**
+   * ExportSuppressions streams the whole list, in order of address, as
+   * chunks of CSV or JSON that ImportSuppressions takes back. Over REST it
+   * is `GET /v1/suppressions:export?format=csv` or `format=json`.
+   *
+   * @generated from rpc ibmail.v1.SuppressionService.ExportSuppressions
+   */
+  exportSuppressions: {
+    methodKind: "server_streaming";
+    input: typeof ExportSuppressionsRequestSchema;
+    output: typeof ExportSuppressionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_suppression_service, 0);
