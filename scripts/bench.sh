@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the benchmarks whose figures the README gives, several times,
+# Runs the benchmarks whose figures docs/benchmarks.md gives, several times,
 # interleaved with those of a baseline commit when one is given, so that
 # each figure stands beside its baseline from the same window (the machine
 # is shared, and absolute figures drift by half from hour to hour):
@@ -10,7 +10,7 @@
 #   scripts/bench.sh --only 'sqlite|Dispatch'   # the benchmarks matching a regexp
 #
 # It prints benchstat's comparison, then a Markdown table of medians
-# (docs/benchmarks.md's table and the README's figures come from it) and
+# (docs/benchmarks.md's tables come from it) and
 # the ratios the goals are stated in: each webhook beside its store's own ceiling, one-report bodies
 # beside an empty handler on the same listener, dispatch beside the
 # sandbox's own ceiling (each measured inside its benchmark's run). The
