@@ -58,3 +58,25 @@ func TestConnectionsAndSendersCommands(t *testing.T) {
 	}
 	runCases(t, srv, cases)
 }
+
+// Suppressions imported from a file, listed, exported in both formats and
+// lifted.
+func TestSuppressionsCommand(t *testing.T) {
+	srv := startServer(t)
+	list := filepath.Join(t.TempDir(), "old.csv")
+	if err := os.WriteFile(list, []byte("email,reason,expire_time\nann@example.com,,\nbob@example.com,complained,\nnot-an-address,x,\nold@example.com,,2024-01-01T00:00:00Z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, srv, []ctlCase{
+		{name: "import", args: []string{"suppressions", "import", list, "--default-reason", "moved from Acme"}, wantCode: exitOK,
+			wantOut: []string{"2 imported, 0 already suppressed, 2 refused", "line 4: email:", "line 5: expire_time:"}},
+		{name: "import again", args: []string{"suppressions", "import", list}, wantCode: exitOK, wantOut: []string{"0 imported, 2 already suppressed"}},
+		{name: "list", args: []string{"suppressions"}, wantCode: exitOK, wantOut: []string{"ann@example.com", "moved from Acme", "import", "bob@example.com", "complained"}, inOrder: true},
+		{name: "export csv", args: []string{"suppressions", "export"}, wantCode: exitOK, wantOut: []string{"email,reason,create_time,expire_time,origin\n", "ann@example.com,moved from Acme,"}},
+		{name: "export json", args: []string{"suppressions", "export", "--format", "json"}, wantCode: exitOK, wantOut: []string{`"email":"bob@example.com"`, `"origin":"SUPPRESSION_ORIGIN_IMPORT"`}},
+		{name: "bad format", args: []string{"suppressions", "export", "--format", "xml"}, wantCode: exitUsage, wantErr: []string{"csv or json"}},
+		{name: "delete", args: []string{"suppressions", "delete", "ann@example.com"}, wantCode: exitOK, wantOut: []string{"lifted the suppression of ann@example.com"}},
+		{name: "list after", args: []string{"suppressions"}, wantCode: exitOK, wantOut: []string{"bob@example.com"}, notOut: []string{"ann@example.com"}},
+		{name: "missing file", args: []string{"suppressions", "import", "/nonexistent.csv"}, wantCode: exitUsage},
+	})
+}

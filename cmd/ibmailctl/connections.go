@@ -58,7 +58,7 @@ type connectionOptions struct {
 }
 
 func runConnections(ctx context.Context, e *env, o *connectionOptions, args []string) error {
-	action, id, err := actionAndID("connections", args, "list", "get", "add", "update", "test", "rotate-secret", "delete")
+	action, id, err := actionAndID("connections", args, "list", "get ID", "add ID", "update ID", "test ID", "rotate-secret ID", "delete ID")
 	if err != nil {
 		return err
 	}
@@ -234,20 +234,23 @@ func writeConnection(e *env, c *ibmailv1.Connection, secret string) error {
 	return tw.Flush()
 }
 
-// actionAndID splits ACTION [ID]: the first allowed action is the default
-// and takes no ID, the others take one.
+// actionAndID splits ACTION [ARG] by the usage of each action, such as
+// "list" (no argument) or "get ID" (one); the first action is the default.
 func actionAndID(cmd string, args []string, actions ...string) (string, string, error) {
 	if len(args) == 0 {
 		return actions[0], "", nil
 	}
 	action := args[0]
-	for i, a := range actions {
+	names := make([]string, len(actions))
+	for i, usage := range actions {
+		a, _, takesArg := strings.Cut(usage, " ")
+		names[i] = a
 		if a != action {
 			continue
 		}
-		want := 1
-		if i == 0 {
-			want = 0
+		want := 0
+		if takesArg {
+			want = 1
 		}
 		if len(args)-1 != want {
 			return "", "", usagef("%s %s takes %d argument(s), got %d", cmd, action, want, len(args)-1)
@@ -255,10 +258,10 @@ func actionAndID(cmd string, args []string, actions ...string) (string, string, 
 		if want == 0 {
 			return action, "", nil
 		}
-		if args[1] == "" || strings.HasPrefix(args[1], "-") {
-			return "", "", usagef("%s %s: %q is not an id", cmd, action, args[1])
+		if args[1] == "" || (strings.HasPrefix(args[1], "-") && args[1] != "-") {
+			return "", "", usagef("%s %s: %q is not a %s", cmd, action, args[1], strings.ToLower(strings.SplitN(actions[i], " ", 2)[1]))
 		}
 		return action, args[1], nil
 	}
-	return "", "", usagef("%s: unknown action %q: use %s", cmd, action, strings.Join(actions, ", "))
+	return "", "", usagef("%s: unknown action %q: use %s", cmd, action, strings.Join(names, ", "))
 }

@@ -32,7 +32,7 @@ ibmailctl senders --connection main`,
 type senderOptions struct{ connection, from, fromName, replyTo string }
 
 func runSenders(ctx context.Context, e *env, o *senderOptions, args []string) error {
-	action, id, err := actionAndID("senders", args, "list", "get", "add", "delete")
+	action, id, err := actionAndID("senders", args, "list", "get ID", "add ID", "delete ID")
 	if err != nil {
 		return err
 	}
