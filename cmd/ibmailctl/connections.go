@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,23 +64,15 @@ func runConnections(ctx context.Context, e *env, o *connectionOptions, args []st
 	client := ibmailv1.NewConnectionServiceClient(e.conn)
 	switch action {
 	case "list":
-		var all []*ibmailv1.Connection
-		for token := ""; ; {
+		all, err := allPages(func(token string) ([]*ibmailv1.Connection, string, error) {
 			resp, err := client.ListConnections(ctx, &ibmailv1.ListConnectionsRequest{PageSize: 100, PageToken: token})
-			if err != nil {
-				return err
-			}
-			all = append(all, resp.GetConnections()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+			return resp.GetConnections(), resp.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
 		}
 		if e.g.output == "json" {
-			out := make([]json.RawMessage, len(all))
-			for i, c := range all {
-				out[i] = rawJSON(c)
-			}
-			return writeValue(e.stdout, map[string]any{"connections": out})
+			return writeJSONList(e.stdout, "connections", all)
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "ID\tNAME\tBASE URL\tAPPLICATION ID\tENTITY ID\tAPI KEY")
@@ -140,8 +131,7 @@ func runConnections(ctx context.Context, e *env, o *connectionOptions, args []st
 			return err
 		}
 		if e.g.output == "json" {
-			_, err := e.stdout.Write(append(rawJSON(resp), '\n'))
-			return err
+			return writeJSON(e.stdout, resp)
 		}
 		verdict := "FAILED"
 		if resp.GetOk() {

@@ -84,3 +84,29 @@ func formatTime(ts *timestamppb.Timestamp) string {
 	}
 	return ts.AsTime().UTC().Format(time.RFC3339Nano)
 }
+
+// allPages calls page with each next page token, from the first page to
+// the last, and returns every item.
+func allPages[T any](page func(token string) (items []T, next string, err error)) ([]T, error) {
+	var all []T
+	for token := ""; ; {
+		items, next, err := page(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		token = next
+	}
+}
+
+// writeJSONList writes items as {"key": [...]}, each in the API's JSON.
+func writeJSONList[T proto.Message](w io.Writer, key string, items []T) error {
+	out := make([]json.RawMessage, len(items))
+	for i, m := range items {
+		out[i] = rawJSON(m)
+	}
+	return writeValue(w, map[string]any{key: out})
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -70,24 +69,15 @@ func runRules(ctx context.Context, e *env, o *rulesOptions, args []string) error
 		}
 		return writeRuleVersion(e, resp.GetRules())
 	case "versions":
-		var versions []*ibmailv1.RuleVersion
-		for token := ""; ; {
+		versions, err := allPages(func(token string) ([]*ibmailv1.RuleVersion, string, error) {
 			resp, err := client.ListRuleVersions(ctx, &ibmailv1.ListRuleVersionsRequest{PageSize: 100, PageToken: token})
-			if err != nil {
-				return err
-			}
-			versions = append(versions, resp.GetVersions()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+			return resp.GetVersions(), resp.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
 		}
 		if e.g.output == "json" {
-			out := make([]json.RawMessage, len(versions))
-			for i, v := range versions {
-				v.Rules = nil
-				out[i] = rawJSON(v)
-			}
-			return writeValue(e.stdout, map[string]any{"versions": out})
+			return writeJSONList(e.stdout, "versions", versions)
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "VERSION\tCREATED\tBY\tRESTORED FROM\tRULES\tCOMMENT")
@@ -128,8 +118,7 @@ func runRules(ctx context.Context, e *env, o *rulesOptions, args []string) error
 			return err
 		}
 		if e.g.output == "json" {
-			_, err := e.stdout.Write(append(rawJSON(resp), '\n'))
-			return err
+			return writeJSON(e.stdout, resp)
 		}
 		fmt.Fprintf(e.stdout, "against version %d: %d examined, %d would change\n", resp.GetCurrentVersion(), resp.GetExamined(), resp.GetChanged())
 		tw := table(e.stdout)
@@ -176,8 +165,7 @@ func classificationText(c *ibmailv1.Classification) string {
 
 func writeRuleVersion(e *env, v *ibmailv1.RuleVersion) error {
 	if e.g.output == "json" {
-		_, err := e.stdout.Write(append(rawJSON(v), '\n'))
-		return err
+		return writeJSON(e.stdout, v)
 	}
 	source := strings.ToLower(strings.TrimPrefix(v.GetSource().String(), "RULE_SOURCE_"))
 	fmt.Fprintf(e.stdout, "version %d (%s)", v.GetVersion(), source)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 
@@ -39,23 +38,15 @@ func runSenders(ctx context.Context, e *env, o *senderOptions, args []string) er
 	client := ibmailv1.NewSenderServiceClient(e.conn)
 	switch action {
 	case "list":
-		var all []*ibmailv1.Sender
-		for token := ""; ; {
+		all, err := allPages(func(token string) ([]*ibmailv1.Sender, string, error) {
 			resp, err := client.ListSenders(ctx, &ibmailv1.ListSendersRequest{PageSize: 100, PageToken: token, ConnectionId: o.connection})
-			if err != nil {
-				return err
-			}
-			all = append(all, resp.GetSenders()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+			return resp.GetSenders(), resp.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
 		}
 		if e.g.output == "json" {
-			out := make([]json.RawMessage, len(all))
-			for i, s := range all {
-				out[i] = rawJSON(s)
-			}
-			return writeValue(e.stdout, map[string]any{"senders": out})
+			return writeJSONList(e.stdout, "senders", all)
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "ID\tCONNECTION\tFROM\tFROM NAME\tREPLY-TO")
@@ -91,8 +82,7 @@ func runSenders(ctx context.Context, e *env, o *senderOptions, args []string) er
 
 func writeSender(e *env, s *ibmailv1.Sender) error {
 	if e.g.output == "json" {
-		_, err := e.stdout.Write(append(rawJSON(s), '\n'))
-		return err
+		return writeJSON(e.stdout, s)
 	}
 	tw := table(e.stdout)
 	for _, row := range [][2]string{

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -64,23 +63,15 @@ func runSuppressions(ctx context.Context, e *env, o *suppressionOptions, args []
 	client := ibmailv1.NewSuppressionServiceClient(e.conn)
 	switch action {
 	case "list":
-		var all []*ibmailv1.Suppression
-		for token := ""; ; {
+		all, err := allPages(func(token string) ([]*ibmailv1.Suppression, string, error) {
 			resp, err := client.ListSuppressions(ctx, &ibmailv1.ListSuppressionsRequest{PageSize: 1000, PageToken: token, IncludeExpired: o.includeExpired})
-			if err != nil {
-				return err
-			}
-			all = append(all, resp.GetSuppressions()...)
-			if token = resp.GetNextPageToken(); token == "" {
-				break
-			}
+			return resp.GetSuppressions(), resp.GetNextPageToken(), err
+		})
+		if err != nil {
+			return err
 		}
 		if e.g.output == "json" {
-			out := make([]json.RawMessage, len(all))
-			for i, s := range all {
-				out[i] = rawJSON(s)
-			}
-			return writeValue(e.stdout, map[string]any{"suppressions": out})
+			return writeJSONList(e.stdout, "suppressions", all)
 		}
 		tw := table(e.stdout)
 		fmt.Fprintln(tw, "EMAIL\tREASON\tSINCE\tUNTIL\tORIGIN\tEVENTS")
@@ -118,8 +109,7 @@ func runSuppressions(ctx context.Context, e *env, o *suppressionOptions, args []
 			return err
 		}
 		if e.g.output == "json" {
-			_, err := e.stdout.Write(append(rawJSON(resp), '\n'))
-			return err
+			return writeJSON(e.stdout, resp)
 		}
 		fmt.Fprintf(e.stdout, "%d imported, %d already suppressed, %d refused\n", resp.GetImported(), resp.GetAlreadySuppressed(), resp.GetRefused())
 		for _, le := range resp.GetErrors() {
