@@ -12,7 +12,7 @@ import (
 )
 
 // Exit codes. Scripts branch on them, so they are part of the interface:
-// change them only with the help text and the README.
+// change them only with the help text and docs/ibmailctl.md.
 const (
 	exitOK          = 0 // success
 	exitServer      = 1 // the server refused or failed the call

@@ -11,7 +11,7 @@ import (
 )
 
 // The engine benchmarks every store runs (store/storetest/bench.go), each
-// on a fresh schema, so that the README can set the engines side by side.
+// on a fresh schema, so that docs/benchmarks.md can set the engines side by side.
 
 func openBench(b *testing.B) store.Store {
 	b.Helper()
