@@ -330,6 +330,7 @@ var pathClasses = []struct {
 var (
 	queryIntClasses    = []string{"-1", "2147483648", "99999999999999999999", "abc", "1.5", "", "0x10", "NaN", "%00", "1e3"}
 	queryEnumClasses   = []string{"NOT_A_VALUE", "999", "-1", "%00", "REPORT_OUTCOME_EVENT%00", "1.5"}
+	queryBoolClasses   = []string{"yes", "2", "-1", "%00", "true%00", "TRUE1", "1.5"}
 	queryStringClasses = []struct {
 		name, raw string
 		storage   bool

@@ -191,6 +191,15 @@ func (h *hostileEnv) fixtures() {
 	for _, id := range []string{"hs", "hs2"} {
 		h.mustSend(t, "POST", "/v1/senders", map[string]any{"id": id, "connectionId": "hc", "fromAddress": "news@example.com"})
 	}
+	// Two rule versions (the built-in rules), so that their listing has a
+	// second page to take a page token from.
+	for range 2 {
+		var set any
+		if err := json.Unmarshal([]byte(defaultRuleSetJSON), &set); err != nil {
+			t.Fatal(err)
+		}
+		h.mustSend(t, "PUT", "/v1/rules", map[string]any{"rules": set, "comment": "fixture"})
+	}
 	// A sender of another domain, so that the sending domains have a
 	// second page to take a page token from.
 	h.mustSend(t, "POST", "/v1/senders", map[string]any{"id": "hs3", "connectionId": "hc2", "fromAddress": "news@example.net"})
@@ -689,6 +698,13 @@ func (h *hostileEnv) restCases(t *testing.T, op *openAPIOp, u *int) []restCase {
 					name, raw string
 					storage   bool
 				}{"enum/" + v, v, strings.Contains(v, "%00")})
+			}
+		case p.Type == "boolean":
+			for _, v := range queryBoolClasses {
+				raws = append(raws, struct {
+					name, raw string
+					storage   bool
+				}{"bool/" + v, v, false})
 			}
 		case p.Type == "integer":
 			for _, v := range queryIntClasses {

@@ -76,7 +76,9 @@ func (l *suppressionList) add(line int, email, reason, created, expires string) 
 		l.refuse(line, "reason", violation(err))
 		return
 	}
-	sp := store.Suppression{Email: addr, Reason: reason, CreateTime: l.now, Origin: store.SuppressionFromImport}
+	// An imported address has no profile of its own: like a report that
+	// names none, it is the profile of its address.
+	sp := store.Suppression{Email: addr, ProfileID: addr, Reason: reason, CreateTime: l.now, Origin: store.SuppressionFromImport}
 	if created = strings.TrimSpace(created); created != "" {
 		t, err := importTime(created, l.now)
 		if err != nil {

@@ -126,6 +126,9 @@ func (s *SuppressionService) ImportSuppressions(ctx context.Context, req *ibmail
 	}, nil
 }
 
+// exportChunkBytes is the size past which an export sends what it has.
+const exportChunkBytes = 256 << 10
+
 // ExportSuppressions streams the list, a page at a time.
 func (s *SuppressionService) ExportSuppressions(req *ibmailv1.ExportSuppressionsRequest, stream ibmailv1.SuppressionService_ExportSuppressionsServer) error {
 	ctx := stream.Context()
@@ -146,19 +149,31 @@ func (s *SuppressionService) ExportSuppressions(req *ibmailv1.ExportSuppressions
 		if err != nil {
 			return err
 		}
+		flush := func() error {
+			if buf.Len() == 0 {
+				return nil
+			}
+			err := stream.Send(&ibmailv1.ExportSuppressionsResponse{Content: bytes.Clone(buf.Bytes())})
+			buf.Reset()
+			return err
+		}
 		for _, r := range rows {
 			if err := w.row(&buf, r); err != nil {
 				s.rows.suppressions.Skip(ctx, r.Email, err)
+			}
+			// Chunks stay well under any client's message limit (gRPC's
+			// default is 4 MiB), however long the rows.
+			if buf.Len() >= exportChunkBytes {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
 		if len(rows) < 1000 {
 			w.end(&buf)
 		}
-		if buf.Len() > 0 {
-			if err := stream.Send(&ibmailv1.ExportSuppressionsResponse{Content: bytes.Clone(buf.Bytes())}); err != nil {
-				return err
-			}
-			buf.Reset()
+		if err := flush(); err != nil {
+			return err
 		}
 		if len(rows) < 1000 {
 			return nil

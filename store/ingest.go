@@ -1,19 +1,40 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // SuppressionReason is the reason a suppression made by r records:
 // r.SuppressReason when set, else Infobip's error name when the event kept
 // one, which says most to whoever reads the list, else the rule that
 // matched.
 func SuppressionReason(r *Report) string {
-	if r.SuppressReason != "" {
-		return r.SuppressReason
+	reason := r.Rule
+	switch {
+	case r.SuppressReason != "":
+		reason = r.SuppressReason
+	case r.Params["errorName"] != "":
+		reason = r.Params["errorName"]
 	}
-	if name := r.Params["errorName"]; name != "" {
-		return name
+	return capReason(reason)
+}
+
+// MaxSuppressionReasonBytes bounds a stored suppression reason, whatever
+// the report it came from held: every listing and export shows it, and a
+// reason of megabytes would break their pages and chunks.
+const MaxSuppressionReasonBytes = 1024
+
+// capReason cuts s to MaxSuppressionReasonBytes on a rune boundary.
+func capReason(s string) string {
+	if len(s) <= MaxSuppressionReasonBytes {
+		return s
 	}
-	return r.Rule
+	cut := MaxSuppressionReasonBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // CheckReportKinds refuses a report of a kind the engines do not know,

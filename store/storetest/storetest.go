@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Close", func(t *testing.T) { testClose(t, o) })
 
 	t.Run("SuppressionExpiry", func(t *testing.T) { testSuppressionExpiry(t, o) })
+	t.Run("SuppressionReasonBounded", func(t *testing.T) { testSuppressionReasonBounded(t, o) })
 	t.Run("RuleVersions", func(t *testing.T) { testRuleVersions(t, o) })
 	t.Run("RuleVersionsConcurrent", func(t *testing.T) { testRuleVersionsConcurrent(t, o) })
 	t.Run("ReportRulesVersion", func(t *testing.T) { testReportRulesVersion(t, o) })

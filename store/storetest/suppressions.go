@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ibmail/ibmail/store"
 )
@@ -344,5 +346,17 @@ func testSuppressionExpiry(t *testing.T, open opener) {
 	}
 	if sp := got["hard@example.com"]; sp.Origin != store.SuppressionFromEvent {
 		t.Errorf("hard = %+v, want the event's suppression kept", sp)
+	}
+}
+
+// A reason of megabytes (Infobip's error name, as a hostile webhook body
+// may hold it) is cut to MaxSuppressionReasonBytes on a rune boundary.
+func testSuppressionReasonBounded(t *testing.T, open opener) {
+	s := open(t)
+	long := suppressing("m-long", "long@example.com", map[string]string{"errorName": strings.Repeat("é", 1<<20)})
+	ingest(t, s, []store.Report{long}, nil)
+	got := suppressedAmong(t, s, "long@example.com")["long@example.com"].Reason
+	if len(got) > store.MaxSuppressionReasonBytes || !utf8.ValidString(got) || !strings.HasPrefix(got, "éé") {
+		t.Errorf("reason of %d bytes (valid UTF-8: %v), want at most %d", len(got), utf8.ValidString(got), store.MaxSuppressionReasonBytes)
 	}
 }
