@@ -216,7 +216,7 @@ async function sends(): Promise<void> {
     const rcpt = field("Recipients (comma separated)", { required: true });
     form = h("form", {
       onsubmit: (e: Event) => { e.preventDefault(); act("createSend", async () => {
-        const recipients = rcpt.input.value.split(",").map((x) => x.trim()).filter(Boolean).map((email) => ({ email }));
+        const recipients = rcpt.input.value.split(",").map((x) => x.trim()).filter(Boolean).map((email) => ({ profileId: email, email }));
         await api("POST", "/v1/sends", { senderId: sel.value, subject: subj.input.value, text: text.input.value, recipients });
         say("Send created"); route();
       }); },
