@@ -197,7 +197,12 @@ function progress(s: Json): HTMLElement {
   const n = Number(s.recipientCount ?? 0);
   const parts: [string, number][] = [["pending", s.pendingCount], ["accepted", s.acceptedCount], ["rejected", s.rejectedCount], ["suppressed", s.suppressedCount], ["failed", s.failedCount]].map(([k, v]) => [k as string, Number(v ?? 0)]);
   const bar = h("div", { class: "bar", role: "img", "aria-label": parts.map(([k, v]) => `${v} ${k}`).join(", ") },
-    ...parts.filter(([, v]) => v > 0).map(([k, v]) => h("span", { class: "seg " + k, style: `width:${n ? (100 * v) / n : 0}%` })));
+    ...parts.filter(([, v]) => v > 0).map(([k, v]) => {
+      // Set through the CSSOM: the CSP (style-src 'self') refuses style attributes.
+      const seg = h("span", { class: "seg " + k });
+      seg.style.width = `${n ? (100 * v) / n : 0}%`;
+      return seg;
+    }));
   return h("div", {}, bar, h("small", { text: parts.map(([k, v]) => `${k} ${v}`).join(" · ") + ` of ${n}` }));
 }
 
