@@ -131,8 +131,11 @@ async function connections(): Promise<void> {
 
 function webhookURLs(c: Json): string[] {
   if (!c.webhookUrl) return [];
+  // The connection's URL is its delivery-reports webhook; the tracking and
+  // platform-event webhooks sit beside it.
   const base = String(c.webhookUrl);
-  return [base];
+  const m = base.match(/^(.*)\/delivery-reports(.*)$/);
+  return m ? [base, `${m[1]}/tracking-reports${m[2]}`, `${m[1]}/platform-events${m[2]}`] : [base];
 }
 
 function addConnection(): void {
@@ -306,12 +309,15 @@ async function suppressions(): Promise<void> {
 }
 
 async function attention(): Promise<void> {
-  const reports = await api("GET", "/v1/deliveryReports?pageSize=100&filter=" + encodeURIComponent("unclassified")).catch(() => api("GET", "/v1/deliveryReports?pageSize=100"));
+  const reports = await api("GET", "/v1/deliveryReports?pageSize=100&outcome=REPORT_OUTCOME_UNCLASSIFIED");
   const rejected = await api("GET", "/v1/rejectedPayloads?pageSize=100");
-  const unclassified = ((reports.deliveryReports ?? reports.reports ?? []) as Json[]).filter((r) => !r.action || /unclassified/i.test(JSON.stringify(r.classification ?? r.action ?? "")));
   page("Attention",
-    table([["Message", (r) => String(r.messageId ?? r.report?.messageId ?? "")], ["To", (r) => String(r.to ?? r.report?.to ?? "")], ["Detail", (r) => JSON.stringify(r).slice(0, 200)]], unclassified, "Unclassified reports"),
-    table([["Id", str("id")], ["Received", when("receiveTime")], ["Reason", (r) => String(r.reason ?? r.error ?? "")]], (rejected.rejectedPayloads ?? rejected.payloads ?? []) as Json[], "Rejected payloads"));
+    table([["Received", when("receiveTime")], ["Message", (r) => String(r.report?.messageId ?? "")], ["To", (r) => String(r.report?.to ?? "")],
+      ["Error", (r) => [r.report?.error?.id, r.report?.error?.name, r.report?.error?.groupName].filter((x) => x !== undefined).join(" ")],
+      ["Profile", (r) => r.profileId ? h("a", { href: "#/profile/" + encodeURIComponent(r.profileId), text: r.profileId }) : ""]],
+    (reports.reports ?? []) as Json[], "Unclassified reports"),
+    table([["Id", str("id")], ["Received", when("receiveTime")], ["Content type", str("contentType")], ["Reason", str("reason")],
+      ["Size", (r) => String(r.bodyBytes ?? "") + (r.bodyTruncated ? " (truncated)" : "")]], (rejected.payloads ?? []) as Json[], "Rejected payloads"));
 }
 
 async function domains(): Promise<void> {
