@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/ibmail/ibmail/sandbox"
+	"github.com/ibmail/ibmail/server"
 )
 
 // TestConsoleE2E drives the operator console in Debian's headless Chromium
 // (console/e2e/run.mjs, playwright-core) against this server with the
 // sandbox as its Infobip: sign in, add and test a connection, add a sender,
 // send to bouncing addresses, see the bounce on the profile card and the
-// suppression, run a segmentation. It writes docs/console/*.png. Without
+// suppression, run a segmentation; then, signed in with a read token, an action the
+// server refuses is no longer offered. It writes docs/console/*.png. Without
 // node, Chromium or console/node_modules it skips, unless
 // IBMAIL_CONSOLE_E2E_REQUIRED is set (as .ci/run does).
 func TestConsoleE2E(t *testing.T) {
@@ -44,7 +46,8 @@ func TestConsoleE2E(t *testing.T) {
 		missing("console/node_modules/playwright-core")
 	}
 	_, url := newSandbox(t, sandbox.Options{})
-	env := newTestEnv(t, withAllowedBaseURL(url), withDispatcher(nil))
+	tokens := testTokens(t)
+	env := newTestEnv(t, withAllowedBaseURL(url), withDispatcher(nil), withServerOptions(func(o *server.Options) { o.Tokens = tokens }))
 
 	// The console is served with its security headers.
 	resp, err := http.Get(env.rest.URL + "/console/")
@@ -69,7 +72,7 @@ func TestConsoleE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "console", "e2e", "run.mjs"))
-	cmd.Env = append(os.Environ(), "CONSOLE_URL="+env.rest.URL, "SANDBOX_URL="+url, "SANDBOX_KEY="+sandboxKey, "SHOTS="+shots, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "CONSOLE_URL="+env.rest.URL, "SANDBOX_URL="+url, "SANDBOX_KEY="+sandboxKey, "SHOTS="+shots, "ADMIN_TOKEN="+adminToken, "READ_TOKEN="+readToken, "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("run.mjs:\n%s", out)
 	if err != nil {

@@ -4,7 +4,7 @@
 // CONSOLE_URL, SANDBOX_URL, SANDBOX_KEY and SHOTS (where screenshots go).
 import { chromium } from "playwright-core";
 
-const { CONSOLE_URL, SANDBOX_URL, SANDBOX_KEY, SHOTS } = process.env;
+const { CONSOLE_URL, SANDBOX_URL, SANDBOX_KEY, SHOTS, ADMIN_TOKEN, READ_TOKEN } = process.env;
 if (!CONSOLE_URL || !SANDBOX_URL || !SANDBOX_KEY || !SHOTS) throw new Error("CONSOLE_URL, SANDBOX_URL, SANDBOX_KEY and SHOTS are required");
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ["--no-sandbox"] });
@@ -12,13 +12,14 @@ const ctx = await browser.newContext({ viewport: { width: 1200, height: 900 }, a
 const page = await ctx.newPage();
 const problems = [];
 page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+page.on("dialog", (d) => d.accept());
 page.on("pageerror", (e) => problems.push(String(e)));
 const shot = (name) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
 const step = (s) => console.log("step:", s);
 
 step("sign in");
 await page.goto(CONSOLE_URL + "/console/");
-await page.getByLabel("Caller token").fill("e2e-operator-token");
+await page.getByLabel("Caller token").fill(ADMIN_TOKEN);
 await shot("signin");
 await page.getByRole("button", { name: "Sign in" }).click();
 await page.getByRole("heading", { name: "Connections" }).waitFor();
@@ -107,6 +108,15 @@ await page.setViewportSize({ width: 390, height: 844 });
 await page.getByRole("link", { name: "Sends" }).click();
 await page.getByRole("link", { name: "Spring news" }).waitFor();
 await shot("sends-phone");
+
+step("a read token is not offered what its role may not do");
+await page.setViewportSize({ width: 1200, height: 900 });
+await page.getByRole("button", { name: "Sign out" }).click();
+await page.getByLabel("Caller token").fill(READ_TOKEN);
+await page.getByRole("button", { name: "Sign in" }).click();
+await page.getByRole("link", { name: "Suppressions" }).click();
+await page.getByText("Your role may not see this page").waitFor();
+await shot("suppressions-read-role");
 
 await browser.close();
 const real = problems.filter((p) => !/Failed to load resource/.test(p));

@@ -99,6 +99,7 @@ function signIn(): void {
     onsubmit: (e: Event) => {
       e.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, tok.input.value.trim());
+      denied.clear();
       location.hash = "#/connections";
     },
   }, tok.wrap, h("button", { type: "submit" }, "Sign in"));
@@ -216,8 +217,16 @@ async function sends(): Promise<void> {
     ["State", (r) => String(r.state ?? "").replace("SEND_STATE_", "").toLowerCase()], ["Progress", progress], ["Created", when("createTime")],
   ], data.sends ?? [], "Sends");
   let form: HTMLElement | null = null;
+  let snd: Json[] = [];
   if (!denied.has("createSend")) {
-    const snd = ((await api("GET", "/v1/senders?pageSize=100")).senders ?? []) as Json[];
+    try {
+      snd = ((await api("GET", "/v1/senders?pageSize=100")).senders ?? []) as Json[];
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 403)) throw e;
+      denied.add("createSend"); // who may not see the senders may not send
+    }
+  }
+  if (!denied.has("createSend")) {
     const sel = h("select", { id: "send-sender", required: true }, ...snd.map((s) => h("option", { value: s.id, text: s.fromAddress })));
     const subj = field("Subject", { required: true });
     const text = field("Text", { required: true });
@@ -324,7 +333,7 @@ async function domains(): Promise<void> {
   const data = await api("GET", "/v1/sendingDomains?pageSize=1000");
   page("Sending domains", table([
     ["Domain", str("domain")], ["State", (r) => String(r.state ?? "").replace("SENDING_DOMAIN_STATE_", "").toLowerCase()], ["Reason", str("reason")],
-    ["Bounce rate", (r) => Object.entries(r).filter(([k]) => /BounceRate$/.test(k)).map(([k, v]) => `${k}: ${Number(v).toFixed(2)}%`).join(", ")],
+    ["Bounce rate", (r) => Object.entries(r).filter(([k]) => /BounceRate$/.test(k)).map(([k, v]) => `${k.replace(/BounceRate$/, "")} ${Number(v).toFixed(2)}%`).join(", ")],
     ["Actions", (r) => denied.has("unblock") || /ACTIVE/.test(String(r.state)) ? "" : button("Unblock", () => act("unblock", async () => {
       await api("POST", `/v1/sendingDomains/${encodeURIComponent(r.domain)}:unblock`, {}); say("Unblocked " + r.domain); route();
     }), { "aria-label": "Unblock " + r.domain })],
@@ -357,6 +366,7 @@ async function route(): Promise<void> {
     }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem(TOKEN_KEY); say("Sign in again: " + e.message, true); signIn(); return; }
+    if (e instanceof ApiError && e.status === 403) { page("Not for your role", h("p", { class: "error", text: "Your role may not see this page: " + e.message })); return; }
     page("Error", h("p", { class: "error", text: e instanceof Error ? e.message : String(e) }));
   }
 }
