@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,37 @@ import (
 	"github.com/ibmail/ibmail/sandbox"
 	"github.com/ibmail/ibmail/server"
 )
+
+// TestConsoleServed checks the console is served, without a caller token
+// even when the API needs one (the page asks for it), with its headers, and
+// that /console leads to /console/.
+func TestConsoleServed(t *testing.T) {
+	env := newTestEnv(t, withServerOptions(func(o *server.Options) { o.Tokens = testTokens(t) }))
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"/console/", http.StatusOK, `id="main"`},
+		{"/console/some/route", http.StatusOK, `id="main"`},
+		{"/console", http.StatusMovedPermanently, ""},
+	}
+	for _, tt := range tests {
+		resp, err := noRedirect.Get(env.rest.URL + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.wantStatus || !strings.Contains(string(b), tt.wantBody) {
+			t.Errorf("GET %s: %d, want %d with %q", tt.path, resp.StatusCode, tt.wantStatus, tt.wantBody)
+		}
+		if tt.wantStatus == http.StatusOK && !strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+			t.Errorf("GET %s: Content-Security-Policy = %q", tt.path, resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+}
 
 // TestConsoleE2E drives the operator console in Debian's headless Chromium
 // (console/e2e/run.mjs, playwright-core) against this server with the
