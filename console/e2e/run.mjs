@@ -74,6 +74,11 @@ for (let i = 0; i < 100; i++) {
 }
 await page.getByRole("cell", { name: "newsletter.hardbounce" }).first().waitFor({ timeout: 1000 });
 await shot("profile");
+await page.getByLabel("Only events (comma separated, optional)").fill("newsletter.hardbounce");
+await page.getByRole("button", { name: "Show" }).click();
+await page.waitForURL(/events=/);
+await page.getByRole("cell", { name: "newsletter.hardbounce" }).first().waitFor();
+if (await page.getByRole("cell", { name: "message.send", exact: true }).count()) throw new Error("the event filter let message.send through");
 
 step("suppression listed");
 await page.getByRole("link", { name: "Suppressions" }).click();
