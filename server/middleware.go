@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -140,6 +141,8 @@ func routeFamily(path string) string {
 		return "readyz"
 	case path == "/metrics":
 		return "metrics"
+	case path == "/console" || strings.HasPrefix(path, "/console/"):
+		return "console"
 	default:
 		return "api"
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/ibmail/ibmail/apidocs"
 	"github.com/ibmail/ibmail/buildinfo"
 	"github.com/ibmail/ibmail/classifier"
+	"github.com/ibmail/ibmail/console"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/metrics"
 	"github.com/ibmail/ibmail/rules"
@@ -233,6 +234,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
 	mux.Handle("GET /metrics", metrics.Handler(metrics.NewBacklogCollector(s.probe), metrics.NewDomainCollector(opts.Store)))
 	apidocs.Register(mux)
+	mux.Handle("GET /console/", console.Handler())
+	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	mux.Handle("/", gw)
 	logged := accessLog(opts.Logger, mux)
 	s.http = bodyDeadlines(opts.Limits, whenTelemetry(otelhttp.NewHandler(logged, "ibmail.http",

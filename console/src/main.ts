@@ -1,0 +1,375 @@
+// The ibmail operator console: plain TypeScript and DOM over the server's own
+// REST API (/v1, protojson camelCase). The caller's token lives in
+// sessionStorage only, so it goes when the tab closes.
+import "./style.css";
+
+type Json = Record<string, any>;
+
+const TOKEN_KEY = "ibmail.token";
+const main = document.getElementById("main")!;
+const nav = document.getElementById("nav")!;
+const statusEl = document.getElementById("status")!;
+// Actions the server refused with 403: not offered again this session.
+const denied = new Set<string>();
+
+class ApiError extends Error {
+  constructor(public status: number, message: string) { super(message); }
+}
+
+async function api(method: string, path: string, body?: unknown): Promise<Json> {
+  const headers: Record<string, string> = { Authorization: "Bearer " + (sessionStorage.getItem(TOKEN_KEY) ?? "") };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let data: Json = {};
+  try { data = text ? JSON.parse(text) : {}; } catch { data = { message: text }; }
+  if (!res.ok) throw new ApiError(res.status, String(data.message ?? res.statusText));
+  return data;
+}
+
+// act runs an action named key; a 403 hides that action from then on.
+async function act(key: string, f: () => Promise<void>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) {
+      denied.add(key);
+      say("Your role may not do this: " + e.message, true);
+      route();
+      return;
+    }
+    say(e instanceof Error ? e.message : String(e), true);
+  }
+}
+
+function say(msg: string, error = false): void {
+  statusEl.textContent = msg;
+  statusEl.className = error ? "error" : "ok";
+}
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Json = {}, ...kids: (Node | string | null | undefined)[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "text") el.textContent = String(v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const kid of kids) if (kid !== null && kid !== undefined) el.append(kid);
+  return el;
+}
+
+let fieldSeq = 0;
+// field is a labelled input; every input of the console has a label.
+function field(label: string, attrs: Json = {}): { wrap: HTMLElement; input: HTMLInputElement } {
+  const id = "f" + ++fieldSeq;
+  const input = h("input", { id, name: attrs.name ?? id, ...attrs });
+  return { wrap: h("div", { class: "field" }, h("label", { for: id, text: label }), input), input };
+}
+
+function button(text: string, onclick: () => void, attrs: Json = {}): HTMLButtonElement {
+  return h("button", { type: "button", onclick, ...attrs }, text);
+}
+
+function copyButton(label: string, value: string): HTMLButtonElement {
+  return button("Copy " + label, () => { navigator.clipboard?.writeText(value).then(() => say("Copied " + label)).catch(() => say("Copy failed; select the text", true)); });
+}
+
+function table(cols: [string, (r: Json) => Node | string][], rows: Json[], caption: string): HTMLElement {
+  if (rows.length === 0) return h("p", { text: "No " + caption.toLowerCase() + "." });
+  const head = h("tr", {}, ...cols.map(([c]) => h("th", { scope: "col", text: c })));
+  const body = rows.map((r) => h("tr", {}, ...cols.map(([c, f]) => h("td", { "data-label": c }, f(r)))));
+  return h("div", { class: "scroll" }, h("table", {}, h("caption", { text: caption }), h("thead", {}, head), h("tbody", {}, ...body)));
+}
+
+const str = (k: string) => (r: Json) => r[k] === undefined ? "" : String(r[k]);
+const when = (k: string) => (r: Json) => r[k] ? new Date(r[k]).toLocaleString() : "";
+
+function page(title: string, ...kids: (Node | null)[]): void {
+  main.replaceChildren(h("h1", { text: title }), ...kids.filter((k): k is Node => k !== null));
+  document.title = title + " - ibmail console";
+  main.focus();
+}
+
+// ---- pages ----
+
+function signIn(): void {
+  const tok = field("Caller token", { type: "password", autocomplete: "off", required: true });
+  const form = h("form", {
+    onsubmit: (e: Event) => {
+      e.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, tok.input.value.trim());
+      denied.clear();
+      location.hash = "#/connections";
+    },
+  }, tok.wrap, h("button", { type: "submit" }, "Sign in"));
+  page("Sign in", h("p", { text: "The token is kept in this tab only (sessionStorage)." }), form);
+}
+
+async function connections(): Promise<void> {
+  const data = await api("GET", "/v1/connections?pageSize=100");
+  const list = (data.connections ?? []) as Json[];
+  const out = h("div", { id: "test-result", "aria-live": "polite" });
+  const rows = table([
+    ["Name", str("displayName")], ["Id", str("id")], ["Base URL", str("baseUrl")], ["API key", str("apiKeyHint")],
+    ["Application", str("applicationId")], ["Entity", str("entityId")],
+    ["Webhook URLs", (r) => h("span", {}, ...webhookURLs(r).map((u) => h("div", {}, h("code", { text: u }), " ", copyButton("URL", u))))],
+    ["Actions", (r) => h("span", { class: "actions" },
+      denied.has("test") ? null : button("Test", () => act("test", async () => {
+        const t = await api("POST", `/v1/connections/${encodeURIComponent(r.id)}:test`, {});
+        out.replaceChildren(h("h2", { text: "Test of " + (r.displayName || r.id) }),
+          h("p", { class: t.ok ? "ok" : "error", text: (t.ok ? "OK: " : "Not OK: ") + (t.message ?? t.result) }),
+          t.domains?.length ? h("p", { text: "Domains: " + t.domains.map((d: Json) => d.name + (d.blocked ? " (blocked)" : "")).join(", ") }) : "");
+      }), { "aria-label": "Test " + (r.displayName || r.id) }),
+      denied.has("deleteConnection") ? null : button("Delete", () => act("deleteConnection", async () => {
+        if (!confirm("Delete connection " + r.id + "?")) return;
+        await api("DELETE", `/v1/connections/${encodeURIComponent(r.id)}`); say("Deleted " + r.id); route();
+      }), { "aria-label": "Delete " + (r.displayName || r.id) }))],
+  ], list, "Connections");
+  const add = denied.has("createConnection") ? null : button("Add connection", () => addConnection());
+  page("Connections", add, rows, out);
+}
+
+function webhookURLs(c: Json): string[] {
+  if (!c.webhookUrl) return [];
+  // The connection's URL is its delivery-reports webhook; the tracking and
+  // platform-event webhooks sit beside it.
+  const base = String(c.webhookUrl);
+  const m = base.match(/^(.*)\/delivery-reports(.*)$/);
+  return m ? [base, `${m[1]}/tracking-reports${m[2]}`, `${m[1]}/platform-events${m[2]}`] : [base];
+}
+
+function addConnection(): void {
+  const key = field("API Key", { type: "password", autocomplete: "off", required: true });
+  const url = field("Base URL endpoint", { type: "url", required: true, placeholder: "https://xxxxx.api.infobip.com" });
+  const app = field("Application ID (optional)");
+  const ent = field("Entity ID (optional)");
+  const dlg = h("dialog", { "aria-labelledby": "add-title" });
+  const form = h("form", {
+    onsubmit: (e: Event) => {
+      e.preventDefault();
+      act("createConnection", async () => {
+        const r = await api("POST", "/v1/connections", {
+          displayName: new URL(url.input.value).host, apiKey: key.input.value, baseUrl: url.input.value,
+          applicationId: app.input.value || undefined, entityId: ent.input.value || undefined,
+        });
+        dlg.close(); dlg.remove();
+        await connections();
+        const c = r.connection as Json;
+        const secret = String(r.webhookSecret ?? "");
+        main.append(h("section", { class: "once", id: "secret" },
+          h("h2", { text: "Webhook secret (shown once)" }),
+          h("p", {}, h("code", { id: "secret-value", text: secret }), " ", copyButton("secret", secret)),
+          ...webhookURLs(c).map((u) => h("p", {}, h("code", { text: u }), " ", copyButton("URL", u)))));
+        say("Connection " + c.id + " added");
+      });
+    },
+  }, h("h2", { id: "add-title", text: "Add connection" }), key.wrap, url.wrap, app.wrap, ent.wrap,
+    h("div", { class: "actions" }, h("button", { type: "submit" }, "Apply"), button("Cancel", () => { dlg.close(); dlg.remove(); })));
+  dlg.append(form);
+  document.body.append(dlg);
+  dlg.showModal();
+  key.input.focus();
+}
+
+async function senders(): Promise<void> {
+  const data = await api("GET", "/v1/senders?pageSize=100");
+  const conns = ((await api("GET", "/v1/connections?pageSize=100")).connections ?? []) as Json[];
+  const rows = table([
+    ["Id", str("id")], ["From", str("fromAddress")], ["Name", str("fromName")], ["Connection", str("connectionId")], ["Created", when("createTime")],
+    ["Actions", (r) => denied.has("deleteSender") ? "" : button("Delete", () => act("deleteSender", async () => {
+      if (!confirm("Delete sender " + r.fromAddress + "?")) return;
+      await api("DELETE", `/v1/senders/${encodeURIComponent(r.id)}`); route();
+    }), { "aria-label": "Delete " + r.fromAddress })],
+  ], data.senders ?? [], "Sender accounts");
+  let form: HTMLElement | null = null;
+  if (!denied.has("createSender")) {
+    const sel = h("select", { id: "sender-conn", required: true }, ...conns.map((c) => h("option", { value: c.id, text: c.displayName || c.id })));
+    const from = field("From address", { type: "email", required: true });
+    const name = field("From name");
+    form = h("form", {
+      onsubmit: (e: Event) => { e.preventDefault(); act("createSender", async () => {
+        await api("POST", "/v1/senders", { connectionId: sel.value, fromAddress: from.input.value, fromName: name.input.value || undefined });
+        say("Sender added"); route();
+      }); },
+    }, h("h2", { text: "New sender account" }), h("div", { class: "field" }, h("label", { for: "sender-conn", text: "Connection" }), sel), from.wrap, name.wrap, h("button", { type: "submit" }, "Create sender"));
+  }
+  page("Sender accounts", rows, form);
+}
+
+function progress(s: Json): HTMLElement {
+  const n = Number(s.recipientCount ?? 0);
+  const parts: [string, number][] = [["pending", s.pendingCount], ["accepted", s.acceptedCount], ["rejected", s.rejectedCount], ["suppressed", s.suppressedCount], ["failed", s.failedCount]].map(([k, v]) => [k as string, Number(v ?? 0)]);
+  const bar = h("div", { class: "bar", role: "img", "aria-label": parts.map(([k, v]) => `${v} ${k}`).join(", ") },
+    ...parts.filter(([, v]) => v > 0).map(([k, v]) => {
+      // Set through the CSSOM: the CSP (style-src 'self') refuses style attributes.
+      const seg = h("span", { class: "seg " + k });
+      seg.style.width = `${n ? (100 * v) / n : 0}%`;
+      return seg;
+    }));
+  return h("div", {}, bar, h("small", { text: parts.map(([k, v]) => `${k} ${v}`).join(" · ") + ` of ${n}` }));
+}
+
+async function sends(): Promise<void> {
+  const data = await api("GET", "/v1/sends?pageSize=100");
+  const rows = table([
+    ["Send", (r) => h("a", { href: "#/sends/" + encodeURIComponent(r.id), text: r.subject || r.id })],
+    ["State", (r) => String(r.state ?? "").replace("SEND_STATE_", "").toLowerCase()], ["Progress", progress], ["Created", when("createTime")],
+  ], data.sends ?? [], "Sends");
+  let form: HTMLElement | null = null;
+  let snd: Json[] = [];
+  if (!denied.has("createSend")) {
+    try {
+      snd = ((await api("GET", "/v1/senders?pageSize=100")).senders ?? []) as Json[];
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 403)) throw e;
+      denied.add("createSend"); // who may not see the senders may not send
+    }
+  }
+  if (!denied.has("createSend")) {
+    const sel = h("select", { id: "send-sender", required: true }, ...snd.map((s) => h("option", { value: s.id, text: s.fromAddress })));
+    const subj = field("Subject", { required: true });
+    const text = field("Text", { required: true });
+    const rcpt = field("Recipients (comma separated)", { required: true });
+    form = h("form", {
+      onsubmit: (e: Event) => { e.preventDefault(); act("createSend", async () => {
+        const recipients = rcpt.input.value.split(",").map((x) => x.trim()).filter(Boolean).map((email) => ({ profileId: email, email }));
+        await api("POST", "/v1/sends", { senderId: sel.value, subject: subj.input.value, text: text.input.value, recipients });
+        say("Send created"); route();
+      }); },
+    }, h("h2", { text: "New send" }), h("div", { class: "field" }, h("label", { for: "send-sender", text: "Sender" }), sel), subj.wrap, text.wrap, rcpt.wrap, h("button", { type: "submit" }, "Send"));
+  }
+  page("Sends", rows, form);
+}
+
+async function sendDetail(id: string): Promise<void> {
+  const s = (await api("GET", `/v1/sends/${encodeURIComponent(id)}`)).send as Json;
+  const r = await api("GET", `/v1/sends/${encodeURIComponent(id)}/recipients?pageSize=1000`);
+  page("Send " + (s.subject || id), progress(s), table([
+    ["Email", (x) => h("a", { href: "#/profile/" + encodeURIComponent(x.email ?? x.profileId), text: x.email })],
+    ["Profile", str("profileId")], ["State", (x) => String(x.state ?? "").replace("RECIPIENT_STATE_", "").toLowerCase()], ["Detail", (x) => String(x.error ?? x.reason ?? x.messageId ?? "")],
+  ], (r.recipients ?? []) as Json[], "Recipients"));
+}
+
+async function profile(id: string, token = "", filter = ""): Promise<void> {
+  const idf = field("Profile id or address", { value: id, required: true });
+  const ev = field("Only events (comma separated, optional)", { value: filter });
+  const form = h("form", {
+    onsubmit: (e: Event) => { e.preventDefault(); location.hash = "#/profile/" + encodeURIComponent(idf.input.value.trim()) + (ev.input.value ? "?events=" + encodeURIComponent(ev.input.value) : ""); },
+  }, idf.wrap, ev.wrap, h("button", { type: "submit" }, "Show"));
+  if (!id) { page("Profile card", form); return; }
+  const q = new URLSearchParams({ pageSize: "50" });
+  if (token) q.set("pageToken", token);
+  for (const n of filter.split(",").map((x) => x.trim()).filter(Boolean)) q.append("eventNames", n);
+  const data = await api("GET", `/v1/profiles/${encodeURIComponent(id)}/events?${q}`);
+  const events = (data.events ?? []) as Json[];
+  const list = table([
+    ["Time", when("time")], ["Event", str("action")], ["Email", str("email")],
+    ["Params", (r) => h("dl", { class: "params" }, ...Object.entries(r.params ?? {}).flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]))],
+  ], events, "Activity (newest first)");
+  const more = data.nextPageToken ? button("Older events", () => profile(id, data.nextPageToken, filter)) : null;
+  page("Profile card", form, h("h2", { text: id }), list, more);
+}
+
+async function segments(): Promise<void> {
+  const ev = field("Events (comma separated)", { value: "newsletter.hardbounce", required: true });
+  const since = field("Since", { type: "datetime-local" });
+  const until = field("Until", { type: "datetime-local" });
+  const out = h("div", { id: "segment-result" });
+  const search = async (): Promise<Json[]> => {
+    const all: Json[] = [];
+    let token = "";
+    do {
+      const body: Json = { eventNames: ev.input.value.split(",").map((x) => x.trim()).filter(Boolean), pageSize: 1000, pageToken: token || undefined };
+      if (since.input.value) body.since = new Date(since.input.value).toISOString();
+      if (until.input.value) body.until = new Date(until.input.value).toISOString();
+      const r = await api("POST", "/v1/profiles:search", body);
+      all.push(...(r.profiles ?? []));
+      token = r.nextPageToken ?? "";
+    } while (token && all.length < 100000);
+    return all;
+  };
+  let last: Json[] = [];
+  const form = h("form", {
+    onsubmit: (e: Event) => { e.preventDefault(); act("search", async () => {
+      last = await search();
+      out.replaceChildren(h("p", { text: `${last.length} profiles` }), table([
+        ["Profile", (r) => h("a", { href: "#/profile/" + encodeURIComponent(r.profileId), text: r.profileId })], ["Email", str("email")], ["Events", str("eventCount")],
+      ], last, "Profiles"), button("Export CSV", () => {
+        const esc = (v: unknown) => '"' + String(v ?? "").replace(/"/g, '""') + '"';
+        const csv = "profile_id,email,event_count\n" + last.map((r) => [r.profileId, r.email, r.eventCount].map(esc).join(",")).join("\n") + "\n";
+        const a = h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: "segment.csv" });
+        document.body.append(a); a.click(); a.remove();
+      }));
+    }); },
+  }, ev.wrap, since.wrap, until.wrap, h("button", { type: "submit" }, "Find profiles"));
+  page("Segmentation", form, out);
+}
+
+async function suppressions(): Promise<void> {
+  const data = await api("GET", "/v1/suppressions?pageSize=1000");
+  page("Suppressions", table([
+    ["Email", (r) => h("a", { href: "#/profile/" + encodeURIComponent(r.email), text: r.email })], ["Profile", str("profileId")], ["Event", str("eventName")], ["Reason", str("reason")],
+    ["Actions", (r) => denied.has("deleteSuppression") ? "" : button("Remove", () => act("deleteSuppression", async () => {
+      if (!confirm("Remove the suppression of " + r.email + "?")) return;
+      await api("DELETE", `/v1/suppressions/${encodeURIComponent(r.email)}`); route();
+    }), { "aria-label": "Remove suppression of " + r.email })],
+  ], data.suppressions ?? [], "Suppressions"));
+}
+
+async function attention(): Promise<void> {
+  const reports = await api("GET", "/v1/deliveryReports?pageSize=100&outcome=REPORT_OUTCOME_UNCLASSIFIED");
+  const rejected = await api("GET", "/v1/rejectedPayloads?pageSize=100");
+  page("Attention",
+    table([["Received", when("receiveTime")], ["Message", (r) => String(r.report?.messageId ?? "")], ["To", (r) => String(r.report?.to ?? "")],
+      ["Error", (r) => [r.report?.error?.id, r.report?.error?.name, r.report?.error?.groupName].filter((x) => x !== undefined).join(" ")],
+      ["Profile", (r) => r.profileId ? h("a", { href: "#/profile/" + encodeURIComponent(r.profileId), text: r.profileId }) : ""]],
+    (reports.reports ?? []) as Json[], "Unclassified reports"),
+    table([["Id", str("id")], ["Received", when("receiveTime")], ["Content type", str("contentType")], ["Reason", str("reason")],
+      ["Size", (r) => String(r.bodyBytes ?? "") + (r.bodyTruncated ? " (truncated)" : "")]], (rejected.payloads ?? []) as Json[], "Rejected payloads"));
+}
+
+async function domains(): Promise<void> {
+  const data = await api("GET", "/v1/sendingDomains?pageSize=1000");
+  page("Sending domains", table([
+    ["Domain", str("domain")], ["State", (r) => String(r.state ?? "").replace("SENDING_DOMAIN_STATE_", "").toLowerCase()], ["Reason", str("reason")],
+    ["Bounce rate", (r) => Object.entries(r).filter(([k]) => /BounceRate$/.test(k)).map(([k, v]) => `${k.replace(/BounceRate$/, "")} ${Number(v).toFixed(2)}%`).join(", ")],
+    ["Actions", (r) => denied.has("unblock") || /ACTIVE/.test(String(r.state)) ? "" : button("Unblock", () => act("unblock", async () => {
+      await api("POST", `/v1/sendingDomains/${encodeURIComponent(r.domain)}:unblock`, {}); say("Unblocked " + r.domain); route();
+    }), { "aria-label": "Unblock " + r.domain })],
+  ], data.sendingDomains ?? [], "Sending domains"));
+}
+
+// ---- routing ----
+
+const pages: [string, string][] = [["connections", "Connections"], ["senders", "Sender accounts"], ["sends", "Sends"], ["profile", "Profile card"],
+  ["segments", "Segmentation"], ["suppressions", "Suppressions"], ["attention", "Attention"], ["domains", "Sending domains"]];
+
+async function route(): Promise<void> {
+  const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name, ...rest] = path.split("/");
+  const arg = decodeURIComponent(rest.join("/"));
+  const signedIn = !!sessionStorage.getItem(TOKEN_KEY);
+  nav.replaceChildren(...(signedIn ? [...pages.map(([k, t]) => h("a", { href: "#/" + k, "aria-current": k === name ? "page" : undefined, text: t })),
+    button("Sign out", () => { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/signin"; })] : []));
+  if (!signedIn || name === "signin") { signIn(); return; }
+  try {
+    switch (name) {
+      case "senders": await senders(); break;
+      case "sends": await (arg ? sendDetail(arg) : sends()); break;
+      case "profile": await profile(arg, "", new URLSearchParams(query ?? "").get("events") ?? ""); break;
+      case "segments": await segments(); break;
+      case "suppressions": await suppressions(); break;
+      case "attention": await attention(); break;
+      case "domains": await domains(); break;
+      default: await connections();
+    }
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem(TOKEN_KEY); say("Sign in again: " + e.message, true); signIn(); return; }
+    if (e instanceof ApiError && e.status === 403) { page("Not for your role", h("p", { class: "error", text: "Your role may not see this page: " + e.message })); return; }
+    page("Error", h("p", { class: "error", text: e instanceof Error ? e.message : String(e) }));
+  }
+}
+
+window.addEventListener("hashchange", () => { route(); });
+route();
