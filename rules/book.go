@@ -221,7 +221,8 @@ func (b *Book) add(ctx context.Context, set classifier.RuleSet, c Change, restor
 	if b.file {
 		return nil, ErrFromFile
 	}
-	if _, err := Compile(set); err != nil {
+	engine, err := Compile(set)
+	if err != nil {
 		return nil, err
 	}
 	enc, err := json.Marshal(set)
@@ -232,13 +233,15 @@ func (b *Book) add(ctx context.Context, set classifier.RuleSet, c Change, restor
 	if err != nil {
 		return nil, err
 	}
-	snap, err := compileVersion(v)
-	if err != nil {
-		return nil, err
+	// In force here at once, with the engine just compiled: the stored
+	// encoding decodes to the same set, which is what the other replicas
+	// compile. A newer version another replica stored meanwhile stays.
+	snap := snapshotOf(v, engine)
+	b.mu.Lock()
+	if snap.Version > b.cur.Load().Version {
+		b.cur.Store(snap)
 	}
-	if err := b.Refresh(ctx); err != nil {
-		b.log.Warn("rules refresh after a change failed", slog.String("error", err.Error()))
-	}
+	b.mu.Unlock()
 	return snap, nil
 }
 
@@ -261,8 +264,12 @@ func compileVersion(v store.RuleVersion) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rules: version %d no longer compiles: %w", v.Version, err)
 	}
+	return snapshotOf(v, e), nil
+}
+
+func snapshotOf(v store.RuleVersion, e *classifier.Engine) *Snapshot {
 	return &Snapshot{Engine: e, Version: v.Version, Source: SourceStore, CreateTime: v.CreateTime,
-		CreatedBy: v.CreatedBy, RestoredFrom: v.RestoredFrom, Comment: v.Comment}, nil
+		CreatedBy: v.CreatedBy, RestoredFrom: v.RestoredFrom, Comment: v.Comment}
 }
 
 // Static is a book that keeps engine in force for good and refuses

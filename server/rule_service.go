@@ -168,15 +168,22 @@ func (s *RuleService) TestRules(ctx context.Context, req *ibmailv1.TestRulesRequ
 	}
 	current := s.book.Current()
 	resp := &ibmailv1.TestRulesResponse{CurrentVersion: current.Version}
-	add := func(source string, cur, prop *ibmailv1.Classification, always bool) {
+	// Every given report is listed; of the stored ones, the first
+	// maxTestResults that change.
+	storedListed := 0
+	add := func(source string, cur, prop *ibmailv1.Classification, given bool) {
 		resp.Examined++
 		changed := cur.GetOutcome() != prop.GetOutcome() || cur.GetEventName() != prop.GetEventName()
 		if changed {
 			resp.Changed++
 		}
-		if (always || changed) && len(resp.Results) < maxTestResults+2*maxTestReports {
-			resp.Results = append(resp.Results, &ibmailv1.RuleTestResult{Source: source, Current: cur, Proposed: prop, Changed: changed})
+		if !given && (!changed || storedListed >= maxTestResults) {
+			return
 		}
+		if !given {
+			storedListed++
+		}
+		resp.Results = append(resp.Results, &ibmailv1.RuleTestResult{Source: source, Current: cur, Proposed: prop, Changed: changed})
 	}
 	now := time.Now().UTC()
 	for i, r := range req.GetReports() {
@@ -202,25 +209,15 @@ func (s *RuleService) TestRules(ctx context.Context, req *ibmailv1.TestRulesRequ
 		add(field, c, p, true)
 	}
 	if n := int(req.GetLastStored()); n > 0 {
-		storedAdded := 0
 		for _, kind := range []store.ReportKind{store.ReportDelivery, store.ReportTracking} {
 			rows, err := s.store.ListReports(ctx, store.ReportQuery{Kind: kind, Outcome: store.Outcome(req.GetStoredOutcome()), Limit: n})
 			if err != nil {
 				return nil, err
 			}
 			for _, row := range rows {
-				before := len(resp.Results)
-				if err := testStored(row, current, proposed, now, add); err != nil {
-					// A stored row this server cannot read back is skipped,
-					// as the listings skip it; it cannot change under rules.
-					continue
-				}
-				if len(resp.Results) > before {
-					storedAdded++
-				}
-				if storedAdded >= maxTestResults {
-					resp.Results = resp.Results[:len(resp.Results)-(len(resp.Results)-before)]
-				}
+				// A stored row this server cannot read back is skipped, as
+				// the listings skip it.
+				_ = testStored(row, current, proposed, now, add)
 			}
 		}
 	}
@@ -229,7 +226,7 @@ func (s *RuleService) TestRules(ctx context.Context, req *ibmailv1.TestRulesRequ
 
 // testStored classifies one stored report under both rule sets.
 func testStored(row store.StoredReport, current *rules.Snapshot, proposed *classifier.Engine, now time.Time,
-	add func(source string, cur, prop *ibmailv1.Classification, always bool)) error {
+	add func(source string, cur, prop *ibmailv1.Classification, given bool)) error {
 	if row.Kind == store.ReportTracking {
 		r := &ibmailv1.TrackingReport{}
 		if err := proto.Unmarshal(row.Payload, r); err != nil {
