@@ -27,6 +27,9 @@ const SequencerLease = "events.sequencer"
 // LoggedEvent is an event with its position in the event log.
 type LoggedEvent struct {
 	Position int64
+	// Retraction says that this entry retracts Event (whose Retraction is
+	// set) rather than adds it.
+	Retraction bool
 	Event
 }
 

@@ -138,6 +138,11 @@ type Event struct {
 	ProfileID string
 	Email     string
 	Params    map[string]string
+	// RulesVersion is the rules version that made the event (0: the
+	// built-in rules or a rules file, or an event made from no report).
+	RulesVersion int64
+	// Retraction is set when a reclassification retracted the event.
+	Retraction *EventRetraction
 	// Unreadable, when not empty, says why part of the stored row could not
 	// be read back (params that do not decode): the engines return such a
 	// row rather than fail the whole read, and readers skip it.
@@ -157,6 +162,8 @@ type EventQuery struct {
 	Names     []string // empty: all
 	Limit     int
 	After     *EventCursor // nil: from the newest
+	// IncludeRetracted lists retracted events too.
+	IncludeRetracted bool
 }
 
 // ProfileQuery is a segmentation: profiles with any of Names (empty: any
@@ -166,6 +173,8 @@ type ProfileQuery struct {
 	Since, Until   time.Time // zero: unbounded
 	Limit          int
 	AfterProfileID string // "": from the first
+	// IncludeRetracted counts retracted events too.
+	IncludeRetracted bool
 }
 
 // ProfileMatch is one profile found by a segmentation.
@@ -231,6 +240,7 @@ type Store interface {
 	SecretStore
 	DomainStore
 	RuleStore
+	OperationStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

@@ -57,7 +57,8 @@ func lockLease(ctx context.Context, tx pgx.Tx, name, owner string) error {
 // it numbers. The snapshot is taken after lockLease, so MAX(position) counts
 // whatever the previous sequencer committed. An entry whose transaction has
 // not committed yet is not seen; it is taken by a later call, with a later
-// position, whatever its id.
+// position, whatever its id. An entry is an event's id, or a retraction's
+// (see migration 0013), which logs the event it retracts.
 const sequenceSQL = `
 WITH taken AS (
 	DELETE FROM event_outbox
@@ -67,9 +68,10 @@ WITH taken AS (
 last AS (
 	SELECT coalesce(max(position), 0) AS position FROM event_log
 )
-INSERT INTO event_log (position, event_id, name)
-SELECT last.position + row_number() OVER (ORDER BY t.event_id), t.event_id, e.name
-FROM taken t JOIN profile_events e ON e.id = t.event_id CROSS JOIN last`
+INSERT INTO event_log (position, event_id, name, retraction)
+SELECT last.position + row_number() OVER (ORDER BY t.event_id), e.id, e.name, r.id IS NOT NULL
+FROM taken t LEFT JOIN event_retractions r ON r.id = t.event_id
+JOIN profile_events e ON e.id = coalesce(r.event_id, t.event_id) CROSS JOIN last`
 
 // SequenceEvents moves the oldest committed outbox entries to the log. It
 // reads first, so that the usual call, finding the outbox empty, locks and
@@ -111,8 +113,8 @@ func (s *Store) SequenceEvents(ctx context.Context, owner string, limit int) (in
 // position.
 func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]store.LoggedEvent, error) {
 	var args sqlArgs
-	query := `SELECT l.position, e.id, e.name, e.time, e.profile_id, e.email, e.params
-		FROM event_log l JOIN profile_events e ON e.id = l.event_id WHERE l.position > ` + args.add(q.After)
+	query := `SELECT l.position, l.retraction, e.id, e.name, e.time, e.profile_id, e.email, e.params, ` + eventExtrasSQL + `
+		FROM event_log l JOIN profile_events e ON e.id = l.event_id` + eventJoinsSQL + ` WHERE l.position > ` + args.add(q.After)
 	if names := uniqueNames(q.Names); len(names) > 0 {
 		query += ` AND l.name = ANY(` + args.add(names) + `)`
 	}
@@ -128,10 +130,13 @@ func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]stor
 			var (
 				e      store.LoggedEvent
 				params []byte
+				extras eventExtras
 			)
-			if err := row.Scan(&e.Position, &e.ID, &e.Name, &e.Time, &e.ProfileID, &e.Email, &params); err != nil {
+			if err := row.Scan(append([]any{&e.Position, &e.Retraction, &e.ID, &e.Name, &e.Time, &e.ProfileID, &e.Email, &params},
+				extras.dest()...)...); err != nil {
 				return e, err
 			}
+			extras.apply(&e.Event)
 			e.ReportID = e.ID
 			e.Time = utc(e.Time)
 			m, err := decodeParams(params)

@@ -34,14 +34,18 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 		sb   strings.Builder
 		args sqlArgs
 	)
-	sb.WriteString(`SELECT id, name, time, profile_id, email, params FROM profile_events WHERE profile_id = ` + args.add(q.ProfileID))
+	sb.WriteString(`SELECT e.id, e.name, e.time, e.profile_id, e.email, e.params, ` + eventExtrasSQL + `
+		FROM profile_events e` + eventJoinsSQL + ` WHERE e.profile_id = ` + args.add(q.ProfileID))
 	if names := uniqueNames(q.Names); len(names) > 0 {
-		sb.WriteString(` AND name = ANY(` + args.add(names) + `)`)
+		sb.WriteString(` AND e.name = ANY(` + args.add(names) + `)`)
 	}
 	if q.After != nil {
-		sb.WriteString(` AND (time, id) < (` + args.add(q.After.Time) + `, ` + args.add(q.After.ID) + `)`)
+		sb.WriteString(` AND (e.time, e.id) < (` + args.add(q.After.Time) + `, ` + args.add(q.After.ID) + `)`)
 	}
-	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT ` + args.add(limitOf(q.Limit)))
+	if !q.IncludeRetracted {
+		sb.WriteString(` AND rt.id IS NULL`)
+	}
+	sb.WriteString(` ORDER BY e.time DESC, e.id DESC LIMIT ` + args.add(limitOf(q.Limit)))
 
 	var out []store.Event
 	err := s.run(ctx, "list events", func() error {
@@ -53,10 +57,12 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 			var (
 				e      store.Event
 				params []byte
+				extras eventExtras
 			)
-			if err := row.Scan(&e.ID, &e.Name, &e.Time, &e.ProfileID, &e.Email, &params); err != nil {
+			if err := row.Scan(append([]any{&e.ID, &e.Name, &e.Time, &e.ProfileID, &e.Email, &params}, extras.dest()...)...); err != nil {
 				return e, err
 			}
+			extras.apply(&e)
 			e.ReportID = e.ID // an event's id is its report's, see the schema
 			e.Time = utc(e.Time)
 			if e.Params, err = decodeParams(params); err != nil {
@@ -70,6 +76,55 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 		return nil, err
 	}
 	return out, nil
+}
+
+// notRetractedSQL is the condition that the event row of table (or alias)
+// t is not retracted: one probe of event_retractions' unique index, which
+// finds nothing in the common case of a store never reclassified.
+func notRetractedSQL(t string) string {
+	return `NOT EXISTS (SELECT 1 FROM event_retractions r WHERE r.event_id = ` + t + `.id)`
+}
+
+// eventExtrasSQL are the columns eventExtras reads after an event's own,
+// from the joins eventJoinsSQL adds for the event aliased e: the rules
+// version that made it and its retraction, if any.
+const (
+	eventExtrasSQL = `coalesce(rc.rules_version, rt.event_rules_version, d.rules_version, t.rules_version, 0),
+		rt.retract_time, rt.operation, rt.rules_version, rt.replaced_by`
+	eventJoinsSQL = ` LEFT JOIN reclassified_events rc ON rc.event_id = e.id
+		LEFT JOIN event_retractions rt ON rt.event_id = e.id
+		LEFT JOIN delivery_reports d ON d.id = e.id
+		LEFT JOIN tracking_events t ON t.id = e.id`
+)
+
+// eventExtras receives eventExtrasSQL.
+type eventExtras struct {
+	rulesVersion int64
+	retractTime  *time.Time
+	operation    *string
+	retractRules *int64
+	replacedBy   *int64
+}
+
+func (x *eventExtras) dest() []any {
+	return []any{&x.rulesVersion, &x.retractTime, &x.operation, &x.retractRules, &x.replacedBy}
+}
+
+func (x *eventExtras) apply(e *store.Event) {
+	e.RulesVersion = x.rulesVersion
+	if x.retractTime != nil {
+		r := &store.EventRetraction{Time: utc(*x.retractTime)}
+		if x.operation != nil {
+			r.Operation = *x.operation
+		}
+		if x.retractRules != nil {
+			r.RulesVersion = *x.retractRules
+		}
+		if x.replacedBy != nil {
+			r.ReplacedBy = *x.replacedBy
+		}
+		e.Retraction = r
+	}
 }
 
 // SearchProfiles finds the profiles with matching events, by profile id,
@@ -100,6 +155,10 @@ func (s *Store) SearchProfiles(ctx context.Context, q store.ProfileQuery) ([]sto
 	}
 	if !q.Until.IsZero() {
 		where.WriteString(` AND time < ` + args.add(q.Until))
+	}
+	if !q.IncludeRetracted {
+		where.WriteString(` AND ` + notRetractedSQL("profile_events"))
+		nameFilter += ` AND ` + notRetractedSQL("e")
 	}
 	query := `WITH g AS (
 		SELECT profile_id, count(*) AS n, max(time) AS last FROM profile_events

@@ -87,9 +87,12 @@ func (s *Store) SequenceEvents(ctx context.Context, owner string, limit int) (in
 			limit).Scan(&lastID); err != nil || !lastID.Valid {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO event_log (position, event_id, name)
-			SELECT ? + ROW_NUMBER() OVER (ORDER BY o.event_id), o.event_id, e.name
-			FROM event_outbox o JOIN profile_events e ON e.id = o.event_id
+		// An outbox entry is an event's id, or a retraction's (see
+		// migration 0012), which logs the event it retracts.
+		res, err := tx.ExecContext(ctx, `INSERT INTO event_log (position, event_id, name, retraction)
+			SELECT ? + ROW_NUMBER() OVER (ORDER BY o.event_id), e.id, e.name, r.id IS NOT NULL
+			FROM event_outbox o LEFT JOIN event_retractions r ON r.id = o.event_id
+			JOIN profile_events e ON e.id = coalesce(r.event_id, o.event_id)
 			WHERE o.event_id <= ? ORDER BY o.event_id`, last.Int64, lastID.Int64)
 		if err != nil {
 			return err
@@ -113,8 +116,8 @@ func (s *Store) SequenceEvents(ctx context.Context, owner string, limit int) (in
 func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]store.LoggedEvent, error) {
 	var sb strings.Builder
 	args := []any{q.After}
-	sb.WriteString(`SELECT l.position, e.id, e.name, e.time, e.profile_id, e.email, e.params
-		FROM event_log l JOIN profile_events e ON e.id = l.event_id WHERE l.position > ?`)
+	sb.WriteString(`SELECT l.position, l.retraction, e.id, e.name, e.time, e.profile_id, e.email, e.params, ` + eventExtrasSQL + `
+		FROM event_log l JOIN profile_events e ON e.id = l.event_id` + eventJoinsSQL + ` WHERE l.position > ?`)
 	if names := uniqueNames(q.Names); len(names) > 0 {
 		sb.WriteString(` AND l.name IN (` + placeholders(len(names)) + `)`)
 		for _, n := range names {
@@ -135,10 +138,13 @@ func (s *Store) ReadEventLog(ctx context.Context, q store.EventLogQuery) ([]stor
 			e      store.LoggedEvent
 			t      int64
 			params sql.NullString
+			extras eventExtras
 		)
-		if err := rows.Scan(&e.Position, &e.ID, &e.Name, &t, &e.ProfileID, &e.Email, &params); err != nil {
+		if err := rows.Scan(append([]any{&e.Position, &e.Retraction, &e.ID, &e.Name, &t, &e.ProfileID, &e.Email, &params},
+			extras.dest()...)...); err != nil {
 			return nil, readErr(ctx, "read event log", err)
 		}
+		extras.apply(&e.Event)
 		e.ReportID = e.ID
 		e.Time = fromMicros(t)
 		if params.Valid {

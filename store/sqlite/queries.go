@@ -49,20 +49,23 @@ func uniqueNames(names []string) []string {
 func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Event, error) {
 	var sb strings.Builder
 	args := []any{q.ProfileID}
-	sb.WriteString(`SELECT id, name, time, profile_id, email, params
-		FROM profile_events WHERE profile_id = ?`)
+	sb.WriteString(`SELECT e.id, e.name, e.time, e.profile_id, e.email, e.params, ` + eventExtrasSQL + `
+		FROM profile_events e INDEXED BY profile_events_activity` + eventJoinsSQL + ` WHERE e.profile_id = ?`)
 	if names := uniqueNames(q.Names); len(names) > 0 {
-		sb.WriteString(` AND name IN (` + placeholders(len(names)) + `)`)
+		sb.WriteString(` AND e.name IN (` + placeholders(len(names)) + `)`)
 		for _, n := range names {
 			args = append(args, n)
 		}
 	}
 	if q.After != nil {
 		t := micros(q.After.Time)
-		sb.WriteString(` AND time <= ? AND (time < ? OR id < ?)`)
+		sb.WriteString(` AND e.time <= ? AND (e.time < ? OR e.id < ?)`)
 		args = append(args, t, t, q.After.ID)
 	}
-	sb.WriteString(` ORDER BY time DESC, id DESC LIMIT ?`)
+	if !q.IncludeRetracted {
+		sb.WriteString(` AND rt.id IS NULL`)
+	}
+	sb.WriteString(` ORDER BY e.time DESC, e.id DESC LIMIT ?`)
 	args = append(args, limitOf(q.Limit))
 
 	rows, err := s.readDB.QueryContext(ctx, sb.String(), args...)
@@ -76,10 +79,12 @@ func (s *Store) ListEvents(ctx context.Context, q store.EventQuery) ([]store.Eve
 			e      store.Event
 			t      int64
 			params sql.NullString
+			extras eventExtras
 		)
-		if err := rows.Scan(&e.ID, &e.Name, &t, &e.ProfileID, &e.Email, &params); err != nil {
+		if err := rows.Scan(append([]any{&e.ID, &e.Name, &t, &e.ProfileID, &e.Email, &params}, extras.dest()...)...); err != nil {
 			return nil, readErr(ctx, "list events", err)
 		}
+		extras.apply(&e)
 		e.ReportID = e.ID // an event's id is its report's, see the schema
 		e.Time = fromMicros(t)
 		if params.Valid {
@@ -166,7 +171,50 @@ func segmentFilter(q store.ProfileQuery, names []string) (string, []any) {
 		sb.WriteString(` AND time < ?`)
 		args = append(args, micros(q.Until))
 	}
+	if !q.IncludeRetracted {
+		sb.WriteString(` AND ` + notRetractedSQL("profile_events"))
+	}
 	return sb.String(), args
+}
+
+// notRetractedSQL is the condition that the event row of table (or alias)
+// t is not retracted: one probe of event_retractions' unique index, which
+// finds nothing in the common case of a store never reclassified.
+func notRetractedSQL(t string) string {
+	return `NOT EXISTS (SELECT 1 FROM event_retractions r WHERE r.event_id = ` + t + `.id)`
+}
+
+// eventExtrasSQL are the columns scanEventExtras reads after an event's
+// own, from the joins eventJoinsSQL adds for the event aliased e: the
+// rules version that made it and its retraction, if any.
+const (
+	eventExtrasSQL = `coalesce(rc.rules_version, rt.event_rules_version, d.rules_version, t.rules_version, 0),
+		rt.retract_time, rt.operation, rt.rules_version, rt.replaced_by`
+	eventJoinsSQL = ` LEFT JOIN reclassified_events rc ON rc.event_id = e.id
+		LEFT JOIN event_retractions rt ON rt.event_id = e.id
+		LEFT JOIN delivery_reports d ON d.id = e.id
+		LEFT JOIN tracking_events t ON t.id = e.id`
+)
+
+// eventExtras receives eventExtrasSQL.
+type eventExtras struct {
+	rulesVersion int64
+	retractTime  sql.NullInt64
+	operation    sql.NullString
+	retractRules sql.NullInt64
+	replacedBy   sql.NullInt64
+}
+
+func (x *eventExtras) dest() []any {
+	return []any{&x.rulesVersion, &x.retractTime, &x.operation, &x.retractRules, &x.replacedBy}
+}
+
+func (x *eventExtras) apply(e *store.Event) {
+	e.RulesVersion = x.rulesVersion
+	if x.retractTime.Valid {
+		e.Retraction = &store.EventRetraction{Time: fromMicros(x.retractTime.Int64), Operation: x.operation.String,
+			RulesVersion: x.retractRules.Int64, ReplacedBy: x.replacedBy.Int64}
+	}
 }
 
 func windowProbeSQL(q store.ProfileQuery, names []string, limit int) (string, []any) {
@@ -194,6 +242,9 @@ func searchProfilesSQL(q store.ProfileQuery, names []string, profileFirst bool) 
 			SELECT e.email FROM profile_events e INDEXED BY profile_events_activity
 			WHERE e.profile_id = g.profile_id AND e.time = g.last`)
 	args = append(args, limitOf(q.Limit))
+	if !q.IncludeRetracted {
+		sb.WriteString(` AND ` + notRetractedSQL("e"))
+	}
 	// The email of the latest matching event, ties going to the highest
 	// id: one short range of the activity index per returned profile.
 	if len(names) > 0 {

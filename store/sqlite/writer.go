@@ -99,8 +99,8 @@ type writer struct {
 
 const (
 	// nextIDSQL is the id the next row of any of the tables that share
-	// the event ids gets (see migration 0008): one above the highest of
-	// all four, each read as the last entry of its primary key. The
+	// the event ids gets (see migrations 0008 and 0012): one above the
+	// highest of all five, each read as the last entry of its primary key. The
 	// writer reads it once per transaction and counts on from there in
 	// Go; the single write connection serialises every transaction that
 	// does, so no two can hand out one id.
@@ -108,7 +108,8 @@ const (
 		(SELECT coalesce(max(id), 0) FROM delivery_reports),
 		(SELECT coalesce(max(id), 0) FROM tracking_events),
 		(SELECT coalesce(max(id), 0) FROM profile_events),
-		(SELECT coalesce(max(id), 0) FROM domain_events)) + 1`
+		(SELECT coalesce(max(id), 0) FROM domain_events),
+		(SELECT coalesce(max(id), 0) FROM event_retractions)) + 1`
 	// The conflict target is the report's key (a bare DO NOTHING would
 	// cover every constraint): a clash on the id, which would be a bug in
 	// the id counting, fails the transaction instead of passing for a

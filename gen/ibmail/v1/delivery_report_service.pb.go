@@ -22,6 +22,127 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ReclassifyReportsRequest says which stored reports to reclassify.
+type ReclassifyReportsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The window of receive times; unset: every stored report.
+	Window *ReclassifyWindow `protobuf:"bytes,1,opt,name=window,proto3" json:"window,omitempty"`
+	// Only reports of these outcomes, such as `UNCLASSIFIED`; empty: all.
+	Outcomes []ReportOutcome `protobuf:"varint,2,rep,packed,name=outcomes,proto3,enum=ibmail.v1.ReportOutcome" json:"outcomes,omitempty"`
+	// When true, count and sample what would change, writing nothing.
+	DryRun bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The caller's id of this request (AIP-155): a retry with the same id
+	// returns the operation the first call started instead of a second one.
+	// Up to 64 characters of letters, digits, '-' and '_'.
+	RequestId     string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclassifyReportsRequest) Reset() {
+	*x = ReclassifyReportsRequest{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclassifyReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclassifyReportsRequest) ProtoMessage() {}
+
+func (x *ReclassifyReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclassifyReportsRequest.ProtoReflect.Descriptor instead.
+func (*ReclassifyReportsRequest) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReclassifyReportsRequest) GetWindow() *ReclassifyWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *ReclassifyReportsRequest) GetOutcomes() []ReportOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+func (x *ReclassifyReportsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ReclassifyReportsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// ReclassifyReportsResponse names the operation started.
+type ReclassifyReportsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation; poll it with OperationService.GetOperation.
+	Operation     *Operation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclassifyReportsResponse) Reset() {
+	*x = ReclassifyReportsResponse{}
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclassifyReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclassifyReportsResponse) ProtoMessage() {}
+
+func (x *ReclassifyReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclassifyReportsResponse.ProtoReflect.Descriptor instead.
+func (*ReclassifyReportsResponse) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReclassifyReportsResponse) GetOperation() *Operation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
 // IngestTrackingReportsRequest carries tracking reports as Infobip posts
 // them.
 type IngestTrackingReportsRequest struct {
@@ -40,7 +161,7 @@ type IngestTrackingReportsRequest struct {
 
 func (x *IngestTrackingReportsRequest) Reset() {
 	*x = IngestTrackingReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -52,7 +173,7 @@ func (x *IngestTrackingReportsRequest) String() string {
 func (*IngestTrackingReportsRequest) ProtoMessage() {}
 
 func (x *IngestTrackingReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[0]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -65,7 +186,7 @@ func (x *IngestTrackingReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestTrackingReportsRequest.ProtoReflect.Descriptor instead.
 func (*IngestTrackingReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{0}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *IngestTrackingReportsRequest) GetReports() []*TrackingReport {
@@ -104,7 +225,7 @@ type IngestTrackingReportsResponse struct {
 
 func (x *IngestTrackingReportsResponse) Reset() {
 	*x = IngestTrackingReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +237,7 @@ func (x *IngestTrackingReportsResponse) String() string {
 func (*IngestTrackingReportsResponse) ProtoMessage() {}
 
 func (x *IngestTrackingReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +250,7 @@ func (x *IngestTrackingReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestTrackingReportsResponse.ProtoReflect.Descriptor instead.
 func (*IngestTrackingReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{1}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *IngestTrackingReportsResponse) GetAccepted() int32 {
@@ -183,7 +304,7 @@ type ListTrackingReportsRequest struct {
 
 func (x *ListTrackingReportsRequest) Reset() {
 	*x = ListTrackingReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +316,7 @@ func (x *ListTrackingReportsRequest) String() string {
 func (*ListTrackingReportsRequest) ProtoMessage() {}
 
 func (x *ListTrackingReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +329,7 @@ func (x *ListTrackingReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrackingReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListTrackingReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{2}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListTrackingReportsRequest) GetPageSize() int32 {
@@ -245,7 +366,7 @@ type ListTrackingReportsResponse struct {
 
 func (x *ListTrackingReportsResponse) Reset() {
 	*x = ListTrackingReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +378,7 @@ func (x *ListTrackingReportsResponse) String() string {
 func (*ListTrackingReportsResponse) ProtoMessage() {}
 
 func (x *ListTrackingReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +391,7 @@ func (x *ListTrackingReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTrackingReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListTrackingReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{3}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListTrackingReportsResponse) GetReports() []*StoredTrackingReport {
@@ -312,7 +433,7 @@ type StoredTrackingReport struct {
 
 func (x *StoredTrackingReport) Reset() {
 	*x = StoredTrackingReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +445,7 @@ func (x *StoredTrackingReport) String() string {
 func (*StoredTrackingReport) ProtoMessage() {}
 
 func (x *StoredTrackingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +458,7 @@ func (x *StoredTrackingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredTrackingReport.ProtoReflect.Descriptor instead.
 func (*StoredTrackingReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{4}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StoredTrackingReport) GetId() string {
@@ -405,7 +526,7 @@ type IngestPlatformEventsRequest struct {
 
 func (x *IngestPlatformEventsRequest) Reset() {
 	*x = IngestPlatformEventsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -417,7 +538,7 @@ func (x *IngestPlatformEventsRequest) String() string {
 func (*IngestPlatformEventsRequest) ProtoMessage() {}
 
 func (x *IngestPlatformEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -430,7 +551,7 @@ func (x *IngestPlatformEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPlatformEventsRequest.ProtoReflect.Descriptor instead.
 func (*IngestPlatformEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{5}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *IngestPlatformEventsRequest) GetEvents() []*PlatformEvent {
@@ -463,7 +584,7 @@ type IngestPlatformEventsResponse struct {
 
 func (x *IngestPlatformEventsResponse) Reset() {
 	*x = IngestPlatformEventsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +596,7 @@ func (x *IngestPlatformEventsResponse) String() string {
 func (*IngestPlatformEventsResponse) ProtoMessage() {}
 
 func (x *IngestPlatformEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[6]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +609,7 @@ func (x *IngestPlatformEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestPlatformEventsResponse.ProtoReflect.Descriptor instead.
 func (*IngestPlatformEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{6}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IngestPlatformEventsResponse) GetAccepted() int32 {
@@ -532,7 +653,7 @@ type IngestDeliveryReportsRequest struct {
 
 func (x *IngestDeliveryReportsRequest) Reset() {
 	*x = IngestDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +665,7 @@ func (x *IngestDeliveryReportsRequest) String() string {
 func (*IngestDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[7]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +678,7 @@ func (x *IngestDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{7}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *IngestDeliveryReportsRequest) GetResults() []*DeliveryReport {
@@ -593,7 +714,7 @@ type IngestDeliveryReportsResponse struct {
 
 func (x *IngestDeliveryReportsResponse) Reset() {
 	*x = IngestDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +726,7 @@ func (x *IngestDeliveryReportsResponse) String() string {
 func (*IngestDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[8]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +739,7 @@ func (x *IngestDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*IngestDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{8}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IngestDeliveryReportsResponse) GetAccepted() int32 {
@@ -675,7 +796,7 @@ type RejectedReport struct {
 
 func (x *RejectedReport) Reset() {
 	*x = RejectedReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +808,7 @@ func (x *RejectedReport) String() string {
 func (*RejectedReport) ProtoMessage() {}
 
 func (x *RejectedReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[9]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +821,7 @@ func (x *RejectedReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedReport.ProtoReflect.Descriptor instead.
 func (*RejectedReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{9}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RejectedReport) GetIndex() int32 {
@@ -747,7 +868,7 @@ type ListDeliveryReportsRequest struct {
 
 func (x *ListDeliveryReportsRequest) Reset() {
 	*x = ListDeliveryReportsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +880,7 @@ func (x *ListDeliveryReportsRequest) String() string {
 func (*ListDeliveryReportsRequest) ProtoMessage() {}
 
 func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[10]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +893,7 @@ func (x *ListDeliveryReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{10}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListDeliveryReportsRequest) GetPageSize() int32 {
@@ -809,7 +930,7 @@ type ListDeliveryReportsResponse struct {
 
 func (x *ListDeliveryReportsResponse) Reset() {
 	*x = ListDeliveryReportsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +942,7 @@ func (x *ListDeliveryReportsResponse) String() string {
 func (*ListDeliveryReportsResponse) ProtoMessage() {}
 
 func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[11]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +955,7 @@ func (x *ListDeliveryReportsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeliveryReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListDeliveryReportsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{11}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListDeliveryReportsResponse) GetReports() []*StoredDeliveryReport {
@@ -876,7 +997,7 @@ type StoredDeliveryReport struct {
 
 func (x *StoredDeliveryReport) Reset() {
 	*x = StoredDeliveryReport{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -888,7 +1009,7 @@ func (x *StoredDeliveryReport) String() string {
 func (*StoredDeliveryReport) ProtoMessage() {}
 
 func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[12]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -901,7 +1022,7 @@ func (x *StoredDeliveryReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDeliveryReport.ProtoReflect.Descriptor instead.
 func (*StoredDeliveryReport) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{12}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StoredDeliveryReport) GetId() string {
@@ -967,7 +1088,7 @@ type ListRejectedPayloadsRequest struct {
 
 func (x *ListRejectedPayloadsRequest) Reset() {
 	*x = ListRejectedPayloadsRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1100,7 @@ func (x *ListRejectedPayloadsRequest) String() string {
 func (*ListRejectedPayloadsRequest) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[13]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1113,7 @@ func (x *ListRejectedPayloadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsRequest.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{13}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListRejectedPayloadsRequest) GetPageSize() int32 {
@@ -1024,7 +1145,7 @@ type ListRejectedPayloadsResponse struct {
 
 func (x *ListRejectedPayloadsResponse) Reset() {
 	*x = ListRejectedPayloadsResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1157,7 @@ func (x *ListRejectedPayloadsResponse) String() string {
 func (*ListRejectedPayloadsResponse) ProtoMessage() {}
 
 func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[14]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1170,7 @@ func (x *ListRejectedPayloadsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRejectedPayloadsResponse.ProtoReflect.Descriptor instead.
 func (*ListRejectedPayloadsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{14}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListRejectedPayloadsResponse) GetPayloads() []*RejectedPayload {
@@ -1077,7 +1198,7 @@ type GetRejectedPayloadRequest struct {
 
 func (x *GetRejectedPayloadRequest) Reset() {
 	*x = GetRejectedPayloadRequest{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1210,7 @@ func (x *GetRejectedPayloadRequest) String() string {
 func (*GetRejectedPayloadRequest) ProtoMessage() {}
 
 func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[15]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1223,7 @@ func (x *GetRejectedPayloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadRequest.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{15}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRejectedPayloadRequest) GetRejectedPayloadId() string {
@@ -1125,7 +1246,7 @@ type GetRejectedPayloadResponse struct {
 
 func (x *GetRejectedPayloadResponse) Reset() {
 	*x = GetRejectedPayloadResponse{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1258,7 @@ func (x *GetRejectedPayloadResponse) String() string {
 func (*GetRejectedPayloadResponse) ProtoMessage() {}
 
 func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[16]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1271,7 @@ func (x *GetRejectedPayloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRejectedPayloadResponse.ProtoReflect.Descriptor instead.
 func (*GetRejectedPayloadResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{16}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRejectedPayloadResponse) GetPayload() *RejectedPayload {
@@ -1186,7 +1307,7 @@ type RejectedPayload struct {
 
 func (x *RejectedPayload) Reset() {
 	*x = RejectedPayload{}
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1319,7 @@ func (x *RejectedPayload) String() string {
 func (*RejectedPayload) ProtoMessage() {}
 
 func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[17]
+	mi := &file_ibmail_v1_delivery_report_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1332,7 @@ func (x *RejectedPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedPayload.ProtoReflect.Descriptor instead.
 func (*RejectedPayload) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{17}
+	return file_ibmail_v1_delivery_report_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RejectedPayload) GetId() string {
@@ -1267,7 +1388,15 @@ var File_ibmail_v1_delivery_report_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\n" +
-	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ibmail/v1/report.proto\"\xa0\x01\n" +
+	"'ibmail/v1/delivery_report_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!ibmail/v1/operation_service.proto\x1a\x16ibmail/v1/report.proto\"\xbd\x01\n" +
+	"\x18ReclassifyReportsRequest\x123\n" +
+	"\x06window\x18\x01 \x01(\v2\x1b.ibmail.v1.ReclassifyWindowR\x06window\x124\n" +
+	"\boutcomes\x18\x02 \x03(\x0e2\x18.ibmail.v1.ReportOutcomeR\boutcomes\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\"O\n" +
+	"\x19ReclassifyReportsResponse\x122\n" +
+	"\toperation\x18\x01 \x01(\v2\x14.ibmail.v1.OperationR\toperation\"\xa0\x01\n" +
 	"\x1cIngestTrackingReportsRequest\x123\n" +
 	"\areports\x18\x01 \x03(\v2\x19.ibmail.v1.TrackingReportR\areports\x12K\n" +
 	"\x13undecodable_reports\x18\x02 \x03(\v2\x1a.ibmail.v1.UndecodableItemR\x12undecodableReports\"\xce\x01\n" +
@@ -1358,7 +1487,7 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\fR\x04body\x12\x1d\n" +
 	"\n" +
 	"body_bytes\x18\x06 \x01(\x03R\tbodyBytes\x12%\n" +
-	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xf0\x05\n" +
+	"\x0ebody_truncated\x18\a \x01(\bR\rbodyTruncated2\xd0\x06\n" +
 	"\x15DeliveryReportService\x12j\n" +
 	"\x15IngestDeliveryReports\x12'.ibmail.v1.IngestDeliveryReportsRequest\x1a(.ibmail.v1.IngestDeliveryReportsResponse\x12d\n" +
 	"\x13ListDeliveryReports\x12%.ibmail.v1.ListDeliveryReportsRequest\x1a&.ibmail.v1.ListDeliveryReportsResponse\x12g\n" +
@@ -1366,7 +1495,8 @@ const file_ibmail_v1_delivery_report_service_proto_rawDesc = "" +
 	"\x12GetRejectedPayload\x12$.ibmail.v1.GetRejectedPayloadRequest\x1a%.ibmail.v1.GetRejectedPayloadResponse\x12j\n" +
 	"\x15IngestTrackingReports\x12'.ibmail.v1.IngestTrackingReportsRequest\x1a(.ibmail.v1.IngestTrackingReportsResponse\x12d\n" +
 	"\x13ListTrackingReports\x12%.ibmail.v1.ListTrackingReportsRequest\x1a&.ibmail.v1.ListTrackingReportsResponse\x12g\n" +
-	"\x14IngestPlatformEvents\x12&.ibmail.v1.IngestPlatformEventsRequest\x1a'.ibmail.v1.IngestPlatformEventsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
+	"\x14IngestPlatformEvents\x12&.ibmail.v1.IngestPlatformEventsRequest\x1a'.ibmail.v1.IngestPlatformEventsResponse\x12^\n" +
+	"\x11ReclassifyReports\x12#.ibmail.v1.ReclassifyReportsRequest\x1a$.ibmail.v1.ReclassifyReportsResponseB1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 
 var (
 	file_ibmail_v1_delivery_report_service_proto_rawDescOnce sync.Once
@@ -1380,76 +1510,85 @@ func file_ibmail_v1_delivery_report_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_delivery_report_service_proto_rawDescData
 }
 
-var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_ibmail_v1_delivery_report_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_ibmail_v1_delivery_report_service_proto_goTypes = []any{
-	(*IngestTrackingReportsRequest)(nil),  // 0: ibmail.v1.IngestTrackingReportsRequest
-	(*IngestTrackingReportsResponse)(nil), // 1: ibmail.v1.IngestTrackingReportsResponse
-	(*ListTrackingReportsRequest)(nil),    // 2: ibmail.v1.ListTrackingReportsRequest
-	(*ListTrackingReportsResponse)(nil),   // 3: ibmail.v1.ListTrackingReportsResponse
-	(*StoredTrackingReport)(nil),          // 4: ibmail.v1.StoredTrackingReport
-	(*IngestPlatformEventsRequest)(nil),   // 5: ibmail.v1.IngestPlatformEventsRequest
-	(*IngestPlatformEventsResponse)(nil),  // 6: ibmail.v1.IngestPlatformEventsResponse
-	(*IngestDeliveryReportsRequest)(nil),  // 7: ibmail.v1.IngestDeliveryReportsRequest
-	(*IngestDeliveryReportsResponse)(nil), // 8: ibmail.v1.IngestDeliveryReportsResponse
-	(*RejectedReport)(nil),                // 9: ibmail.v1.RejectedReport
-	(*ListDeliveryReportsRequest)(nil),    // 10: ibmail.v1.ListDeliveryReportsRequest
-	(*ListDeliveryReportsResponse)(nil),   // 11: ibmail.v1.ListDeliveryReportsResponse
-	(*StoredDeliveryReport)(nil),          // 12: ibmail.v1.StoredDeliveryReport
-	(*ListRejectedPayloadsRequest)(nil),   // 13: ibmail.v1.ListRejectedPayloadsRequest
-	(*ListRejectedPayloadsResponse)(nil),  // 14: ibmail.v1.ListRejectedPayloadsResponse
-	(*GetRejectedPayloadRequest)(nil),     // 15: ibmail.v1.GetRejectedPayloadRequest
-	(*GetRejectedPayloadResponse)(nil),    // 16: ibmail.v1.GetRejectedPayloadResponse
-	(*RejectedPayload)(nil),               // 17: ibmail.v1.RejectedPayload
-	(*TrackingReport)(nil),                // 18: ibmail.v1.TrackingReport
-	(*UndecodableItem)(nil),               // 19: ibmail.v1.UndecodableItem
-	(ReportOutcome)(0),                    // 20: ibmail.v1.ReportOutcome
-	(*Classification)(nil),                // 21: ibmail.v1.Classification
-	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
-	(*PlatformEvent)(nil),                 // 23: ibmail.v1.PlatformEvent
-	(*DeliveryReport)(nil),                // 24: ibmail.v1.DeliveryReport
+	(*ReclassifyReportsRequest)(nil),      // 0: ibmail.v1.ReclassifyReportsRequest
+	(*ReclassifyReportsResponse)(nil),     // 1: ibmail.v1.ReclassifyReportsResponse
+	(*IngestTrackingReportsRequest)(nil),  // 2: ibmail.v1.IngestTrackingReportsRequest
+	(*IngestTrackingReportsResponse)(nil), // 3: ibmail.v1.IngestTrackingReportsResponse
+	(*ListTrackingReportsRequest)(nil),    // 4: ibmail.v1.ListTrackingReportsRequest
+	(*ListTrackingReportsResponse)(nil),   // 5: ibmail.v1.ListTrackingReportsResponse
+	(*StoredTrackingReport)(nil),          // 6: ibmail.v1.StoredTrackingReport
+	(*IngestPlatformEventsRequest)(nil),   // 7: ibmail.v1.IngestPlatformEventsRequest
+	(*IngestPlatformEventsResponse)(nil),  // 8: ibmail.v1.IngestPlatformEventsResponse
+	(*IngestDeliveryReportsRequest)(nil),  // 9: ibmail.v1.IngestDeliveryReportsRequest
+	(*IngestDeliveryReportsResponse)(nil), // 10: ibmail.v1.IngestDeliveryReportsResponse
+	(*RejectedReport)(nil),                // 11: ibmail.v1.RejectedReport
+	(*ListDeliveryReportsRequest)(nil),    // 12: ibmail.v1.ListDeliveryReportsRequest
+	(*ListDeliveryReportsResponse)(nil),   // 13: ibmail.v1.ListDeliveryReportsResponse
+	(*StoredDeliveryReport)(nil),          // 14: ibmail.v1.StoredDeliveryReport
+	(*ListRejectedPayloadsRequest)(nil),   // 15: ibmail.v1.ListRejectedPayloadsRequest
+	(*ListRejectedPayloadsResponse)(nil),  // 16: ibmail.v1.ListRejectedPayloadsResponse
+	(*GetRejectedPayloadRequest)(nil),     // 17: ibmail.v1.GetRejectedPayloadRequest
+	(*GetRejectedPayloadResponse)(nil),    // 18: ibmail.v1.GetRejectedPayloadResponse
+	(*RejectedPayload)(nil),               // 19: ibmail.v1.RejectedPayload
+	(*ReclassifyWindow)(nil),              // 20: ibmail.v1.ReclassifyWindow
+	(ReportOutcome)(0),                    // 21: ibmail.v1.ReportOutcome
+	(*Operation)(nil),                     // 22: ibmail.v1.Operation
+	(*TrackingReport)(nil),                // 23: ibmail.v1.TrackingReport
+	(*UndecodableItem)(nil),               // 24: ibmail.v1.UndecodableItem
+	(*Classification)(nil),                // 25: ibmail.v1.Classification
+	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
+	(*PlatformEvent)(nil),                 // 27: ibmail.v1.PlatformEvent
+	(*DeliveryReport)(nil),                // 28: ibmail.v1.DeliveryReport
 }
 var file_ibmail_v1_delivery_report_service_proto_depIdxs = []int32{
-	18, // 0: ibmail.v1.IngestTrackingReportsRequest.reports:type_name -> ibmail.v1.TrackingReport
-	19, // 1: ibmail.v1.IngestTrackingReportsRequest.undecodable_reports:type_name -> ibmail.v1.UndecodableItem
-	9,  // 2: ibmail.v1.IngestTrackingReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	20, // 3: ibmail.v1.ListTrackingReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	4,  // 4: ibmail.v1.ListTrackingReportsResponse.reports:type_name -> ibmail.v1.StoredTrackingReport
-	18, // 5: ibmail.v1.StoredTrackingReport.report:type_name -> ibmail.v1.TrackingReport
-	21, // 6: ibmail.v1.StoredTrackingReport.classification:type_name -> ibmail.v1.Classification
-	22, // 7: ibmail.v1.StoredTrackingReport.receive_time:type_name -> google.protobuf.Timestamp
-	23, // 8: ibmail.v1.IngestPlatformEventsRequest.events:type_name -> ibmail.v1.PlatformEvent
-	19, // 9: ibmail.v1.IngestPlatformEventsRequest.undecodable_events:type_name -> ibmail.v1.UndecodableItem
-	9,  // 10: ibmail.v1.IngestPlatformEventsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	24, // 11: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
-	19, // 12: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
-	9,  // 13: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
-	20, // 14: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
-	12, // 15: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
-	24, // 16: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
-	21, // 17: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
-	22, // 18: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
-	17, // 19: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
-	17, // 20: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
-	22, // 21: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
-	7,  // 22: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
-	10, // 23: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
-	13, // 24: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
-	15, // 25: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
-	0,  // 26: ibmail.v1.DeliveryReportService.IngestTrackingReports:input_type -> ibmail.v1.IngestTrackingReportsRequest
-	2,  // 27: ibmail.v1.DeliveryReportService.ListTrackingReports:input_type -> ibmail.v1.ListTrackingReportsRequest
-	5,  // 28: ibmail.v1.DeliveryReportService.IngestPlatformEvents:input_type -> ibmail.v1.IngestPlatformEventsRequest
-	8,  // 29: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
-	11, // 30: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
-	14, // 31: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
-	16, // 32: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
-	1,  // 33: ibmail.v1.DeliveryReportService.IngestTrackingReports:output_type -> ibmail.v1.IngestTrackingReportsResponse
-	3,  // 34: ibmail.v1.DeliveryReportService.ListTrackingReports:output_type -> ibmail.v1.ListTrackingReportsResponse
-	6,  // 35: ibmail.v1.DeliveryReportService.IngestPlatformEvents:output_type -> ibmail.v1.IngestPlatformEventsResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 0: ibmail.v1.ReclassifyReportsRequest.window:type_name -> ibmail.v1.ReclassifyWindow
+	21, // 1: ibmail.v1.ReclassifyReportsRequest.outcomes:type_name -> ibmail.v1.ReportOutcome
+	22, // 2: ibmail.v1.ReclassifyReportsResponse.operation:type_name -> ibmail.v1.Operation
+	23, // 3: ibmail.v1.IngestTrackingReportsRequest.reports:type_name -> ibmail.v1.TrackingReport
+	24, // 4: ibmail.v1.IngestTrackingReportsRequest.undecodable_reports:type_name -> ibmail.v1.UndecodableItem
+	11, // 5: ibmail.v1.IngestTrackingReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	21, // 6: ibmail.v1.ListTrackingReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	6,  // 7: ibmail.v1.ListTrackingReportsResponse.reports:type_name -> ibmail.v1.StoredTrackingReport
+	23, // 8: ibmail.v1.StoredTrackingReport.report:type_name -> ibmail.v1.TrackingReport
+	25, // 9: ibmail.v1.StoredTrackingReport.classification:type_name -> ibmail.v1.Classification
+	26, // 10: ibmail.v1.StoredTrackingReport.receive_time:type_name -> google.protobuf.Timestamp
+	27, // 11: ibmail.v1.IngestPlatformEventsRequest.events:type_name -> ibmail.v1.PlatformEvent
+	24, // 12: ibmail.v1.IngestPlatformEventsRequest.undecodable_events:type_name -> ibmail.v1.UndecodableItem
+	11, // 13: ibmail.v1.IngestPlatformEventsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	28, // 14: ibmail.v1.IngestDeliveryReportsRequest.results:type_name -> ibmail.v1.DeliveryReport
+	24, // 15: ibmail.v1.IngestDeliveryReportsRequest.undecodable_results:type_name -> ibmail.v1.UndecodableItem
+	11, // 16: ibmail.v1.IngestDeliveryReportsResponse.rejected:type_name -> ibmail.v1.RejectedReport
+	21, // 17: ibmail.v1.ListDeliveryReportsRequest.outcome:type_name -> ibmail.v1.ReportOutcome
+	14, // 18: ibmail.v1.ListDeliveryReportsResponse.reports:type_name -> ibmail.v1.StoredDeliveryReport
+	28, // 19: ibmail.v1.StoredDeliveryReport.report:type_name -> ibmail.v1.DeliveryReport
+	25, // 20: ibmail.v1.StoredDeliveryReport.classification:type_name -> ibmail.v1.Classification
+	26, // 21: ibmail.v1.StoredDeliveryReport.receive_time:type_name -> google.protobuf.Timestamp
+	19, // 22: ibmail.v1.ListRejectedPayloadsResponse.payloads:type_name -> ibmail.v1.RejectedPayload
+	19, // 23: ibmail.v1.GetRejectedPayloadResponse.payload:type_name -> ibmail.v1.RejectedPayload
+	26, // 24: ibmail.v1.RejectedPayload.receive_time:type_name -> google.protobuf.Timestamp
+	9,  // 25: ibmail.v1.DeliveryReportService.IngestDeliveryReports:input_type -> ibmail.v1.IngestDeliveryReportsRequest
+	12, // 26: ibmail.v1.DeliveryReportService.ListDeliveryReports:input_type -> ibmail.v1.ListDeliveryReportsRequest
+	15, // 27: ibmail.v1.DeliveryReportService.ListRejectedPayloads:input_type -> ibmail.v1.ListRejectedPayloadsRequest
+	17, // 28: ibmail.v1.DeliveryReportService.GetRejectedPayload:input_type -> ibmail.v1.GetRejectedPayloadRequest
+	2,  // 29: ibmail.v1.DeliveryReportService.IngestTrackingReports:input_type -> ibmail.v1.IngestTrackingReportsRequest
+	4,  // 30: ibmail.v1.DeliveryReportService.ListTrackingReports:input_type -> ibmail.v1.ListTrackingReportsRequest
+	7,  // 31: ibmail.v1.DeliveryReportService.IngestPlatformEvents:input_type -> ibmail.v1.IngestPlatformEventsRequest
+	0,  // 32: ibmail.v1.DeliveryReportService.ReclassifyReports:input_type -> ibmail.v1.ReclassifyReportsRequest
+	10, // 33: ibmail.v1.DeliveryReportService.IngestDeliveryReports:output_type -> ibmail.v1.IngestDeliveryReportsResponse
+	13, // 34: ibmail.v1.DeliveryReportService.ListDeliveryReports:output_type -> ibmail.v1.ListDeliveryReportsResponse
+	16, // 35: ibmail.v1.DeliveryReportService.ListRejectedPayloads:output_type -> ibmail.v1.ListRejectedPayloadsResponse
+	18, // 36: ibmail.v1.DeliveryReportService.GetRejectedPayload:output_type -> ibmail.v1.GetRejectedPayloadResponse
+	3,  // 37: ibmail.v1.DeliveryReportService.IngestTrackingReports:output_type -> ibmail.v1.IngestTrackingReportsResponse
+	5,  // 38: ibmail.v1.DeliveryReportService.ListTrackingReports:output_type -> ibmail.v1.ListTrackingReportsResponse
+	8,  // 39: ibmail.v1.DeliveryReportService.IngestPlatformEvents:output_type -> ibmail.v1.IngestPlatformEventsResponse
+	1,  // 40: ibmail.v1.DeliveryReportService.ReclassifyReports:output_type -> ibmail.v1.ReclassifyReportsResponse
+	33, // [33:41] is the sub-list for method output_type
+	25, // [25:33] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_delivery_report_service_proto_init() }
@@ -1457,6 +1596,7 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 	if File_ibmail_v1_delivery_report_service_proto != nil {
 		return
 	}
+	file_ibmail_v1_operation_service_proto_init()
 	file_ibmail_v1_report_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1464,7 +1604,7 @@ func file_ibmail_v1_delivery_report_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_delivery_report_service_proto_rawDesc), len(file_ibmail_v1_delivery_report_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

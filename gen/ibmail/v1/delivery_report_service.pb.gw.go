@@ -260,6 +260,33 @@ func local_request_DeliveryReportService_IngestPlatformEvents_0(ctx context.Cont
 	return msg, metadata, err
 }
 
+func request_DeliveryReportService_ReclassifyReports_0(ctx context.Context, marshaler runtime.Marshaler, client DeliveryReportServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReclassifyReportsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReclassifyReports(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_DeliveryReportService_ReclassifyReports_0(ctx context.Context, marshaler runtime.Marshaler, server DeliveryReportServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReclassifyReportsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ReclassifyReports(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterDeliveryReportServiceHandlerServer registers the http handlers for service DeliveryReportService to "mux".
 // UnaryRPC     :call DeliveryReportServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -405,6 +432,26 @@ func RegisterDeliveryReportServiceHandlerServer(ctx context.Context, mux *runtim
 			return
 		}
 		forward_DeliveryReportService_IngestPlatformEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_DeliveryReportService_ReclassifyReports_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/ibmail.v1.DeliveryReportService/ReclassifyReports", runtime.WithHTTPPathPattern("/v1/deliveryReports:reclassify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_DeliveryReportService_ReclassifyReports_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DeliveryReportService_ReclassifyReports_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -565,6 +612,23 @@ func RegisterDeliveryReportServiceHandlerClient(ctx context.Context, mux *runtim
 		}
 		forward_DeliveryReportService_IngestPlatformEvents_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_DeliveryReportService_ReclassifyReports_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/ibmail.v1.DeliveryReportService/ReclassifyReports", runtime.WithHTTPPathPattern("/v1/deliveryReports:reclassify"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_DeliveryReportService_ReclassifyReports_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_DeliveryReportService_ReclassifyReports_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -576,6 +640,7 @@ var (
 	pattern_DeliveryReportService_IngestTrackingReports_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "webhooks", "infobip", "tracking-reports"}, ""))
 	pattern_DeliveryReportService_ListTrackingReports_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "trackingReports"}, ""))
 	pattern_DeliveryReportService_IngestPlatformEvents_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "webhooks", "infobip", "platform-events"}, ""))
+	pattern_DeliveryReportService_ReclassifyReports_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "deliveryReports"}, "reclassify"))
 )
 
 var (
@@ -586,4 +651,5 @@ var (
 	forward_DeliveryReportService_IngestTrackingReports_0 = runtime.ForwardResponseMessage
 	forward_DeliveryReportService_ListTrackingReports_0   = runtime.ForwardResponseMessage
 	forward_DeliveryReportService_IngestPlatformEvents_0  = runtime.ForwardResponseMessage
+	forward_DeliveryReportService_ReclassifyReports_0     = runtime.ForwardResponseMessage
 )

@@ -26,6 +26,7 @@ const (
 	DeliveryReportService_IngestTrackingReports_FullMethodName = "/ibmail.v1.DeliveryReportService/IngestTrackingReports"
 	DeliveryReportService_ListTrackingReports_FullMethodName   = "/ibmail.v1.DeliveryReportService/ListTrackingReports"
 	DeliveryReportService_IngestPlatformEvents_FullMethodName  = "/ibmail.v1.DeliveryReportService/IngestPlatformEvents"
+	DeliveryReportService_ReclassifyReports_FullMethodName     = "/ibmail.v1.DeliveryReportService/ReclassifyReports"
 )
 
 // DeliveryReportServiceClient is the client API for DeliveryReportService service.
@@ -69,6 +70,16 @@ type DeliveryReportServiceClient interface {
 	// does. Over REST the body is Infobip's: one JSON object per event, or a
 	// JSON array of them.
 	IngestPlatformEvents(ctx context.Context, in *IngestPlatformEventsRequest, opts ...grpc.CallOption) (*IngestPlatformEventsResponse, error)
+	// ReclassifyReports starts a long-running operation (AIP-151) that runs
+	// the rules in force over the stored delivery and tracking reports of a
+	// window. A report that now makes a different event gets the new event,
+	// sent to consumers like any other; the event that no longer applies is
+	// retracted (never deleted) and its retraction sent to consumers. A
+	// suppression only a retracted event held is lifted. The operation runs
+	// once across replicas, goes on after a restart, and a second run with
+	// the same rules changes nothing. Follow it with
+	// OperationService.GetOperation.
+	ReclassifyReports(ctx context.Context, in *ReclassifyReportsRequest, opts ...grpc.CallOption) (*ReclassifyReportsResponse, error)
 }
 
 type deliveryReportServiceClient struct {
@@ -149,6 +160,16 @@ func (c *deliveryReportServiceClient) IngestPlatformEvents(ctx context.Context, 
 	return out, nil
 }
 
+func (c *deliveryReportServiceClient) ReclassifyReports(ctx context.Context, in *ReclassifyReportsRequest, opts ...grpc.CallOption) (*ReclassifyReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReclassifyReportsResponse)
+	err := c.cc.Invoke(ctx, DeliveryReportService_ReclassifyReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DeliveryReportServiceServer is the server API for DeliveryReportService service.
 // All implementations must embed UnimplementedDeliveryReportServiceServer
 // for forward compatibility.
@@ -190,6 +211,16 @@ type DeliveryReportServiceServer interface {
 	// does. Over REST the body is Infobip's: one JSON object per event, or a
 	// JSON array of them.
 	IngestPlatformEvents(context.Context, *IngestPlatformEventsRequest) (*IngestPlatformEventsResponse, error)
+	// ReclassifyReports starts a long-running operation (AIP-151) that runs
+	// the rules in force over the stored delivery and tracking reports of a
+	// window. A report that now makes a different event gets the new event,
+	// sent to consumers like any other; the event that no longer applies is
+	// retracted (never deleted) and its retraction sent to consumers. A
+	// suppression only a retracted event held is lifted. The operation runs
+	// once across replicas, goes on after a restart, and a second run with
+	// the same rules changes nothing. Follow it with
+	// OperationService.GetOperation.
+	ReclassifyReports(context.Context, *ReclassifyReportsRequest) (*ReclassifyReportsResponse, error)
 	mustEmbedUnimplementedDeliveryReportServiceServer()
 }
 
@@ -220,6 +251,9 @@ func (UnimplementedDeliveryReportServiceServer) ListTrackingReports(context.Cont
 }
 func (UnimplementedDeliveryReportServiceServer) IngestPlatformEvents(context.Context, *IngestPlatformEventsRequest) (*IngestPlatformEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IngestPlatformEvents not implemented")
+}
+func (UnimplementedDeliveryReportServiceServer) ReclassifyReports(context.Context, *ReclassifyReportsRequest) (*ReclassifyReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReclassifyReports not implemented")
 }
 func (UnimplementedDeliveryReportServiceServer) mustEmbedUnimplementedDeliveryReportServiceServer() {}
 func (UnimplementedDeliveryReportServiceServer) testEmbeddedByValue()                               {}
@@ -368,6 +402,24 @@ func _DeliveryReportService_IngestPlatformEvents_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DeliveryReportService_ReclassifyReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReclassifyReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DeliveryReportServiceServer).ReclassifyReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DeliveryReportService_ReclassifyReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DeliveryReportServiceServer).ReclassifyReports(ctx, req.(*ReclassifyReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DeliveryReportService_ServiceDesc is the grpc.ServiceDesc for DeliveryReportService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -402,6 +454,10 @@ var DeliveryReportService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "IngestPlatformEvents",
 			Handler:    _DeliveryReportService_IngestPlatformEvents_Handler,
+		},
+		{
+			MethodName: "ReclassifyReports",
+			Handler:    _DeliveryReportService_ReclassifyReports_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

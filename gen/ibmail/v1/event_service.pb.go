@@ -96,8 +96,14 @@ type WatchEventsResponse struct {
 	// The event's position in the event log; pass it as `after_position` to
 	// resume after this event.
 	Position int64 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
-	// The event, as the activity list shows it.
-	Event         *ProfileEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	// The event, as the activity list shows it. For a retraction, the event
+	// retracted, with its `retraction` set.
+	Event *ProfileEvent `protobuf:"bytes,2,opt,name=event,proto3" json:"event,omitempty"`
+	// Whether this entry retracts an event sent before (same `event.id`)
+	// rather than adding one. A retraction has its own position; a consumer
+	// undoes what it did with the event. On JetStream it is published on the
+	// subject of the event with the header `Ibmail-Retraction: true`.
+	Retraction    bool `protobuf:"varint,3,opt,name=retraction,proto3" json:"retraction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -146,6 +152,13 @@ func (x *WatchEventsResponse) GetEvent() *ProfileEvent {
 	return nil
 }
 
+func (x *WatchEventsResponse) GetRetraction() bool {
+	if x != nil {
+		return x.Retraction
+	}
+	return false
+}
+
 var File_ibmail_v1_event_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_event_service_proto_rawDesc = "" +
@@ -155,10 +168,13 @@ const file_ibmail_v1_event_service_proto_rawDesc = "" +
 	"\vevent_names\x18\x01 \x03(\tR\n" +
 	"eventNames\x12%\n" +
 	"\x0eafter_position\x18\x02 \x01(\x03R\rafterPosition\x12\x19\n" +
-	"\bfrom_now\x18\x03 \x01(\bR\afromNow\"`\n" +
+	"\bfrom_now\x18\x03 \x01(\bR\afromNow\"\x80\x01\n" +
 	"\x13WatchEventsResponse\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x03R\bposition\x12-\n" +
-	"\x05event\x18\x02 \x01(\v2\x17.ibmail.v1.ProfileEventR\x05event2^\n" +
+	"\x05event\x18\x02 \x01(\v2\x17.ibmail.v1.ProfileEventR\x05event\x12\x1e\n" +
+	"\n" +
+	"retraction\x18\x03 \x01(\bR\n" +
+	"retraction2^\n" +
 	"\fEventService\x12N\n" +
 	"\vWatchEvents\x12\x1d.ibmail.v1.WatchEventsRequest\x1a\x1e.ibmail.v1.WatchEventsResponse0\x01B1Z/github.com/ibmail/ibmail/gen/ibmail/v1;ibmailv1b\x06proto3"
 

@@ -40,7 +40,14 @@ type ProfileEvent struct {
 	// `rule`, each present when the report had it.
 	Params map[string]string `protobuf:"bytes,5,rep,name=params,proto3" json:"params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The server's id of the event, which orders events that share a time.
-	Id            string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,6,opt,name=id,proto3" json:"id,omitempty"`
+	// The rules version that made the event: 0 for the built-in defaults or
+	// a rules file, and for events stored before versions were kept.
+	RulesVersion int64 `protobuf:"varint,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// Set when a reclassification found that the rules in force no longer
+	// make this event. A retracted event is kept, but leaves the activity
+	// list and segmentations unless they ask for it.
+	Retraction    *EventRetraction `protobuf:"bytes,8,opt,name=retraction,proto3" json:"retraction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +124,94 @@ func (x *ProfileEvent) GetId() string {
 	return ""
 }
 
+func (x *ProfileEvent) GetRulesVersion() int64 {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return 0
+}
+
+func (x *ProfileEvent) GetRetraction() *EventRetraction {
+	if x != nil {
+		return x.Retraction
+	}
+	return nil
+}
+
+// EventRetraction says when and why an event was retracted.
+type EventRetraction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it was retracted.
+	RetractTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=retract_time,json=retractTime,proto3" json:"retract_time,omitempty"`
+	// The operation that retracted it, `operations/{id}`.
+	Operation string `protobuf:"bytes,2,opt,name=operation,proto3" json:"operation,omitempty"`
+	// The rules version under which the event no longer applies.
+	RulesVersion int64 `protobuf:"varint,3,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// The id of the event that replaced it, when the report now makes
+	// another; empty when it makes none.
+	ReplacedBy    string `protobuf:"bytes,4,opt,name=replaced_by,json=replacedBy,proto3" json:"replaced_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EventRetraction) Reset() {
+	*x = EventRetraction{}
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EventRetraction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EventRetraction) ProtoMessage() {}
+
+func (x *EventRetraction) ProtoReflect() protoreflect.Message {
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EventRetraction.ProtoReflect.Descriptor instead.
+func (*EventRetraction) Descriptor() ([]byte, []int) {
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EventRetraction) GetRetractTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetractTime
+	}
+	return nil
+}
+
+func (x *EventRetraction) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *EventRetraction) GetRulesVersion() int64 {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return 0
+}
+
+func (x *EventRetraction) GetReplacedBy() string {
+	if x != nil {
+		return x.ReplacedBy
+	}
+	return ""
+}
+
 // ListProfileEventsRequest selects a page of one profile's events.
 type ListProfileEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -132,14 +227,16 @@ type ListProfileEventsRequest struct {
 	// The `next_page_token` of a previous call, to go on from there.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Only events with one of these names; empty means all.
-	EventNames    []string `protobuf:"bytes,4,rep,name=event_names,json=eventNames,proto3" json:"event_names,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EventNames []string `protobuf:"bytes,4,rep,name=event_names,json=eventNames,proto3" json:"event_names,omitempty"`
+	// Also list retracted events (each with its `retraction`).
+	IncludeRetracted bool `protobuf:"varint,5,opt,name=include_retracted,json=includeRetracted,proto3" json:"include_retracted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ListProfileEventsRequest) Reset() {
 	*x = ListProfileEventsRequest{}
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -151,7 +248,7 @@ func (x *ListProfileEventsRequest) String() string {
 func (*ListProfileEventsRequest) ProtoMessage() {}
 
 func (x *ListProfileEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[1]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -164,7 +261,7 @@ func (x *ListProfileEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfileEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListProfileEventsRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{1}
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ListProfileEventsRequest) GetProfileId() string {
@@ -195,6 +292,13 @@ func (x *ListProfileEventsRequest) GetEventNames() []string {
 	return nil
 }
 
+func (x *ListProfileEventsRequest) GetIncludeRetracted() bool {
+	if x != nil {
+		return x.IncludeRetracted
+	}
+	return false
+}
+
 // ListProfileEventsResponse is a page of one profile's events.
 type ListProfileEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -208,7 +312,7 @@ type ListProfileEventsResponse struct {
 
 func (x *ListProfileEventsResponse) Reset() {
 	*x = ListProfileEventsResponse{}
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +324,7 @@ func (x *ListProfileEventsResponse) String() string {
 func (*ListProfileEventsResponse) ProtoMessage() {}
 
 func (x *ListProfileEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[2]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +337,7 @@ func (x *ListProfileEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProfileEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListProfileEventsResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{2}
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ListProfileEventsResponse) GetEvents() []*ProfileEvent {
@@ -265,14 +369,16 @@ type SearchProfilesRequest struct {
 	// is taken as 1000.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The `next_page_token` of a previous call with the same criteria.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also count retracted events.
+	IncludeRetracted bool `protobuf:"varint,6,opt,name=include_retracted,json=includeRetracted,proto3" json:"include_retracted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SearchProfilesRequest) Reset() {
 	*x = SearchProfilesRequest{}
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +390,7 @@ func (x *SearchProfilesRequest) String() string {
 func (*SearchProfilesRequest) ProtoMessage() {}
 
 func (x *SearchProfilesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[3]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +403,7 @@ func (x *SearchProfilesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchProfilesRequest.ProtoReflect.Descriptor instead.
 func (*SearchProfilesRequest) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{3}
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SearchProfilesRequest) GetEventNames() []string {
@@ -335,6 +441,13 @@ func (x *SearchProfilesRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *SearchProfilesRequest) GetIncludeRetracted() bool {
+	if x != nil {
+		return x.IncludeRetracted
+	}
+	return false
+}
+
 // SearchProfilesResponse is a page of matching profiles.
 type SearchProfilesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -348,7 +461,7 @@ type SearchProfilesResponse struct {
 
 func (x *SearchProfilesResponse) Reset() {
 	*x = SearchProfilesResponse{}
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +473,7 @@ func (x *SearchProfilesResponse) String() string {
 func (*SearchProfilesResponse) ProtoMessage() {}
 
 func (x *SearchProfilesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[4]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +486,7 @@ func (x *SearchProfilesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchProfilesResponse.ProtoReflect.Descriptor instead.
 func (*SearchProfilesResponse) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{4}
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SearchProfilesResponse) GetProfiles() []*ProfileMatch {
@@ -407,7 +520,7 @@ type ProfileMatch struct {
 
 func (x *ProfileMatch) Reset() {
 	*x = ProfileMatch{}
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +532,7 @@ func (x *ProfileMatch) String() string {
 func (*ProfileMatch) ProtoMessage() {}
 
 func (x *ProfileMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_ibmail_v1_profile_service_proto_msgTypes[5]
+	mi := &file_ibmail_v1_profile_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +545,7 @@ func (x *ProfileMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileMatch.ProtoReflect.Descriptor instead.
 func (*ProfileMatch) Descriptor() ([]byte, []int) {
-	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{5}
+	return file_ibmail_v1_profile_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProfileMatch) GetProfileId() string {
@@ -467,7 +580,7 @@ var File_ibmail_v1_profile_service_proto protoreflect.FileDescriptor
 
 const file_ibmail_v1_profile_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1fibmail/v1/profile_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x02\n" +
+	"\x1fibmail/v1/profile_service.proto\x12\tibmail.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf4\x02\n" +
 	"\fProfileEvent\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
@@ -475,10 +588,20 @@ const file_ibmail_v1_profile_service_proto_rawDesc = "" +
 	"profile_id\x18\x03 \x01(\tR\tprofileId\x12\x14\n" +
 	"\x05email\x18\x04 \x01(\tR\x05email\x12;\n" +
 	"\x06params\x18\x05 \x03(\v2#.ibmail.v1.ProfileEvent.ParamsEntryR\x06params\x12\x0e\n" +
-	"\x02id\x18\x06 \x01(\tR\x02id\x1a9\n" +
+	"\x02id\x18\x06 \x01(\tR\x02id\x12#\n" +
+	"\rrules_version\x18\a \x01(\x03R\frulesVersion\x12:\n" +
+	"\n" +
+	"retraction\x18\b \x01(\v2\x1a.ibmail.v1.EventRetractionR\n" +
+	"retraction\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
+	"\x0fEventRetraction\x12=\n" +
+	"\fretract_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\vretractTime\x12\x1c\n" +
+	"\toperation\x18\x02 \x01(\tR\toperation\x12#\n" +
+	"\rrules_version\x18\x03 \x01(\x03R\frulesVersion\x12\x1f\n" +
+	"\vreplaced_by\x18\x04 \x01(\tR\n" +
+	"replacedBy\"\xc3\x01\n" +
 	"\x18ListProfileEventsRequest\x12\x1d\n" +
 	"\n" +
 	"profile_id\x18\x01 \x01(\tR\tprofileId\x12\x1b\n" +
@@ -486,10 +609,11 @@ const file_ibmail_v1_profile_service_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x1f\n" +
 	"\vevent_names\x18\x04 \x03(\tR\n" +
-	"eventNames\"t\n" +
+	"eventNames\x12+\n" +
+	"\x11include_retracted\x18\x05 \x01(\bR\x10includeRetracted\"t\n" +
 	"\x19ListProfileEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.ibmail.v1.ProfileEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd8\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x02\n" +
 	"\x15SearchProfilesRequest\x12\x1f\n" +
 	"\vevent_names\x18\x01 \x03(\tR\n" +
 	"eventNames\x120\n" +
@@ -497,7 +621,8 @@ const file_ibmail_v1_profile_service_proto_rawDesc = "" +
 	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"u\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12+\n" +
+	"\x11include_retracted\x18\x06 \x01(\bR\x10includeRetracted\"u\n" +
 	"\x16SearchProfilesResponse\x123\n" +
 	"\bprofiles\x18\x01 \x03(\v2\x17.ibmail.v1.ProfileMatchR\bprofiles\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa8\x01\n" +
@@ -524,34 +649,37 @@ func file_ibmail_v1_profile_service_proto_rawDescGZIP() []byte {
 	return file_ibmail_v1_profile_service_proto_rawDescData
 }
 
-var file_ibmail_v1_profile_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_ibmail_v1_profile_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ibmail_v1_profile_service_proto_goTypes = []any{
 	(*ProfileEvent)(nil),              // 0: ibmail.v1.ProfileEvent
-	(*ListProfileEventsRequest)(nil),  // 1: ibmail.v1.ListProfileEventsRequest
-	(*ListProfileEventsResponse)(nil), // 2: ibmail.v1.ListProfileEventsResponse
-	(*SearchProfilesRequest)(nil),     // 3: ibmail.v1.SearchProfilesRequest
-	(*SearchProfilesResponse)(nil),    // 4: ibmail.v1.SearchProfilesResponse
-	(*ProfileMatch)(nil),              // 5: ibmail.v1.ProfileMatch
-	nil,                               // 6: ibmail.v1.ProfileEvent.ParamsEntry
-	(*timestamppb.Timestamp)(nil),     // 7: google.protobuf.Timestamp
+	(*EventRetraction)(nil),           // 1: ibmail.v1.EventRetraction
+	(*ListProfileEventsRequest)(nil),  // 2: ibmail.v1.ListProfileEventsRequest
+	(*ListProfileEventsResponse)(nil), // 3: ibmail.v1.ListProfileEventsResponse
+	(*SearchProfilesRequest)(nil),     // 4: ibmail.v1.SearchProfilesRequest
+	(*SearchProfilesResponse)(nil),    // 5: ibmail.v1.SearchProfilesResponse
+	(*ProfileMatch)(nil),              // 6: ibmail.v1.ProfileMatch
+	nil,                               // 7: ibmail.v1.ProfileEvent.ParamsEntry
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
 }
 var file_ibmail_v1_profile_service_proto_depIdxs = []int32{
-	7, // 0: ibmail.v1.ProfileEvent.time:type_name -> google.protobuf.Timestamp
-	6, // 1: ibmail.v1.ProfileEvent.params:type_name -> ibmail.v1.ProfileEvent.ParamsEntry
-	0, // 2: ibmail.v1.ListProfileEventsResponse.events:type_name -> ibmail.v1.ProfileEvent
-	7, // 3: ibmail.v1.SearchProfilesRequest.since:type_name -> google.protobuf.Timestamp
-	7, // 4: ibmail.v1.SearchProfilesRequest.until:type_name -> google.protobuf.Timestamp
-	5, // 5: ibmail.v1.SearchProfilesResponse.profiles:type_name -> ibmail.v1.ProfileMatch
-	7, // 6: ibmail.v1.ProfileMatch.last_event_time:type_name -> google.protobuf.Timestamp
-	1, // 7: ibmail.v1.ProfileService.ListProfileEvents:input_type -> ibmail.v1.ListProfileEventsRequest
-	3, // 8: ibmail.v1.ProfileService.SearchProfiles:input_type -> ibmail.v1.SearchProfilesRequest
-	2, // 9: ibmail.v1.ProfileService.ListProfileEvents:output_type -> ibmail.v1.ListProfileEventsResponse
-	4, // 10: ibmail.v1.ProfileService.SearchProfiles:output_type -> ibmail.v1.SearchProfilesResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8,  // 0: ibmail.v1.ProfileEvent.time:type_name -> google.protobuf.Timestamp
+	7,  // 1: ibmail.v1.ProfileEvent.params:type_name -> ibmail.v1.ProfileEvent.ParamsEntry
+	1,  // 2: ibmail.v1.ProfileEvent.retraction:type_name -> ibmail.v1.EventRetraction
+	8,  // 3: ibmail.v1.EventRetraction.retract_time:type_name -> google.protobuf.Timestamp
+	0,  // 4: ibmail.v1.ListProfileEventsResponse.events:type_name -> ibmail.v1.ProfileEvent
+	8,  // 5: ibmail.v1.SearchProfilesRequest.since:type_name -> google.protobuf.Timestamp
+	8,  // 6: ibmail.v1.SearchProfilesRequest.until:type_name -> google.protobuf.Timestamp
+	6,  // 7: ibmail.v1.SearchProfilesResponse.profiles:type_name -> ibmail.v1.ProfileMatch
+	8,  // 8: ibmail.v1.ProfileMatch.last_event_time:type_name -> google.protobuf.Timestamp
+	2,  // 9: ibmail.v1.ProfileService.ListProfileEvents:input_type -> ibmail.v1.ListProfileEventsRequest
+	4,  // 10: ibmail.v1.ProfileService.SearchProfiles:input_type -> ibmail.v1.SearchProfilesRequest
+	3,  // 11: ibmail.v1.ProfileService.ListProfileEvents:output_type -> ibmail.v1.ListProfileEventsResponse
+	5,  // 12: ibmail.v1.ProfileService.SearchProfiles:output_type -> ibmail.v1.SearchProfilesResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_ibmail_v1_profile_service_proto_init() }
@@ -565,7 +693,7 @@ func file_ibmail_v1_profile_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ibmail_v1_profile_service_proto_rawDesc), len(file_ibmail_v1_profile_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

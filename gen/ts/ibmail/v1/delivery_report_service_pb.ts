@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Operation, ReclassifyWindow } from "./operation_service_pb.js";
+import { file_ibmail_v1_operation_service } from "./operation_service_pb.js";
 import type { Classification, DeliveryReport, PlatformEvent, ReportOutcome, TrackingReport, UndecodableItem } from "./report_pb.js";
 import { file_ibmail_v1_report } from "./report_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,72 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/delivery_report_service.proto.
  */
 export const file_ibmail_v1_delivery_report_service: GenFile = /*@__PURE__*/
-  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKDAQocSW5nZXN0VHJhY2tpbmdSZXBvcnRzUmVxdWVzdBIqCgdyZXBvcnRzGAEgAygLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjcKE3VuZGVjb2RhYmxlX3JlcG9ydHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQibgoaTGlzdFRyYWNraW5nUmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZFRyYWNraW5nUmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSL0AQoUU3RvcmVkVHJhY2tpbmdSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJEhUKDXJ1bGVzX3ZlcnNpb24YByABKAMifwobSW5nZXN0UGxhdGZvcm1FdmVudHNSZXF1ZXN0EigKBmV2ZW50cxgBIAMoCzIYLmlibWFpbC52MS5QbGF0Zm9ybUV2ZW50EjYKEnVuZGVjb2RhYmxlX2V2ZW50cxgCIAMoCzIaLmlibWFpbC52MS5VbmRlY29kYWJsZUl0ZW0icQocSW5nZXN0UGxhdGZvcm1FdmVudHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEisKCHJlamVjdGVkGAMgAygLMhkuaWJtYWlsLnYxLlJlamVjdGVkUmVwb3J0IoMBChxJbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0EioKB3Jlc3VsdHMYASADKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQSNwoTdW5kZWNvZGFibGVfcmVzdWx0cxgCIAMoCzIaLmlibWFpbC52MS5VbmRlY29kYWJsZUl0ZW0imAEKHUluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUSDgoGZXZlbnRzGAMgASgFEhQKDHVuY2xhc3NpZmllZBgEIAEoBRIrCghyZWplY3RlZBgFIAMoCzIZLmlibWFpbC52MS5SZWplY3RlZFJlcG9ydCJSCg5SZWplY3RlZFJlcG9ydBINCgVpbmRleBgBIAEoBRISCgptZXNzYWdlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRINCgVmaWVsZBgEIAEoCSJuChpMaXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIpCgdvdXRjb21lGAMgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUiaAobTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEjAKB3JlcG9ydHMYASADKAsyHy5pYm1haWwudjEuU3RvcmVkRGVsaXZlcnlSZXBvcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIvQBChRTdG9yZWREZWxpdmVyeVJlcG9ydBIKCgJpZBgBIAEoCRIpCgZyZXBvcnQYAiABKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQSMQoOY2xhc3NpZmljYXRpb24YAyABKAsyGS5pYm1haWwudjEuQ2xhc3NpZmljYXRpb24SEgoKcHJvZmlsZV9pZBgEIAEoCRIwCgxyZWNlaXZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbm5lY3Rpb25faWQYBiABKAkSFQoNcnVsZXNfdmVyc2lvbhgHIAEoAyJEChtMaXN0UmVqZWN0ZWRQYXlsb2Fkc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiZQocTGlzdFJlamVjdGVkUGF5bG9hZHNSZXNwb25zZRIsCghwYXlsb2FkcxgBIAMoCzIaLmlibWFpbC52MS5SZWplY3RlZFBheWxvYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKGUdldFJlamVjdGVkUGF5bG9hZFJlcXVlc3QSGwoTcmVqZWN0ZWRfcGF5bG9hZF9pZBgBIAEoCSJJChpHZXRSZWplY3RlZFBheWxvYWRSZXNwb25zZRIrCgdwYXlsb2FkGAEgASgLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZCKvAQoPUmVqZWN0ZWRQYXlsb2FkEgoKAmlkGAEgASgJEjAKDHJlY2VpdmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY29udGVudF90eXBlGAMgASgJEg4KBnJlYXNvbhgEIAEoCRIMCgRib2R5GAUgASgMEhIKCmJvZHlfYnl0ZXMYBiABKAMSFgoOYm9keV90cnVuY2F0ZWQYByABKAgy8AUKFURlbGl2ZXJ5UmVwb3J0U2VydmljZRJqChVJbmdlc3REZWxpdmVyeVJlcG9ydHMSJy5pYm1haWwudjEuSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBooLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRJkChNMaXN0RGVsaXZlcnlSZXBvcnRzEiUuaWJtYWlsLnYxLkxpc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiYuaWJtYWlsLnYxLkxpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRJnChRMaXN0UmVqZWN0ZWRQYXlsb2FkcxImLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1JlcXVlc3QaJy5pYm1haWwudjEuTGlzdFJlamVjdGVkUGF5bG9hZHNSZXNwb25zZRJhChJHZXRSZWplY3RlZFBheWxvYWQSJC5pYm1haWwudjEuR2V0UmVqZWN0ZWRQYXlsb2FkUmVxdWVzdBolLmlibWFpbC52MS5HZXRSZWplY3RlZFBheWxvYWRSZXNwb25zZRJqChVJbmdlc3RUcmFja2luZ1JlcG9ydHMSJy5pYm1haWwudjEuSW5nZXN0VHJhY2tpbmdSZXBvcnRzUmVxdWVzdBooLmlibWFpbC52MS5Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRJkChNMaXN0VHJhY2tpbmdSZXBvcnRzEiUuaWJtYWlsLnYxLkxpc3RUcmFja2luZ1JlcG9ydHNSZXF1ZXN0GiYuaWJtYWlsLnYxLkxpc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRJnChRJbmdlc3RQbGF0Zm9ybUV2ZW50cxImLmlibWFpbC52MS5Jbmdlc3RQbGF0Zm9ybUV2ZW50c1JlcXVlc3QaJy5pYm1haWwudjEuSW5nZXN0UGxhdGZvcm1FdmVudHNSZXNwb25zZUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_ibmail_v1_report]);
+  fileDesc("CidpYm1haWwvdjEvZGVsaXZlcnlfcmVwb3J0X3NlcnZpY2UucHJvdG8SCWlibWFpbC52MSKYAQoYUmVjbGFzc2lmeVJlcG9ydHNSZXF1ZXN0EisKBndpbmRvdxgBIAEoCzIbLmlibWFpbC52MS5SZWNsYXNzaWZ5V2luZG93EioKCG91dGNvbWVzGAIgAygOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUSDwoHZHJ5X3J1bhgDIAEoCBISCgpyZXF1ZXN0X2lkGAQgASgJIkQKGVJlY2xhc3NpZnlSZXBvcnRzUmVzcG9uc2USJwoJb3BlcmF0aW9uGAEgASgLMhQuaWJtYWlsLnYxLk9wZXJhdGlvbiKDAQocSW5nZXN0VHJhY2tpbmdSZXBvcnRzUmVxdWVzdBIqCgdyZXBvcnRzGAEgAygLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjcKE3VuZGVjb2RhYmxlX3JlcG9ydHMYAiADKAsyGi5pYm1haWwudjEuVW5kZWNvZGFibGVJdGVtIpgBCh1Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEg4KBmV2ZW50cxgDIAEoBRIUCgx1bmNsYXNzaWZpZWQYBCABKAUSKwoIcmVqZWN0ZWQYBSADKAsyGS5pYm1haWwudjEuUmVqZWN0ZWRSZXBvcnQibgoaTGlzdFRyYWNraW5nUmVwb3J0c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKQoHb3V0Y29tZRgDIAEoDjIYLmlibWFpbC52MS5SZXBvcnRPdXRjb21lImgKG0xpc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRIwCgdyZXBvcnRzGAEgAygLMh8uaWJtYWlsLnYxLlN0b3JlZFRyYWNraW5nUmVwb3J0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSL0AQoUU3RvcmVkVHJhY2tpbmdSZXBvcnQSCgoCaWQYASABKAkSKQoGcmVwb3J0GAIgASgLMhkuaWJtYWlsLnYxLlRyYWNraW5nUmVwb3J0EjEKDmNsYXNzaWZpY2F0aW9uGAMgASgLMhkuaWJtYWlsLnYxLkNsYXNzaWZpY2F0aW9uEhIKCnByb2ZpbGVfaWQYBCABKAkSMAoMcmVjZWl2ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1jb25uZWN0aW9uX2lkGAYgASgJEhUKDXJ1bGVzX3ZlcnNpb24YByABKAMifwobSW5nZXN0UGxhdGZvcm1FdmVudHNSZXF1ZXN0EigKBmV2ZW50cxgBIAMoCzIYLmlibWFpbC52MS5QbGF0Zm9ybUV2ZW50EjYKEnVuZGVjb2RhYmxlX2V2ZW50cxgCIAMoCzIaLmlibWFpbC52MS5VbmRlY29kYWJsZUl0ZW0icQocSW5nZXN0UGxhdGZvcm1FdmVudHNSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFEisKCHJlamVjdGVkGAMgAygLMhkuaWJtYWlsLnYxLlJlamVjdGVkUmVwb3J0IoMBChxJbmdlc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0EioKB3Jlc3VsdHMYASADKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQSNwoTdW5kZWNvZGFibGVfcmVzdWx0cxgCIAMoCzIaLmlibWFpbC52MS5VbmRlY29kYWJsZUl0ZW0imAEKHUluZ2VzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUSDgoGZXZlbnRzGAMgASgFEhQKDHVuY2xhc3NpZmllZBgEIAEoBRIrCghyZWplY3RlZBgFIAMoCzIZLmlibWFpbC52MS5SZWplY3RlZFJlcG9ydCJSCg5SZWplY3RlZFJlcG9ydBINCgVpbmRleBgBIAEoBRISCgptZXNzYWdlX2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRINCgVmaWVsZBgEIAEoCSJuChpMaXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIpCgdvdXRjb21lGAMgASgOMhguaWJtYWlsLnYxLlJlcG9ydE91dGNvbWUiaAobTGlzdERlbGl2ZXJ5UmVwb3J0c1Jlc3BvbnNlEjAKB3JlcG9ydHMYASADKAsyHy5pYm1haWwudjEuU3RvcmVkRGVsaXZlcnlSZXBvcnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIvQBChRTdG9yZWREZWxpdmVyeVJlcG9ydBIKCgJpZBgBIAEoCRIpCgZyZXBvcnQYAiABKAsyGS5pYm1haWwudjEuRGVsaXZlcnlSZXBvcnQSMQoOY2xhc3NpZmljYXRpb24YAyABKAsyGS5pYm1haWwudjEuQ2xhc3NpZmljYXRpb24SEgoKcHJvZmlsZV9pZBgEIAEoCRIwCgxyZWNlaXZlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWNvbm5lY3Rpb25faWQYBiABKAkSFQoNcnVsZXNfdmVyc2lvbhgHIAEoAyJEChtMaXN0UmVqZWN0ZWRQYXlsb2Fkc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiZQocTGlzdFJlamVjdGVkUGF5bG9hZHNSZXNwb25zZRIsCghwYXlsb2FkcxgBIAMoCzIaLmlibWFpbC52MS5SZWplY3RlZFBheWxvYWQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjgKGUdldFJlamVjdGVkUGF5bG9hZFJlcXVlc3QSGwoTcmVqZWN0ZWRfcGF5bG9hZF9pZBgBIAEoCSJJChpHZXRSZWplY3RlZFBheWxvYWRSZXNwb25zZRIrCgdwYXlsb2FkGAEgASgLMhouaWJtYWlsLnYxLlJlamVjdGVkUGF5bG9hZCKvAQoPUmVqZWN0ZWRQYXlsb2FkEgoKAmlkGAEgASgJEjAKDHJlY2VpdmVfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoMY29udGVudF90eXBlGAMgASgJEg4KBnJlYXNvbhgEIAEoCRIMCgRib2R5GAUgASgMEhIKCmJvZHlfYnl0ZXMYBiABKAMSFgoOYm9keV90cnVuY2F0ZWQYByABKAgy0AYKFURlbGl2ZXJ5UmVwb3J0U2VydmljZRJqChVJbmdlc3REZWxpdmVyeVJlcG9ydHMSJy5pYm1haWwudjEuSW5nZXN0RGVsaXZlcnlSZXBvcnRzUmVxdWVzdBooLmlibWFpbC52MS5Jbmdlc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRJkChNMaXN0RGVsaXZlcnlSZXBvcnRzEiUuaWJtYWlsLnYxLkxpc3REZWxpdmVyeVJlcG9ydHNSZXF1ZXN0GiYuaWJtYWlsLnYxLkxpc3REZWxpdmVyeVJlcG9ydHNSZXNwb25zZRJnChRMaXN0UmVqZWN0ZWRQYXlsb2FkcxImLmlibWFpbC52MS5MaXN0UmVqZWN0ZWRQYXlsb2Fkc1JlcXVlc3QaJy5pYm1haWwudjEuTGlzdFJlamVjdGVkUGF5bG9hZHNSZXNwb25zZRJhChJHZXRSZWplY3RlZFBheWxvYWQSJC5pYm1haWwudjEuR2V0UmVqZWN0ZWRQYXlsb2FkUmVxdWVzdBolLmlibWFpbC52MS5HZXRSZWplY3RlZFBheWxvYWRSZXNwb25zZRJqChVJbmdlc3RUcmFja2luZ1JlcG9ydHMSJy5pYm1haWwudjEuSW5nZXN0VHJhY2tpbmdSZXBvcnRzUmVxdWVzdBooLmlibWFpbC52MS5Jbmdlc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRJkChNMaXN0VHJhY2tpbmdSZXBvcnRzEiUuaWJtYWlsLnYxLkxpc3RUcmFja2luZ1JlcG9ydHNSZXF1ZXN0GiYuaWJtYWlsLnYxLkxpc3RUcmFja2luZ1JlcG9ydHNSZXNwb25zZRJnChRJbmdlc3RQbGF0Zm9ybUV2ZW50cxImLmlibWFpbC52MS5Jbmdlc3RQbGF0Zm9ybUV2ZW50c1JlcXVlc3QaJy5pYm1haWwudjEuSW5nZXN0UGxhdGZvcm1FdmVudHNSZXNwb25zZRJeChFSZWNsYXNzaWZ5UmVwb3J0cxIjLmlibWFpbC52MS5SZWNsYXNzaWZ5UmVwb3J0c1JlcXVlc3QaJC5pYm1haWwudjEuUmVjbGFzc2lmeVJlcG9ydHNSZXNwb25zZUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_ibmail_v1_operation_service, file_ibmail_v1_report]);
+
+/**
+ * ReclassifyReportsRequest says which stored reports to reclassify.
+ *
+ * @generated from message ibmail.v1.ReclassifyReportsRequest
+ */
+export type ReclassifyReportsRequest = Message<"ibmail.v1.ReclassifyReportsRequest"> & {
+  /**
+   * The window of receive times; unset: every stored report.
+   *
+   * @generated from field: ibmail.v1.ReclassifyWindow window = 1;
+   */
+  window?: ReclassifyWindow | undefined;
+
+  /**
+   * Only reports of these outcomes, such as `UNCLASSIFIED`; empty: all.
+   *
+   * @generated from field: repeated ibmail.v1.ReportOutcome outcomes = 2;
+   */
+  outcomes: ReportOutcome[];
+
+  /**
+   * When true, count and sample what would change, writing nothing.
+   *
+   * @generated from field: bool dry_run = 3;
+   */
+  dryRun: boolean;
+
+  /**
+   * The caller's id of this request (AIP-155): a retry with the same id
+   * returns the operation the first call started instead of a second one.
+   * Up to 64 characters of letters, digits, '-' and '_'.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message ibmail.v1.ReclassifyReportsRequest.
+ * Use `create(ReclassifyReportsRequestSchema)` to create a new message.
+ */
+export const ReclassifyReportsRequestSchema: GenMessage<ReclassifyReportsRequest> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 0);
+
+/**
+ * ReclassifyReportsResponse names the operation started.
+ *
+ * @generated from message ibmail.v1.ReclassifyReportsResponse
+ */
+export type ReclassifyReportsResponse = Message<"ibmail.v1.ReclassifyReportsResponse"> & {
+  /**
+   * The operation; poll it with OperationService.GetOperation.
+   *
+   * @generated from field: ibmail.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message ibmail.v1.ReclassifyReportsResponse.
+ * Use `create(ReclassifyReportsResponseSchema)` to create a new message.
+ */
+export const ReclassifyReportsResponseSchema: GenMessage<ReclassifyReportsResponse> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_delivery_report_service, 1);
 
 /**
  * IngestTrackingReportsRequest carries tracking reports as Infobip posts
@@ -47,7 +114,7 @@ export type IngestTrackingReportsRequest = Message<"ibmail.v1.IngestTrackingRepo
  * Use `create(IngestTrackingReportsRequestSchema)` to create a new message.
  */
 export const IngestTrackingReportsRequestSchema: GenMessage<IngestTrackingReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 0);
+  messageDesc(file_ibmail_v1_delivery_report_service, 2);
 
 /**
  * IngestTrackingReportsResponse says what became of each tracking report.
@@ -99,7 +166,7 @@ export type IngestTrackingReportsResponse = Message<"ibmail.v1.IngestTrackingRep
  * Use `create(IngestTrackingReportsResponseSchema)` to create a new message.
  */
 export const IngestTrackingReportsResponseSchema: GenMessage<IngestTrackingReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 1);
+  messageDesc(file_ibmail_v1_delivery_report_service, 3);
 
 /**
  * ListTrackingReportsRequest selects stored tracking reports.
@@ -135,7 +202,7 @@ export type ListTrackingReportsRequest = Message<"ibmail.v1.ListTrackingReportsR
  * Use `create(ListTrackingReportsRequestSchema)` to create a new message.
  */
 export const ListTrackingReportsRequestSchema: GenMessage<ListTrackingReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 2);
+  messageDesc(file_ibmail_v1_delivery_report_service, 4);
 
 /**
  * ListTrackingReportsResponse is a page of stored tracking reports.
@@ -163,7 +230,7 @@ export type ListTrackingReportsResponse = Message<"ibmail.v1.ListTrackingReports
  * Use `create(ListTrackingReportsResponseSchema)` to create a new message.
  */
 export const ListTrackingReportsResponseSchema: GenMessage<ListTrackingReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 3);
+  messageDesc(file_ibmail_v1_delivery_report_service, 5);
 
 /**
  * StoredTrackingReport is a tracking report as the server stored it.
@@ -228,7 +295,7 @@ export type StoredTrackingReport = Message<"ibmail.v1.StoredTrackingReport"> & {
  * Use `create(StoredTrackingReportSchema)` to create a new message.
  */
 export const StoredTrackingReportSchema: GenMessage<StoredTrackingReport> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 4);
+  messageDesc(file_ibmail_v1_delivery_report_service, 6);
 
 /**
  * IngestPlatformEventsRequest carries platform events as Infobip posts them.
@@ -259,7 +326,7 @@ export type IngestPlatformEventsRequest = Message<"ibmail.v1.IngestPlatformEvent
  * Use `create(IngestPlatformEventsRequestSchema)` to create a new message.
  */
 export const IngestPlatformEventsRequestSchema: GenMessage<IngestPlatformEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 5);
+  messageDesc(file_ibmail_v1_delivery_report_service, 7);
 
 /**
  * IngestPlatformEventsResponse says what became of each platform event.
@@ -295,7 +362,7 @@ export type IngestPlatformEventsResponse = Message<"ibmail.v1.IngestPlatformEven
  * Use `create(IngestPlatformEventsResponseSchema)` to create a new message.
  */
 export const IngestPlatformEventsResponseSchema: GenMessage<IngestPlatformEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 6);
+  messageDesc(file_ibmail_v1_delivery_report_service, 8);
 
 /**
  * IngestDeliveryReportsRequest is Infobip's webhook body, unchanged.
@@ -330,7 +397,7 @@ export type IngestDeliveryReportsRequest = Message<"ibmail.v1.IngestDeliveryRepo
  * Use `create(IngestDeliveryReportsRequestSchema)` to create a new message.
  */
 export const IngestDeliveryReportsRequestSchema: GenMessage<IngestDeliveryReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 7);
+  messageDesc(file_ibmail_v1_delivery_report_service, 9);
 
 /**
  * IngestDeliveryReportsResponse says what became of each report of the body.
@@ -379,7 +446,7 @@ export type IngestDeliveryReportsResponse = Message<"ibmail.v1.IngestDeliveryRep
  * Use `create(IngestDeliveryReportsResponseSchema)` to create a new message.
  */
 export const IngestDeliveryReportsResponseSchema: GenMessage<IngestDeliveryReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 8);
+  messageDesc(file_ibmail_v1_delivery_report_service, 10);
 
 /**
  * RejectedReport names a report of a webhook body that was refused.
@@ -423,7 +490,7 @@ export type RejectedReport = Message<"ibmail.v1.RejectedReport"> & {
  * Use `create(RejectedReportSchema)` to create a new message.
  */
 export const RejectedReportSchema: GenMessage<RejectedReport> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 9);
+  messageDesc(file_ibmail_v1_delivery_report_service, 11);
 
 /**
  * ListDeliveryReportsRequest selects stored reports.
@@ -459,7 +526,7 @@ export type ListDeliveryReportsRequest = Message<"ibmail.v1.ListDeliveryReportsR
  * Use `create(ListDeliveryReportsRequestSchema)` to create a new message.
  */
 export const ListDeliveryReportsRequestSchema: GenMessage<ListDeliveryReportsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 10);
+  messageDesc(file_ibmail_v1_delivery_report_service, 12);
 
 /**
  * ListDeliveryReportsResponse is a page of stored reports.
@@ -487,7 +554,7 @@ export type ListDeliveryReportsResponse = Message<"ibmail.v1.ListDeliveryReports
  * Use `create(ListDeliveryReportsResponseSchema)` to create a new message.
  */
 export const ListDeliveryReportsResponseSchema: GenMessage<ListDeliveryReportsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 11);
+  messageDesc(file_ibmail_v1_delivery_report_service, 13);
 
 /**
  * StoredDeliveryReport is a report as the server stored it.
@@ -552,7 +619,7 @@ export type StoredDeliveryReport = Message<"ibmail.v1.StoredDeliveryReport"> & {
  * Use `create(StoredDeliveryReportSchema)` to create a new message.
  */
 export const StoredDeliveryReportSchema: GenMessage<StoredDeliveryReport> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 12);
+  messageDesc(file_ibmail_v1_delivery_report_service, 14);
 
 /**
  * ListRejectedPayloadsRequest selects rejected payloads.
@@ -581,7 +648,7 @@ export type ListRejectedPayloadsRequest = Message<"ibmail.v1.ListRejectedPayload
  * Use `create(ListRejectedPayloadsRequestSchema)` to create a new message.
  */
 export const ListRejectedPayloadsRequestSchema: GenMessage<ListRejectedPayloadsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 13);
+  messageDesc(file_ibmail_v1_delivery_report_service, 15);
 
 /**
  * ListRejectedPayloadsResponse is a page of rejected payloads.
@@ -611,7 +678,7 @@ export type ListRejectedPayloadsResponse = Message<"ibmail.v1.ListRejectedPayloa
  * Use `create(ListRejectedPayloadsResponseSchema)` to create a new message.
  */
 export const ListRejectedPayloadsResponseSchema: GenMessage<ListRejectedPayloadsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 14);
+  messageDesc(file_ibmail_v1_delivery_report_service, 16);
 
 /**
  * GetRejectedPayloadRequest names one rejected payload.
@@ -632,7 +699,7 @@ export type GetRejectedPayloadRequest = Message<"ibmail.v1.GetRejectedPayloadReq
  * Use `create(GetRejectedPayloadRequestSchema)` to create a new message.
  */
 export const GetRejectedPayloadRequestSchema: GenMessage<GetRejectedPayloadRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 15);
+  messageDesc(file_ibmail_v1_delivery_report_service, 17);
 
 /**
  * GetRejectedPayloadResponse is one rejected payload, body whole.
@@ -655,7 +722,7 @@ export type GetRejectedPayloadResponse = Message<"ibmail.v1.GetRejectedPayloadRe
  * Use `create(GetRejectedPayloadResponseSchema)` to create a new message.
  */
 export const GetRejectedPayloadResponseSchema: GenMessage<GetRejectedPayloadResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 16);
+  messageDesc(file_ibmail_v1_delivery_report_service, 18);
 
 /**
  * RejectedPayload is a webhook body, or one report of it, that was refused.
@@ -721,7 +788,7 @@ export type RejectedPayload = Message<"ibmail.v1.RejectedPayload"> & {
  * Use `create(RejectedPayloadSchema)` to create a new message.
  */
 export const RejectedPayloadSchema: GenMessage<RejectedPayload> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_delivery_report_service, 17);
+  messageDesc(file_ibmail_v1_delivery_report_service, 19);
 
 /**
  * DeliveryReportService takes in Infobip's delivery reports, stores them and
@@ -819,6 +886,24 @@ export const DeliveryReportService: GenService<{
     methodKind: "unary";
     input: typeof IngestPlatformEventsRequestSchema;
     output: typeof IngestPlatformEventsResponseSchema;
+  },
+  /**
+   * ReclassifyReports starts a long-running operation (AIP-151) that runs
+   * the rules in force over the stored delivery and tracking reports of a
+   * window. A report that now makes a different event gets the new event,
+   * sent to consumers like any other; the event that no longer applies is
+   * retracted (never deleted) and its retraction sent to consumers. A
+   * suppression only a retracted event held is lifted. The operation runs
+   * once across replicas, goes on after a restart, and a second run with
+   * the same rules changes nothing. Follow it with
+   * OperationService.GetOperation.
+   *
+   * @generated from rpc ibmail.v1.DeliveryReportService.ReclassifyReports
+   */
+  reclassifyReports: {
+    methodKind: "unary";
+    input: typeof ReclassifyReportsRequestSchema;
+    output: typeof ReclassifyReportsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ibmail_v1_delivery_report_service, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/event_service.proto.
  */
 export const file_ibmail_v1_event_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1pYm1haWwvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJaWJtYWlsLnYxIlMKEldhdGNoRXZlbnRzUmVxdWVzdBITCgtldmVudF9uYW1lcxgBIAMoCRIWCg5hZnRlcl9wb3NpdGlvbhgCIAEoAxIQCghmcm9tX25vdxgDIAEoCCJPChNXYXRjaEV2ZW50c1Jlc3BvbnNlEhAKCHBvc2l0aW9uGAEgASgDEiYKBWV2ZW50GAIgASgLMhcuaWJtYWlsLnYxLlByb2ZpbGVFdmVudDJeCgxFdmVudFNlcnZpY2USTgoLV2F0Y2hFdmVudHMSHS5pYm1haWwudjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh4uaWJtYWlsLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_ibmail_v1_profile_service]);
+  fileDesc("Ch1pYm1haWwvdjEvZXZlbnRfc2VydmljZS5wcm90bxIJaWJtYWlsLnYxIlMKEldhdGNoRXZlbnRzUmVxdWVzdBITCgtldmVudF9uYW1lcxgBIAMoCRIWCg5hZnRlcl9wb3NpdGlvbhgCIAEoAxIQCghmcm9tX25vdxgDIAEoCCJjChNXYXRjaEV2ZW50c1Jlc3BvbnNlEhAKCHBvc2l0aW9uGAEgASgDEiYKBWV2ZW50GAIgASgLMhcuaWJtYWlsLnYxLlByb2ZpbGVFdmVudBISCgpyZXRyYWN0aW9uGAMgASgIMl4KDEV2ZW50U2VydmljZRJOCgtXYXRjaEV2ZW50cxIdLmlibWFpbC52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHi5pYm1haWwudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_ibmail_v1_profile_service]);
 
 /**
  * WatchEventsRequest says which events to stream and where to start.
@@ -69,11 +69,22 @@ export type WatchEventsResponse = Message<"ibmail.v1.WatchEventsResponse"> & {
   position: bigint;
 
   /**
-   * The event, as the activity list shows it.
+   * The event, as the activity list shows it. For a retraction, the event
+   * retracted, with its `retraction` set.
    *
    * @generated from field: ibmail.v1.ProfileEvent event = 2;
    */
   event?: ProfileEvent | undefined;
+
+  /**
+   * Whether this entry retracts an event sent before (same `event.id`)
+   * rather than adding one. A retraction has its own position; a consumer
+   * undoes what it did with the event. On JetStream it is published on the
+   * subject of the event with the header `Ibmail-Retraction: true`.
+   *
+   * @generated from field: bool retraction = 3;
+   */
+  retraction: boolean;
 };
 
 /**

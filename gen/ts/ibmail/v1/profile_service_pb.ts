@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ibmail/v1/profile_service.proto.
  */
 export const file_ibmail_v1_profile_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch9pYm1haWwvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEi2wEKDFByb2ZpbGVFdmVudBIOCgZhY3Rpb24YASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvZmlsZV9pZBgDIAEoCRINCgVlbWFpbBgEIAEoCRIzCgZwYXJhbXMYBSADKAsyIy5pYm1haWwudjEuUHJvZmlsZUV2ZW50LlBhcmFtc0VudHJ5EgoKAmlkGAYgASgJGi0KC1BhcmFtc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiagoYTGlzdFByb2ZpbGVFdmVudHNSZXF1ZXN0EhIKCnByb2ZpbGVfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSEwoLZXZlbnRfbmFtZXMYBCADKAkiXQoZTGlzdFByb2ZpbGVFdmVudHNSZXNwb25zZRInCgZldmVudHMYASADKAsyFy5pYm1haWwudjEuUHJvZmlsZUV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKpAQoVU2VhcmNoUHJvZmlsZXNSZXF1ZXN0EhMKC2V2ZW50X25hbWVzGAEgAygJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiXAoWU2VhcmNoUHJvZmlsZXNSZXNwb25zZRIpCghwcm9maWxlcxgBIAMoCzIXLmlibWFpbC52MS5Qcm9maWxlTWF0Y2gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInsKDFByb2ZpbGVNYXRjaBISCgpwcm9maWxlX2lkGAEgASgJEg0KBWVtYWlsGAIgASgJEhMKC2V2ZW50X2NvdW50GAMgASgFEjMKD2xhc3RfZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyxwEKDlByb2ZpbGVTZXJ2aWNlEl4KEUxpc3RQcm9maWxlRXZlbnRzEiMuaWJtYWlsLnYxLkxpc3RQcm9maWxlRXZlbnRzUmVxdWVzdBokLmlibWFpbC52MS5MaXN0UHJvZmlsZUV2ZW50c1Jlc3BvbnNlElUKDlNlYXJjaFByb2ZpbGVzEiAuaWJtYWlsLnYxLlNlYXJjaFByb2ZpbGVzUmVxdWVzdBohLmlibWFpbC52MS5TZWFyY2hQcm9maWxlc1Jlc3BvbnNlQjFaL2dpdGh1Yi5jb20vaWJtYWlsL2libWFpbC9nZW4vaWJtYWlsL3YxO2libWFpbHYxYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9pYm1haWwvdjEvcHJvZmlsZV9zZXJ2aWNlLnByb3RvEglpYm1haWwudjEiogIKDFByb2ZpbGVFdmVudBIOCgZhY3Rpb24YASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcHJvZmlsZV9pZBgDIAEoCRINCgVlbWFpbBgEIAEoCRIzCgZwYXJhbXMYBSADKAsyIy5pYm1haWwudjEuUHJvZmlsZUV2ZW50LlBhcmFtc0VudHJ5EgoKAmlkGAYgASgJEhUKDXJ1bGVzX3ZlcnNpb24YByABKAMSLgoKcmV0cmFjdGlvbhgIIAEoCzIaLmlibWFpbC52MS5FdmVudFJldHJhY3Rpb24aLQoLUGFyYW1zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKCAQoPRXZlbnRSZXRyYWN0aW9uEjAKDHJldHJhY3RfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJb3BlcmF0aW9uGAIgASgJEhUKDXJ1bGVzX3ZlcnNpb24YAyABKAMSEwoLcmVwbGFjZWRfYnkYBCABKAkihQEKGExpc3RQcm9maWxlRXZlbnRzUmVxdWVzdBISCgpwcm9maWxlX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEhMKC2V2ZW50X25hbWVzGAQgAygJEhkKEWluY2x1ZGVfcmV0cmFjdGVkGAUgASgIIl0KGUxpc3RQcm9maWxlRXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuaWJtYWlsLnYxLlByb2ZpbGVFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkixAEKFVNlYXJjaFByb2ZpbGVzUmVxdWVzdBITCgtldmVudF9uYW1lcxgBIAMoCRIpCgVzaW5jZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEhkKEWluY2x1ZGVfcmV0cmFjdGVkGAYgASgIIlwKFlNlYXJjaFByb2ZpbGVzUmVzcG9uc2USKQoIcHJvZmlsZXMYASADKAsyFy5pYm1haWwudjEuUHJvZmlsZU1hdGNoEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ7CgxQcm9maWxlTWF0Y2gSEgoKcHJvZmlsZV9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRITCgtldmVudF9jb3VudBgDIAEoBRIzCg9sYXN0X2V2ZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMscBCg5Qcm9maWxlU2VydmljZRJeChFMaXN0UHJvZmlsZUV2ZW50cxIjLmlibWFpbC52MS5MaXN0UHJvZmlsZUV2ZW50c1JlcXVlc3QaJC5pYm1haWwudjEuTGlzdFByb2ZpbGVFdmVudHNSZXNwb25zZRJVCg5TZWFyY2hQcm9maWxlcxIgLmlibWFpbC52MS5TZWFyY2hQcm9maWxlc1JlcXVlc3QaIS5pYm1haWwudjEuU2VhcmNoUHJvZmlsZXNSZXNwb25zZUIxWi9naXRodWIuY29tL2libWFpbC9pYm1haWwvZ2VuL2libWFpbC92MTtpYm1haWx2MWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * ProfileEvent is one entry of a profile's activity list.
@@ -65,6 +65,23 @@ export type ProfileEvent = Message<"ibmail.v1.ProfileEvent"> & {
    * @generated from field: string id = 6;
    */
   id: string;
+
+  /**
+   * The rules version that made the event: 0 for the built-in defaults or
+   * a rules file, and for events stored before versions were kept.
+   *
+   * @generated from field: int64 rules_version = 7;
+   */
+  rulesVersion: bigint;
+
+  /**
+   * Set when a reclassification found that the rules in force no longer
+   * make this event. A retracted event is kept, but leaves the activity
+   * list and segmentations unless they ask for it.
+   *
+   * @generated from field: ibmail.v1.EventRetraction retraction = 8;
+   */
+  retraction?: EventRetraction | undefined;
 };
 
 /**
@@ -73,6 +90,49 @@ export type ProfileEvent = Message<"ibmail.v1.ProfileEvent"> & {
  */
 export const ProfileEventSchema: GenMessage<ProfileEvent> = /*@__PURE__*/
   messageDesc(file_ibmail_v1_profile_service, 0);
+
+/**
+ * EventRetraction says when and why an event was retracted.
+ *
+ * @generated from message ibmail.v1.EventRetraction
+ */
+export type EventRetraction = Message<"ibmail.v1.EventRetraction"> & {
+  /**
+   * When it was retracted.
+   *
+   * @generated from field: google.protobuf.Timestamp retract_time = 1;
+   */
+  retractTime?: Timestamp | undefined;
+
+  /**
+   * The operation that retracted it, `operations/{id}`.
+   *
+   * @generated from field: string operation = 2;
+   */
+  operation: string;
+
+  /**
+   * The rules version under which the event no longer applies.
+   *
+   * @generated from field: int64 rules_version = 3;
+   */
+  rulesVersion: bigint;
+
+  /**
+   * The id of the event that replaced it, when the report now makes
+   * another; empty when it makes none.
+   *
+   * @generated from field: string replaced_by = 4;
+   */
+  replacedBy: string;
+};
+
+/**
+ * Describes the message ibmail.v1.EventRetraction.
+ * Use `create(EventRetractionSchema)` to create a new message.
+ */
+export const EventRetractionSchema: GenMessage<EventRetraction> = /*@__PURE__*/
+  messageDesc(file_ibmail_v1_profile_service, 1);
 
 /**
  * ListProfileEventsRequest selects a page of one profile's events.
@@ -112,6 +172,13 @@ export type ListProfileEventsRequest = Message<"ibmail.v1.ListProfileEventsReque
    * @generated from field: repeated string event_names = 4;
    */
   eventNames: string[];
+
+  /**
+   * Also list retracted events (each with its `retraction`).
+   *
+   * @generated from field: bool include_retracted = 5;
+   */
+  includeRetracted: boolean;
 };
 
 /**
@@ -119,7 +186,7 @@ export type ListProfileEventsRequest = Message<"ibmail.v1.ListProfileEventsReque
  * Use `create(ListProfileEventsRequestSchema)` to create a new message.
  */
 export const ListProfileEventsRequestSchema: GenMessage<ListProfileEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_profile_service, 1);
+  messageDesc(file_ibmail_v1_profile_service, 2);
 
 /**
  * ListProfileEventsResponse is a page of one profile's events.
@@ -147,7 +214,7 @@ export type ListProfileEventsResponse = Message<"ibmail.v1.ListProfileEventsResp
  * Use `create(ListProfileEventsResponseSchema)` to create a new message.
  */
 export const ListProfileEventsResponseSchema: GenMessage<ListProfileEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_profile_service, 2);
+  messageDesc(file_ibmail_v1_profile_service, 3);
 
 /**
  * SearchProfilesRequest is a segmentation: profiles with given events in a
@@ -192,6 +259,13 @@ export type SearchProfilesRequest = Message<"ibmail.v1.SearchProfilesRequest"> &
    * @generated from field: string page_token = 5;
    */
   pageToken: string;
+
+  /**
+   * Also count retracted events.
+   *
+   * @generated from field: bool include_retracted = 6;
+   */
+  includeRetracted: boolean;
 };
 
 /**
@@ -199,7 +273,7 @@ export type SearchProfilesRequest = Message<"ibmail.v1.SearchProfilesRequest"> &
  * Use `create(SearchProfilesRequestSchema)` to create a new message.
  */
 export const SearchProfilesRequestSchema: GenMessage<SearchProfilesRequest> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_profile_service, 3);
+  messageDesc(file_ibmail_v1_profile_service, 4);
 
 /**
  * SearchProfilesResponse is a page of matching profiles.
@@ -227,7 +301,7 @@ export type SearchProfilesResponse = Message<"ibmail.v1.SearchProfilesResponse">
  * Use `create(SearchProfilesResponseSchema)` to create a new message.
  */
 export const SearchProfilesResponseSchema: GenMessage<SearchProfilesResponse> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_profile_service, 4);
+  messageDesc(file_ibmail_v1_profile_service, 5);
 
 /**
  * ProfileMatch is a profile that has matching events.
@@ -269,7 +343,7 @@ export type ProfileMatch = Message<"ibmail.v1.ProfileMatch"> & {
  * Use `create(ProfileMatchSchema)` to create a new message.
  */
 export const ProfileMatchSchema: GenMessage<ProfileMatch> = /*@__PURE__*/
-  messageDesc(file_ibmail_v1_profile_service, 5);
+  messageDesc(file_ibmail_v1_profile_service, 6);
 
 /**
  * ProfileService reads the events of profiles (customers): the activity list
