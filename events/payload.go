@@ -20,7 +20,37 @@ const (
 	// PositionHeader carries the event's position in the event log, the
 	// after_position a WatchEvents client would resume from.
 	PositionHeader = "Ibmail-Position"
+	// RetractionHeader is "true" on a retraction: the message carries an
+	// event sent before (same id, with its "retraction" set) that a
+	// reclassification found no longer applies, and a consumer undoes what
+	// it did with it. Other messages have no such header.
+	RetractionHeader = "Ibmail-Retraction"
 )
+
+// RetractionMessageID is the Nats-Msg-Id of an event's retraction, which
+// must not pass for a repeat of the event's own message.
+func RetractionMessageID(e store.Event) string { return MessageID(e) + "-retraction" }
+
+// ProfileEvent is a stored event as the API shows it.
+func ProfileEvent(e store.Event) *ibmailv1.ProfileEvent {
+	ev := &ibmailv1.ProfileEvent{
+		Id:           MessageID(e),
+		Action:       e.Name,
+		Time:         timestamppb.New(e.Time),
+		ProfileId:    e.ProfileID,
+		Email:        e.Email,
+		Params:       e.Params,
+		RulesVersion: e.RulesVersion,
+	}
+	if r := e.Retraction; r != nil {
+		ev.Retraction = &ibmailv1.EventRetraction{RetractTime: timestamppb.New(r.Time), Operation: r.Operation,
+			RulesVersion: r.RulesVersion}
+		if r.ReplacedBy != 0 {
+			ev.Retraction.ReplacedBy = strconv.FormatInt(r.ReplacedBy, 10)
+		}
+	}
+	return ev
+}
 
 // MessageID is the Nats-Msg-Id of an event's message: the event's id, as
 // the API shows it. JetStream drops a message whose id it has seen within
@@ -43,14 +73,7 @@ func Payload(e store.Event) ([]byte, error) {
 	if e.Unreadable != "" {
 		return nil, readcheck.Unreadable(errors.New(e.Unreadable))
 	}
-	ev := &ibmailv1.ProfileEvent{
-		Id:        MessageID(e),
-		Action:    e.Name,
-		Time:      timestamppb.New(e.Time),
-		ProfileId: e.ProfileID,
-		Email:     e.Email,
-		Params:    e.Params,
-	}
+	ev := ProfileEvent(e)
 	if err := readcheck.Message(ev); err != nil {
 		return nil, readcheck.Unreadable(err)
 	}

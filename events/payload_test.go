@@ -17,14 +17,21 @@ func TestPayload(t *testing.T) {
 		{
 			name: "every field",
 			e: store.Event{ID: 17, Name: "newsletter.hardbounce", Time: at, ProfileID: "customer-42", Email: "bob@example.com",
-				Params: map[string]string{"messageId": "m-1", "errorName": "EC_HARD_BOUNCE"}},
+				Params: map[string]string{"messageId": "m-1", "errorName": "EC_HARD_BOUNCE"}, RulesVersion: 4},
 			want: `{"action":"newsletter.hardbounce","time":"2024-05-01T09:00:00.256Z","profileId":"customer-42",` +
-				`"email":"bob@example.com","params":{"errorName":"EC_HARD_BOUNCE","messageId":"m-1"},"id":"17"}`,
+				`"email":"bob@example.com","params":{"errorName":"EC_HARD_BOUNCE","messageId":"m-1"},"id":"17","rulesVersion":"4"}`,
+		},
+		{
+			name: "retracted",
+			e: store.Event{ID: 18, Name: "newsletter.softbounce", Time: at, ProfileID: "p", RulesVersion: 1,
+				Retraction: &store.EventRetraction{Time: at, Operation: "operations/2", RulesVersion: 3, ReplacedBy: 40}},
+			want: `{"action":"newsletter.softbounce","time":"2024-05-01T09:00:00.256Z","profileId":"p","email":"","params":{},"id":"18",` +
+				`"rulesVersion":"1","retraction":{"retractTime":"2024-05-01T09:00:00.256Z","operation":"operations/2","rulesVersion":"3","replacedBy":"40"}}`,
 		},
 		{
 			name: "empty fields present",
 			e:    store.Event{ID: 3, Name: "newsletter.dropped", Time: at.Truncate(time.Second), ProfileID: "p"},
-			want: `{"action":"newsletter.dropped","time":"2024-05-01T09:00:00Z","profileId":"p","email":"","params":{},"id":"3"}`,
+			want: `{"action":"newsletter.dropped","time":"2024-05-01T09:00:00Z","profileId":"p","email":"","params":{},"id":"3","rulesVersion":"0"}`,
 		},
 	}
 	for _, tt := range tests {

@@ -315,7 +315,12 @@ func (p *Publisher) message(e store.LoggedEvent) (*nats.Msg, error) {
 	}
 	msg := nats.NewMsg(Subject(p.opts.SubjectPrefix, e.Name))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, MessageID(e.Event))
+	if e.Retraction {
+		msg.Header.Set(jetstream.MsgIDHeader, RetractionMessageID(e.Event))
+		msg.Header.Set(RetractionHeader, "true")
+	} else {
+		msg.Header.Set(jetstream.MsgIDHeader, MessageID(e.Event))
+	}
 	// Refused rather than stored in another stream that happens to take
 	// the subject.
 	msg.Header.Set(jetstream.ExpectedStreamHeader, p.opts.Stream)

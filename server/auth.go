@@ -80,6 +80,9 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.RuleService/GetRuleVersion":   RoleRead,
 	"/ibmail.v1.RuleService/TestRules":        RoleRead,
 
+	"/ibmail.v1.OperationService/GetOperation":   RoleRead,
+	"/ibmail.v1.OperationService/ListOperations": RoleRead,
+
 	"/ibmail.v1.SendService/CreateSend":         RoleSend,
 	"/ibmail.v1.SendService/GetSend":            RoleSend,
 	"/ibmail.v1.SendService/ListSends":          RoleSend,
@@ -106,6 +109,8 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.SendingDomainService/UnblockSendingDomain":           RoleAdmin,
 	"/ibmail.v1.RuleService/UpdateRules":                             RoleAdmin,
 	"/ibmail.v1.RuleService/RestoreRuleVersion":                      RoleAdmin,
+	"/ibmail.v1.DeliveryReportService/ReclassifyReports":             RoleAdmin,
+	"/ibmail.v1.OperationService/CancelOperation":                    RoleAdmin,
 }
 
 // openPrefixes are whole services that need no token. Health must answer

@@ -35,6 +35,8 @@ type DeliveryReportService struct {
 	rows  *rowSkippers
 	// sendDomains caches each send's sending domain, for bounce rates.
 	sendDomains *sendDomainCache
+	// ops runs reclassifications (see ReclassifyReports).
+	ops Operations
 }
 
 // NewDeliveryReportService returns a DeliveryReportService.

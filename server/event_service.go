@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ibmail/ibmail/events"
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/readcheck"
 	"github.com/ibmail/ibmail/store"
@@ -117,7 +117,7 @@ func (s *EventService) watch(req *ibmailv1.WatchEventsRequest, stream grpc.Serve
 			// stream goes on past it.
 			if ev, err := showEvent(e.Event); err != nil {
 				s.rows.events.Skip(ctx, eventRowID(e.Event), err)
-			} else if err := stream.Send(&ibmailv1.WatchEventsResponse{Position: e.Position, Event: ev}); err != nil {
+			} else if err := stream.Send(&ibmailv1.WatchEventsResponse{Position: e.Position, Event: ev, Retraction: e.Retraction}); err != nil {
 				return err
 			}
 			after = e.Position
@@ -142,14 +142,7 @@ func showEvent(e store.Event) (*ibmailv1.ProfileEvent, error) {
 	if e.Unreadable != "" {
 		return nil, errors.New(e.Unreadable)
 	}
-	ev := &ibmailv1.ProfileEvent{
-		Id:        fmt.Sprint(e.ID),
-		Action:    e.Name,
-		Time:      timestamppb.New(e.Time),
-		ProfileId: e.ProfileID,
-		Email:     e.Email,
-		Params:    e.Params,
-	}
+	ev := events.ProfileEvent(e)
 	return ev, readcheck.Message(ev)
 }
 

@@ -48,11 +48,11 @@ func (s *ProfileService) ListProfileEvents(ctx context.Context, req *ibmailv1.Li
 	if err != nil {
 		return nil, err
 	}
-	tok, err := decodePageToken(req.GetPageToken(), queryDigest(append([]string{"events", profileID}, names...)...))
+	tok, err := decodePageToken(req.GetPageToken(), queryDigest(append(retractedKey([]string{"events", profileID}, req.GetIncludeRetracted()), names...)...))
 	if err != nil {
 		return nil, err
 	}
-	q := store.EventQuery{ProfileID: profileID, Names: names, Limit: size + 1}
+	q := store.EventQuery{ProfileID: profileID, Names: names, Limit: size + 1, IncludeRetracted: req.GetIncludeRetracted()}
 	if tok.ID != 0 {
 		q.After = &store.EventCursor{Time: timeFromMicros(tok.TimeUS), ID: tok.ID}
 	}
@@ -72,7 +72,7 @@ func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.Searc
 	if err != nil {
 		return nil, err
 	}
-	q := store.ProfileQuery{Names: names}
+	q := store.ProfileQuery{Names: names, IncludeRetracted: req.GetIncludeRetracted()}
 	if req.GetSince() != nil {
 		if err := req.GetSince().CheckValid(); err != nil {
 			return nil, invalidField("since", err.Error())
@@ -92,7 +92,8 @@ func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.Searc
 	if err != nil {
 		return nil, err
 	}
-	digest := queryDigest(append([]string{"search", fmt.Sprint(q.Since.UnixMicro()), fmt.Sprint(q.Until.UnixMicro())}, names...)...)
+	digest := queryDigest(append(retractedKey([]string{"search", fmt.Sprint(q.Since.UnixMicro()), fmt.Sprint(q.Until.UnixMicro())},
+		q.IncludeRetracted), names...)...)
 	tok, err := decodePageToken(req.GetPageToken(), digest)
 	if err != nil {
 		return nil, err
@@ -114,6 +115,15 @@ func (s *ProfileService) SearchProfiles(ctx context.Context, req *ibmailv1.Searc
 			}, nil
 		})
 	return resp, nil
+}
+
+// retractedKey adds include_retracted to a page token's query key when it
+// is set, so that tokens of queries without it stay as they were.
+func retractedKey(key []string, includeRetracted bool) []string {
+	if includeRetracted {
+		return append(key, "include_retracted")
+	}
+	return key
 }
 
 // eventNames validates, de-duplicates and sorts event-name filters, so that

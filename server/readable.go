@@ -20,7 +20,7 @@ const ReasonUnreadableRow Reason = "UNREADABLE_ROW"
 // break a listing or stall a stream. The kinds are the label of
 // ibmail_unreadable_rows_total.
 type rowSkippers struct {
-	events, matches, reports, tracking, rejected, sends, recipients, suppressions, connections, senders, domains *readcheck.Skipper
+	events, matches, reports, tracking, rejected, sends, recipients, suppressions, connections, senders, domains, operations *readcheck.Skipper
 }
 
 func newRowSkippers(log *slog.Logger) *rowSkippers {
@@ -36,6 +36,7 @@ func newRowSkippers(log *slog.Logger) *rowSkippers {
 		suppressions: readcheck.NewSkipper("suppression", log),
 		connections:  readcheck.NewSkipper("connection", log),
 		senders:      readcheck.NewSkipper("sender", log),
+		operations:   readcheck.NewSkipper("operation", log),
 	}
 }
 

@@ -106,16 +106,16 @@ func (s *SendService) CreateSend(ctx context.Context, req *ibmailv1.CreateSendRe
 	return &ibmailv1.CreateSendResponse{Send: sendProto(stored)}, nil
 }
 
-// requestDigest is the SHA-256 of a send request's canonical encoding: the
-// deterministic protobuf encoding (map entries in key order, recipients in
-// the order given). The store
-// keeps it with the send, so that a retry with the send's idempotency key
-// (the same request, however its JSON was laid out) gets the send back,
-// while a different request reusing the key is refused.
-func requestDigest(req *ibmailv1.CreateSendRequest) ([]byte, error) {
+// requestDigest is the SHA-256 of a request's canonical encoding: the
+// deterministic protobuf encoding (map entries in key order, repeated
+// fields in the order given). The store keeps it with what the request
+// made (a send, an operation), so that a retry with the same idempotency
+// key or request id (the same request, however its JSON was laid out)
+// gets it back, while a different request reusing the key is refused.
+func requestDigest(req proto.Message) ([]byte, error) {
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("encode the send request for its digest: %w", err)
+		return nil, fmt.Errorf("encode the request for its digest: %w", err)
 	}
 	d := sha256.Sum256(b)
 	return d[:], nil

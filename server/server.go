@@ -53,6 +53,18 @@ type Options struct {
 	// RulesPoll is how often the server looks for a rules version stored
 	// by another replica; 0 means rules.DefaultPoll.
 	RulesPoll time.Duration
+	// OperationLease is how long a replica's hold on a long-running
+	// operation (a reclassification) lasts without renewal, after which
+	// another replica takes the job over; 0 means DefaultOperationLease.
+	OperationLease time.Duration
+	// OperationPoll is how often the server looks for operations no replica
+	// works on; 0 means DefaultOperationPoll.
+	OperationPoll time.Duration
+	// OperationStepDone, when not nil, is called after each step of an
+	// operation this server committed; an error stops the server's worker
+	// there, keeping its lease, as if the process had died. For tests of
+	// a restart in the middle of a job.
+	OperationStepDone func(operation int64, step int) error
 	// WebhookSecret is the server-wide webhook secret; optional, since each
 	// connection has its own.
 	WebhookSecret string
@@ -193,7 +205,12 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	// in-process connection at once.
 	services := serviceRegistrar{server: s.grpc, inproc: gatewayConn}
 	ibmailv1.RegisterClassifierServiceServer(services, NewClassifierService(book))
-	ibmailv1.RegisterDeliveryReportServiceServer(services, NewDeliveryReportService(book, opts.Store, webhookAuth, opts.Logger))
+	worker := newReclassifier(opts.Store, book, opts.OperationLease, opts.OperationPoll, opts.Logger)
+	worker.stepDone = opts.OperationStepDone
+	reports := NewDeliveryReportService(book, opts.Store, webhookAuth, opts.Logger)
+	reports.ops = Operations{worker: worker, caller: auth.callerName}
+	ibmailv1.RegisterDeliveryReportServiceServer(services, reports)
+	ibmailv1.RegisterOperationServiceServer(services, NewOperationService(opts.Store, opts.Logger))
 	ibmailv1.RegisterRuleServiceServer(services, NewRuleService(book, opts.Store, auth.callerName, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(services, NewProfileService(opts.Store, opts.Logger))
 	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger)
@@ -242,6 +259,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeFamily(r.URL.Path) })), logged))
 	go s.followStore(ctx)
 	go book.Run(s.untilClosed(ctx))
+	go worker.Run(s.untilClosed(ctx))
 	go s.pruneDomainCounts(ctx, opts.Store)
 	if opts.PauseBounceRate > 0 {
 		go NewBouncePauser(opts.Store, opts.PauseBounceRate, opts.PauseMinReports, opts.PauseCheckEvery, opts.Logger).Run(s.untilClosed(ctx))

@@ -18,7 +18,10 @@ type Operation struct {
 	// RequestID is the caller's id of the request that started it
 	// (AIP-155); "" when none was given.
 	RequestID string
-	Spec      []byte
+	// RequestDigest fingerprints the request that started it, so that a
+	// retry with RequestID is told from another request reusing the id.
+	RequestDigest []byte
+	Spec          []byte
 	Progress  []byte
 	// Done is set when the operation has stopped, well or not; ErrorCode
 	// (a gRPC code) and ErrorMessage say why when it did not finish.
@@ -72,8 +75,12 @@ type OperationStore interface {
 	// step that changes nothing else, such as a dry run's.
 	SaveOperationStep(ctx context.Context, step OperationStep) error
 	// ReclassifyReports writes a reclassification step: the changes and the
-	// step's progress in one transaction (see ReportChange).
-	ReclassifyReports(ctx context.Context, step OperationStep, changes ReclassifyBatch) (ReclassifyApplied, error)
+	// step's progress in one transaction (see ReportChange). The progress
+	// written is step.Progress, or progress(applied) when progress is not
+	// nil, so that it can count what the step did; it may be called more
+	// than once, when the transaction is run again.
+	ReclassifyReports(ctx context.Context, step OperationStep, changes ReclassifyBatch,
+		progress func(ReclassifyApplied) ([]byte, error)) (ReclassifyApplied, error)
 	// ScanReports returns up to q.Limit stored reports of q.Kind with ids
 	// above q.AfterID in the window and outcomes of q, by id.
 	ScanReports(ctx context.Context, q ReportScan) ([]ScannedReport, error)

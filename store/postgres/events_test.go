@@ -93,8 +93,11 @@ func TestEventLogMigrationBackfills(t *testing.T) {
 	}
 	s.Close()
 	// Back to the schema before 0003, as an older binary left it.
-	admin(t, dsn, `DROP TABLE event_outbox, event_log, event_leases, event_cursors`)
-	admin(t, dsn, `DELETE FROM schema_migrations WHERE version = 3`)
+	// 0013 changes the log, so it goes too, to be applied after 0003 again.
+	admin(t, dsn, `DROP TABLE event_outbox, event_log, event_leases, event_cursors, operations, event_retractions, reclassified_events`)
+	admin(t, dsn, `ALTER TABLE delivery_reports DROP COLUMN current_event_id`)
+	admin(t, dsn, `ALTER TABLE tracking_events DROP COLUMN current_event_id`)
+	admin(t, dsn, `DELETE FROM schema_migrations WHERE version IN (3, 13)`)
 
 	s = open(t, dsn)
 	logged, err := s.ReadEventLog(ctx, store.EventLogQuery{Limit: 100})

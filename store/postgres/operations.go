@@ -11,12 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const operationColumns = `id, kind, request_id, spec, progress, done, error_code, error_message,
+const operationColumns = `id, kind, request_id, request_digest, spec, progress, done, error_code, error_message,
 	cancel_requested, created_by, create_time, update_time`
 
 func scanOperation(row pgx.Row) (store.Operation, error) {
 	var op store.Operation
-	err := row.Scan(&op.ID, &op.Kind, &op.RequestID, &op.Spec, &op.Progress, &op.Done, &op.ErrorCode,
+	err := row.Scan(&op.ID, &op.Kind, &op.RequestID, &op.RequestDigest, &op.Spec, &op.Progress, &op.Done, &op.ErrorCode,
 		&op.ErrorMessage, &op.CancelRequested, &op.CreatedBy, &op.CreateTime, &op.UpdateTime)
 	op.CreateTime, op.UpdateTime = utc(op.CreateTime), utc(op.UpdateTime)
 	return op, err
@@ -29,10 +29,10 @@ func (s *Store) CreateOperation(ctx context.Context, op store.Operation) (store.
 	var created bool
 	err := s.inTx(ctx, "create operation", func(tx pgx.Tx) error {
 		got, err := scanOperation(tx.QueryRow(ctx, `INSERT INTO operations
-			(kind, request_id, spec, progress, created_by, create_time, update_time)
-			VALUES ($1, $2, $3, $4, $5, date_trunc('microseconds', now()), date_trunc('microseconds', now()))
+			(kind, request_id, request_digest, spec, progress, created_by, create_time, update_time)
+			VALUES ($1, $2, $3, $4, $5, $6, date_trunc('microseconds', now()), date_trunc('microseconds', now()))
 			ON CONFLICT (request_id) WHERE request_id <> '' DO NOTHING
-			RETURNING `+operationColumns, op.Kind, op.RequestID, op.Spec, op.Progress, op.CreatedBy))
+			RETURNING `+operationColumns, op.Kind, op.RequestID, op.RequestDigest, op.Spec, op.Progress, op.CreatedBy))
 		if err == nil {
 			op, created = got, true
 			return nil
@@ -197,7 +197,8 @@ func (s *Store) ScanReports(ctx context.Context, q store.ReportScan) ([]store.Sc
 // lock that saveStep takes first: the retraction of each old event and the
 // new event, each with an id from the shared sequence and an outbox entry,
 // the suppressions, the reports' rows, then the step's progress.
-func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep, batch store.ReclassifyBatch) (store.ReclassifyApplied, error) {
+func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep, batch store.ReclassifyBatch,
+	progress func(store.ReclassifyApplied) ([]byte, error)) (store.ReclassifyApplied, error) {
 	var applied store.ReclassifyApplied
 	err := s.inTx(ctx, "reclassify reports", func(tx pgx.Tx) error {
 		applied = store.ReclassifyApplied{NewEventIDs: make([]int64, len(batch.Changes))}
@@ -277,6 +278,12 @@ func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep,
 			}
 			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET outcome = $1, event_name = $2, rule = $3, rules_version = $4,
 				current_event_id = $5 WHERE id = $6`, int16(c.Outcome), c.EventName, c.Rule, batch.RulesVersion, newID, c.ReportID); err != nil {
+				return err
+			}
+		}
+		if progress != nil {
+			var err error
+			if step.Progress, err = progress(applied); err != nil {
 				return err
 			}
 		}

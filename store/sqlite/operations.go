@@ -11,7 +11,7 @@ import (
 	"github.com/ibmail/ibmail/store"
 )
 
-const operationColumns = `id, kind, request_id, spec, progress, done, error_code, error_message,
+const operationColumns = `id, kind, request_id, request_digest, spec, progress, done, error_code, error_message,
 	cancel_requested, created_by, create_time, update_time`
 
 func scanOperation(row interface{ Scan(...any) error }) (store.Operation, error) {
@@ -19,7 +19,7 @@ func scanOperation(row interface{ Scan(...any) error }) (store.Operation, error)
 		op               store.Operation
 		created, updated int64
 	)
-	err := row.Scan(&op.ID, &op.Kind, &op.RequestID, &op.Spec, &op.Progress, &op.Done, &op.ErrorCode,
+	err := row.Scan(&op.ID, &op.Kind, &op.RequestID, &op.RequestDigest, &op.Spec, &op.Progress, &op.Done, &op.ErrorCode,
 		&op.ErrorMessage, &op.CancelRequested, &op.CreatedBy, &created, &updated)
 	op.CreateTime, op.UpdateTime = fromMicros(created), fromMicros(updated)
 	return op, err
@@ -42,9 +42,9 @@ func (s *Store) CreateOperation(ctx context.Context, op store.Operation) (store.
 		}
 		now := time.Now().UTC().Truncate(time.Microsecond)
 		op.CreateTime, op.UpdateTime, op.Done = now, now, false
-		err := tx.QueryRowContext(ctx, `INSERT INTO operations (kind, request_id, spec, progress, created_by, create_time, update_time)
-			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			op.Kind, op.RequestID, op.Spec, op.Progress, op.CreatedBy, micros(now), micros(now)).Scan(&op.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO operations (kind, request_id, request_digest, spec, progress, created_by, create_time, update_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			op.Kind, op.RequestID, op.RequestDigest, op.Spec, op.Progress, op.CreatedBy, micros(now), micros(now)).Scan(&op.ID)
 		created = err == nil
 		return err
 	})
@@ -213,7 +213,8 @@ func (s *Store) ScanReports(ctx context.Context, q store.ReportScan) ([]store.Sc
 // new event (with its own), the suppressions, and the report's row; then
 // the step's progress. New ids are counted on from nextIDSQL, as the
 // writer does.
-func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep, batch store.ReclassifyBatch) (store.ReclassifyApplied, error) {
+func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep, batch store.ReclassifyBatch,
+	progress func(store.ReclassifyApplied) ([]byte, error)) (store.ReclassifyApplied, error) {
 	var applied store.ReclassifyApplied
 	err := s.writeTx(ctx, "reclassify reports", func(tx *sql.Tx) error {
 		applied = store.ReclassifyApplied{NewEventIDs: make([]int64, len(batch.Changes))}
@@ -293,6 +294,11 @@ func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep,
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET outcome = ?, event_name = ?, rule = ?, rules_version = ?,
 				current_event_id = ? WHERE id = ?`, int64(c.Outcome), c.EventName, c.Rule, batch.RulesVersion, newID, c.ReportID); err != nil {
+				return err
+			}
+		}
+		if progress != nil {
+			if step.Progress, err = progress(applied); err != nil {
 				return err
 			}
 		}

@@ -9,11 +9,13 @@
 -- replica working on an operation holds the lease "operation/{id}" (see
 -- event_leases), and each step locks that lease row, so two replicas never
 -- interleave steps. request_id is the caller's AIP-155 id; '' when none
--- was given, hence the partial unique index.
+-- was given, hence the partial unique index; request_digest fingerprints the
+-- request, so that a retry is told from another request reusing the id.
 CREATE TABLE operations (
     id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind             text        NOT NULL,
     request_id       text        NOT NULL,
+    request_digest   bytea       NOT NULL,
     spec             bytea       NOT NULL,
     progress         bytea       NOT NULL,
     done             boolean     NOT NULL DEFAULT false,

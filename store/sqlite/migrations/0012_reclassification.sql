@@ -8,11 +8,13 @@
 -- restarted job goes on exactly after the last step it committed. The
 -- replica working on an operation holds the lease "operation/{id}" (see
 -- event_leases). request_id is the caller's AIP-155 id; '' when none was
--- given, hence the partial unique index.
+-- given, hence the partial unique index; request_digest fingerprints the
+-- request, so that a retry is told from another request reusing the id.
 CREATE TABLE operations (
     id               INTEGER PRIMARY KEY,
     kind             TEXT    NOT NULL,
     request_id       TEXT    NOT NULL,
+    request_digest   BLOB    NOT NULL,
     spec             BLOB    NOT NULL,
     progress         BLOB    NOT NULL,
     done             INTEGER NOT NULL DEFAULT 0,
