@@ -135,6 +135,7 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, g *gateway) 
 		viaClient(ibmailv1.RegisterSuppressionServiceHandlerClient, ibmailv1.NewSuppressionServiceClient),
 		viaClient(ibmailv1.RegisterSendingDomainServiceHandlerClient, ibmailv1.NewSendingDomainServiceClient),
 		viaClient(ibmailv1.RegisterRuleServiceHandlerClient, ibmailv1.NewRuleServiceClient),
+		viaClient(ibmailv1.RegisterOperationServiceHandlerClient, ibmailv1.NewOperationServiceClient),
 	}
 	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {

@@ -60,6 +60,9 @@ type testEnv struct {
 	// sqlitePath or postgresDSN is where the store keeps its tables, for
 	// tests that write them behind its back (as an older version could).
 	sqlitePath, postgresDSN string
+	// shutdown stops the server and closes its store, as the cleanup does,
+	// for a test that restarts on the same store; it runs once.
+	shutdown func()
 }
 
 // envOption adjusts a test server.
@@ -69,7 +72,10 @@ type envConfig struct {
 	postgres bool
 	// postgresDSN, when set, is the PostgreSQL store to open instead of a
 	// fresh schema: a second replica of another env's store.
-	postgresDSN   string
+	postgresDSN string
+	// sqlitePath, when set, is the SQLite file to open instead of a new
+	// one: a restart on another server's store.
+	sqlitePath    string
 	allowBaseURLs []string
 	dispatchers   int
 	dispatchOpts  func(*dispatch.Options)
@@ -111,6 +117,12 @@ func withReplicaOf(other *testEnv) envOption {
 	return func(c *envConfig) { c.postgres, c.postgresDSN = true, other.postgresDSN }
 }
 
+// withSQLitePath opens the SQLite store at path, as a server restarted on
+// it would.
+func withSQLitePath(path string) envOption {
+	return func(c *envConfig) { c.sqlitePath = path }
+}
+
 // withAllowedBaseURL admits a non-Infobip origin, such as a sandbox.
 func withAllowedBaseURL(u string) envOption {
 	return func(c *envConfig) { c.allowBaseURLs = append(c.allowBaseURLs, u) }
@@ -145,7 +157,10 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		}
 		st, err = postgres.Open(ctx, postgresDSN)
 	} else {
-		sqlitePath = filepath.Join(t.TempDir(), "ibmail.db")
+		sqlitePath = cfg.sqlitePath
+		if sqlitePath == "" {
+			sqlitePath = filepath.Join(t.TempDir(), "ibmail.db")
+		}
 		st, err = sqlite.Open(ctx, sqlitePath)
 	}
 	if err != nil {
@@ -225,7 +240,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	if seq != nil {
 		background.Go(func() { seq.Run(ctx) }) //nolint:errcheck
 	}
-	t.Cleanup(func() {
+	shutdown := sync.OnceFunc(func() {
 		cancel()
 		background.Wait()
 		rest.Close()
@@ -233,18 +248,20 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		srv.Close()
 		st.Close()
 	})
+	t.Cleanup(shutdown)
 	return &testEnv{
 		store: st, rest: rest, conn: conn, logs: logs, srv: srv, stop: cancel, sqlitePath: sqlitePath, postgresDSN: postgresDSN,
-		events:  ibmailv1.NewEventServiceClient(conn),
-		health:  healthpb.NewHealthClient(conn),
-		reports: ibmailv1.NewDeliveryReportServiceClient(conn),
-		classes: ibmailv1.NewClassifierServiceClient(conn),
-		people:  ibmailv1.NewProfileServiceClient(conn),
-		conns:   ibmailv1.NewConnectionServiceClient(conn),
-		senders: ibmailv1.NewSenderServiceClient(conn),
-		sends:   ibmailv1.NewSendServiceClient(conn),
-		supps:   ibmailv1.NewSuppressionServiceClient(conn),
-		domains: ibmailv1.NewSendingDomainServiceClient(conn),
+		shutdown: shutdown,
+		events:   ibmailv1.NewEventServiceClient(conn),
+		health:   healthpb.NewHealthClient(conn),
+		reports:  ibmailv1.NewDeliveryReportServiceClient(conn),
+		classes:  ibmailv1.NewClassifierServiceClient(conn),
+		people:   ibmailv1.NewProfileServiceClient(conn),
+		conns:    ibmailv1.NewConnectionServiceClient(conn),
+		senders:  ibmailv1.NewSenderServiceClient(conn),
+		sends:    ibmailv1.NewSendServiceClient(conn),
+		supps:    ibmailv1.NewSuppressionServiceClient(conn),
+		domains:  ibmailv1.NewSendingDomainServiceClient(conn),
 	}
 }
 

@@ -262,7 +262,7 @@ func (s *Store) ReclassifyReports(ctx context.Context, step store.OperationStep,
 					}
 					tag, err := tx.Exec(ctx, `INSERT INTO suppressions
 						(email, profile_id, event_name, event_id, reason, create_time, expire_time, origin, cause_event_ids)
-						VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '') `+suppressionConflictSQL,
+						VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '{}') `+suppressionConflictSQL,
 						c.Email, c.ProfileID, c.EventName, newID, c.SuppressReason, step.Now, expires, int16(store.SuppressionFromEvent))
 					if err != nil {
 						return err
