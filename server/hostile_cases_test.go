@@ -128,6 +128,13 @@ var hostileBaselines = map[string]hostileBaseline{
 	// it valid (no base) stores the built-in rules, which change nothing.
 	"/ibmail.v1.RuleService/UpdateRules":        {request: `{"rules":` + defaultRuleSetJSON + `,"baseVersion":"999999","comment":"c-{{u}}"}`, want: 409},
 	"/ibmail.v1.RuleService/RestoreRuleVersion": {request: `{"version":"999999","comment":"c-{{u}}"}`, want: 404},
+	// A dry run over a window before any report: each case stores an
+	// operation, which examines nothing.
+	"/ibmail.v1.DeliveryReportService/ReclassifyReports": {request: `{"window":{"startTime":"2001-01-01T00:00:00Z","endTime":"2001-01-02T00:00:00Z"},
+"outcomes":["REPORT_OUTCOME_UNCLASSIFIED"],"dryRun":true,"requestId":"r-{{u}}"}`},
+	"/ibmail.v1.OperationService/GetOperation":    {request: `{"name":"operations/999999"}`, want: 404},
+	"/ibmail.v1.OperationService/ListOperations":  {request: `{"pageSize":10}`},
+	"/ibmail.v1.OperationService/CancelOperation": {request: `{"name":"operations/999999"}`, want: 404},
 	"/ibmail.v1.RuleService/TestRules": {request: `{"rules":` + defaultRuleSetJSON + `,"reports":[` + reportJSON + `],
 "trackingReports":[` + trackingJSON + `],"lastStored":10,"storedOutcome":"REPORT_OUTCOME_UNCLASSIFIED"}`},
 }

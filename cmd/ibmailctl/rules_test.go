@@ -44,5 +44,13 @@ func TestRulesCommand(t *testing.T) {
 		{name: "restore", args: []string{"rules", "restore", "1"}, wantCode: exitOK, wantOut: []string{"version 2 (store)", "restored from version 1"}},
 		{name: "versions", args: []string{"rules", "versions"}, wantCode: exitOK, wantOut: []string{"VERSION", "2 ", "1 ", "group 7"}, inOrder: true},
 		{name: "restore a bad version", args: []string{"rules", "restore", "zero"}, wantCode: exitUsage, wantErr: []string{"not a version number"}},
+		{name: "reclassify, dry run", args: []string{"reclassify", "--outcome", "unclassified", "--dry-run"}, wantCode: exitOK,
+			wantOut: []string{"operations/1: done (rules version 2, dry run)", "examined 1, unchanged 0, changed 1; events added 1", "UNCLASSIFIED", "EVENT newsletter.softbounce"}},
+		{name: "reclassify", args: []string{"reclassify"}, wantCode: exitOK, wantOut: []string{"operations/2: done (rules version 2)", "changed 1; events added 1"}},
+		{name: "reclassify again", args: []string{"reclassify"}, wantCode: exitOK, wantOut: []string{"operations/3: done", "examined 1, unchanged 1, changed 0"}},
+		{name: "bad outcome", args: []string{"reclassify", "--outcome", "sometimes"}, wantCode: exitUsage, wantErr: []string{"sometimes"}},
+		{name: "operations", args: []string{"operations"}, wantCode: exitOK, wantOut: []string{"operations/3", "operations/2", "operations/1"}, inOrder: true},
+		{name: "cancel a done operation", args: []string{"operations", "cancel", "operations/1"}, wantCode: exitOK, wantOut: []string{"operations/1: done"}},
+		{name: "get a bad name", args: []string{"operations", "get", "op-1"}, wantCode: exitServer, wantErr: []string{"operations/12"}},
 	})
 }

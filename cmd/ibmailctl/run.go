@@ -90,7 +90,7 @@ type command struct {
 }
 
 // commands lists the subcommands in the order --help shows them.
-var commands = []*command{classifyCmd, trackingCmd, sendCmd, sendStatusCmd, eventsCmd, segmentCmd, domainsCmd, unblockCmd, rulesCmd, connectionsCmd, sendersCmd, suppressionsCmd}
+var commands = []*command{classifyCmd, trackingCmd, sendCmd, sendStatusCmd, eventsCmd, segmentCmd, domainsCmd, unblockCmd, rulesCmd, reclassifyCmd, operationsCmd, connectionsCmd, sendersCmd, suppressionsCmd}
 
 // run is the whole program: it parses args, runs one subcommand and returns
 // the exit code.
