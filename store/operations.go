@@ -22,7 +22,7 @@ type Operation struct {
 	// retry with RequestID is told from another request reusing the id.
 	RequestDigest []byte
 	Spec          []byte
-	Progress  []byte
+	Progress      []byte
 	// Done is set when the operation has stopped, well or not; ErrorCode
 	// (a gRPC code) and ErrorMessage say why when it did not finish.
 	Done            bool
