@@ -20,36 +20,19 @@ const SuppressionExportPath = "/v1/suppressions:export"
 // the in-process connection with the caller's token, so that the token
 // check, role, rate and logging are the method's own.
 func (s *Server) serveSuppressionExport(w http.ResponseWriter, r *http.Request) {
-	req := &ibmailv1.ExportSuppressionsRequest{Format: ibmailv1.SuppressionFormat_SUPPRESSION_FORMAT_CSV}
-	contentType, name := "text/csv; charset=utf-8", "suppressions.csv"
-	for key, values := range r.URL.Query() {
-		if len(values) != 1 {
-			s.exportError(w, r, invalidField(key, "give it once"))
-			return
+	req, contentType, name, err := exportRequest(r)
+	if err != nil {
+		// The caller learns what is wrong with its parameters only once its
+		// token may call the method, as on every other route.
+		ctx := r.Context()
+		if auth := r.Header.Values("Authorization"); len(auth) > 0 {
+			ctx = metadata.NewIncomingContext(ctx, metadata.MD{"authorization": auth})
 		}
-		switch v := values[0]; key {
-		case "format":
-			switch v {
-			case "csv":
-			case "json":
-				req.Format, contentType, name = ibmailv1.SuppressionFormat_SUPPRESSION_FORMAT_JSON, "application/json", "suppressions.json"
-			default:
-				s.exportError(w, r, invalidField("format", "give csv or json"))
-				return
-			}
-		case "includeExpired":
-			switch v {
-			case "true":
-				req.IncludeExpired = true
-			case "false", "":
-			default:
-				s.exportError(w, r, invalidField("includeExpired", "give true or false"))
-				return
-			}
-		default:
-			s.exportError(w, r, invalidField(safeText(key, 64), "is not a parameter of this route: use format and includeExpired"))
-			return
+		if authErr := s.gateway.tokens.authenticate(ctx, ibmailv1.SuppressionService_ExportSuppressions_FullMethodName); authErr != nil {
+			err = authErr
 		}
+		s.exportError(w, r, err)
+		return
 	}
 	ctx := r.Context()
 	if auth := r.Header.Get("Authorization"); auth != "" {
@@ -81,6 +64,38 @@ func (s *Server) serveSuppressionExport(w http.ResponseWriter, r *http.Request) 
 			return
 		}
 	}
+}
+
+// exportRequest reads the export route's query parameters.
+func exportRequest(r *http.Request) (*ibmailv1.ExportSuppressionsRequest, string, string, error) {
+	req := &ibmailv1.ExportSuppressionsRequest{Format: ibmailv1.SuppressionFormat_SUPPRESSION_FORMAT_CSV}
+	contentType, name := "text/csv; charset=utf-8", "suppressions.csv"
+	for key, values := range r.URL.Query() {
+		if len(values) != 1 {
+			return nil, "", "", invalidField(safeText(key, 64), "give it once")
+		}
+		switch v := values[0]; key {
+		case "format":
+			switch v {
+			case "csv":
+			case "json":
+				req.Format, contentType, name = ibmailv1.SuppressionFormat_SUPPRESSION_FORMAT_JSON, "application/json", "suppressions.json"
+			default:
+				return nil, "", "", invalidField("format", "give csv or json")
+			}
+		case "includeExpired":
+			switch v {
+			case "true":
+				req.IncludeExpired = true
+			case "false", "":
+			default:
+				return nil, "", "", invalidField("includeExpired", "give true or false")
+			}
+		default:
+			return nil, "", "", invalidField(safeText(key, 64), "is not a parameter of this route: use format and includeExpired")
+		}
+	}
+	return req, contentType, name, nil
 }
 
 func (s *Server) exportError(w http.ResponseWriter, r *http.Request, err error) {

@@ -11,6 +11,7 @@ import (
 
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 	"github.com/ibmail/ibmail/sandbox"
+	"github.com/ibmail/ibmail/server"
 )
 
 // importCSV imports content through REST and returns the response.
@@ -134,5 +135,30 @@ func TestSuppressionLifetimeFromTheRules(t *testing.T) {
 	}
 	if sp.GetOrigin() != ibmailv1.SuppressionOrigin_SUPPRESSION_ORIGIN_EVENT || len(sp.GetCauseEventIds()) != 1 || sp.GetCauseEventIds()[0] != sp.GetEventId() {
 		t.Errorf("suppression %v, want origin EVENT held by its event", sp)
+	}
+}
+
+// The export route checks the caller's token before its parameters, as
+// the gateway's routes do: a caller without the role learns nothing of the
+// route's parameters.
+func TestSuppressionExportChecksTheTokenFirst(t *testing.T) {
+	env := newTestEnv(t, withServerOptions(func(o *server.Options) { o.Tokens = testTokens(t) }))
+	for _, tc := range []struct {
+		name, token, query string
+		want               int
+		reason             string
+	}{
+		{"no token, bad format", "", "?format=xml", 401, "TOKEN_MISSING"},
+		{"read token, bad format", readToken, "?format=xml", 403, "PERMISSION_DENIED"},
+		{"admin token, bad format", adminToken, "?format=xml", 400, "INVALID_ARGUMENT"},
+		{"no token", "", "", 401, "TOKEN_MISSING"},
+		{"admin token", adminToken, "?format=json", 200, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, resp := env.do(t, http.MethodGet, server.SuppressionExportPath+tc.query, "", nil, bearer(tc.token))
+			if code != tc.want || (tc.reason != "" && restReason(resp) != tc.reason) {
+				t.Errorf("GET %s = %d %v, want %d %s", tc.query, code, resp, tc.want, tc.reason)
+			}
+		})
 	}
 }

@@ -88,6 +88,14 @@ for (let i = 0; i < 50; i++) {
   await page.reload();
 }
 await page.getByRole("link", { name: "hardbounce.ann@example.com" }).waitFor({ timeout: 1000 });
+const [exported] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export CSV" }).click()]);
+if (!Buffer.concat(await (await exported.createReadStream()).toArray()).toString().includes("hardbounce.ann@example.com")) throw new Error("the exported list lacks the bounced address");
+await page.getByLabel("Suppression list (CSV with an email column, or JSON)").setInputFiles({
+  name: "moved.csv", mimeType: "text/csv", buffer: Buffer.from("email,reason\nmoved.carol@example.com,bounced at the old provider\nnot-an-address,x\n"),
+});
+await page.getByRole("button", { name: "Import", exact: true }).click();
+await page.locator("#import-result").getByText("1 imported").waitFor();
+await page.locator("#import-result").getByRole("cell", { name: "3", exact: true }).waitFor();
 await shot("suppressions");
 
 step("segmentation");
@@ -104,6 +112,12 @@ step("attention and sending domains");
 await page.getByRole("link", { name: "Attention" }).click();
 await page.getByRole("heading", { name: "Attention" }).waitFor();
 await shot("attention");
+step("rules and a dry-run reclassification");
+await page.getByRole("link", { name: "Rules" }).click();
+await page.getByRole("heading", { name: "Rules", exact: true }).waitFor();
+await page.getByRole("button", { name: "Reclassify" }).click();
+await page.locator("#operation-result").getByText(/: done \(dry run/).waitFor();
+await shot("rules");
 await page.getByRole("link", { name: "Sending domains" }).click();
 await page.getByRole("heading", { name: "Sending domains" }).waitFor();
 await shot("domains");

@@ -251,23 +251,33 @@ async function sendDetail(id: string): Promise<void> {
   ], (r.recipients ?? []) as Json[], "Recipients"));
 }
 
-async function profile(id: string, token = "", filter = ""): Promise<void> {
+async function profile(id: string, token = "", filter = "", withRetracted = false): Promise<void> {
   const idf = field("Profile id or address", { value: id, required: true });
   const ev = field("Only events (comma separated, optional)", { value: filter });
+  const retracted = field("Include retracted events", { type: "checkbox", checked: withRetracted });
   const form = h("form", {
-    onsubmit: (e: Event) => { e.preventDefault(); location.hash = "#/profile/" + encodeURIComponent(idf.input.value.trim()) + (ev.input.value ? "?events=" + encodeURIComponent(ev.input.value) : ""); },
-  }, idf.wrap, ev.wrap, h("button", { type: "submit" }, "Show"));
+    onsubmit: (e: Event) => {
+      e.preventDefault();
+      const q = new URLSearchParams();
+      if (ev.input.value) q.set("events", ev.input.value);
+      if (retracted.input.checked) q.set("retracted", "1");
+      location.hash = "#/profile/" + encodeURIComponent(idf.input.value.trim()) + (q.size ? "?" + q : "");
+    },
+  }, idf.wrap, ev.wrap, retracted.wrap, h("button", { type: "submit" }, "Show"));
   if (!id) { page("Profile card", form); return; }
   const q = new URLSearchParams({ pageSize: "50" });
   if (token) q.set("pageToken", token);
+  if (withRetracted) q.set("includeRetracted", "true");
   for (const n of filter.split(",").map((x) => x.trim()).filter(Boolean)) q.append("eventNames", n);
   const data = await api("GET", `/v1/profiles/${encodeURIComponent(id)}/events?${q}`);
   const events = (data.events ?? []) as Json[];
   const list = table([
     ["Time", when("time")], ["Event", str("action")], ["Email", str("email")],
     ["Params", (r) => h("dl", { class: "params" }, ...Object.entries(r.params ?? {}).flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]))],
+    ["Rules", (r) => "v" + String(r.rulesVersion ?? "0")],
+    ["Retracted", (r) => r.retraction ? `by ${r.retraction.operation} (rules v${r.retraction.rulesVersion ?? 0})` : ""],
   ], events, "Activity (newest first)");
-  const more = data.nextPageToken ? button("Older events", () => profile(id, data.nextPageToken, filter)) : null;
+  const more = data.nextPageToken ? button("Older events", () => profile(id, data.nextPageToken, filter, withRetracted)) : null;
   page("Profile card", form, h("h2", { text: id }), list, more);
 }
 
@@ -298,23 +308,53 @@ async function segments(): Promise<void> {
       ], last, "Profiles"), button("Export CSV", () => {
         const esc = (v: unknown) => '"' + String(v ?? "").replace(/"/g, '""') + '"';
         const csv = "profile_id,email,event_count\n" + last.map((r) => [r.profileId, r.email, r.eventCount].map(esc).join(",")).join("\n") + "\n";
-        const a = h("a", { href: URL.createObjectURL(new Blob([csv], { type: "text/csv" })), download: "segment.csv" });
-        document.body.append(a); a.click(); a.remove();
+        download("segment.csv", "text/csv", csv);
       }));
     }); },
   }, ev.wrap, since.wrap, until.wrap, h("button", { type: "submit" }, "Find profiles"));
   page("Segmentation", form, out);
 }
 
+// download saves text the browser fetched as a file.
+function download(name: string, type: string, text: string): void {
+  const a = h("a", { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  document.body.append(a); a.click(); a.remove();
+}
+
 async function suppressions(): Promise<void> {
   const data = await api("GET", "/v1/suppressions?pageSize=1000");
-  page("Suppressions", table([
+  const exportButton = button("Export CSV", () => act("exportSuppressions", async () => {
+    const res = await fetch("/v1/suppressions:export?format=csv", { headers: { Authorization: "Bearer " + (sessionStorage.getItem(TOKEN_KEY) ?? "") } });
+    const text = await res.text();
+    if (!res.ok) { let m = text; try { m = JSON.parse(text).message ?? text; } catch { /* not JSON */ } throw new ApiError(res.status, m); }
+    download("suppressions.csv", "text/csv", text);
+    say("Exported the suppression list");
+  }));
+  const file = field("Suppression list (CSV with an email column, or JSON)", { type: "file", accept: ".csv,.json,text/csv,application/json", required: true });
+  const reason = field("Reason for lines without one", { value: "imported" });
+  const importResult = h("div", { id: "import-result", role: "status" });
+  const importForm = h("form", {
+    onsubmit: (e: Event) => { e.preventDefault(); act("importSuppressions", async () => {
+      const f = file.input.files?.[0];
+      if (!f) return;
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      let bin = "";
+      for (const b of bytes) bin += String.fromCharCode(b);
+      const json = /\.json$/i.test(f.name) || f.type === "application/json";
+      const r = await api("POST", "/v1/suppressions:import", { format: json ? "SUPPRESSION_FORMAT_JSON" : "SUPPRESSION_FORMAT_CSV", content: btoa(bin), defaultReason: reason.input.value });
+      const errors = (r.errors ?? []) as Json[];
+      importResult.replaceChildren(h("p", { class: errors.length ? "error" : "ok", text: `${r.imported ?? 0} imported, ${r.alreadySuppressed ?? 0} already suppressed, ${r.refused ?? errors.length} lines refused` }),
+        table([["Line", str("line")], ["Field", str("field")], ["Problem", str("description")]], errors, "Refused lines"));
+    }); },
+  }, h("h2", { text: "Import" }), file.wrap, reason.wrap, h("button", { type: "submit" }, "Import"), importResult);
+  page("Suppressions", denied.has("exportSuppressions") ? null : exportButton, table([
     ["Email", (r) => h("a", { href: "#/profile/" + encodeURIComponent(r.email), text: r.email })], ["Profile", str("profileId")], ["Event", str("eventName")], ["Reason", str("reason")],
     ["Actions", (r) => denied.has("deleteSuppression") ? "" : button("Remove", () => act("deleteSuppression", async () => {
       if (!confirm("Remove the suppression of " + r.email + "?")) return;
       await api("DELETE", `/v1/suppressions/${encodeURIComponent(r.email)}`); route();
     }), { "aria-label": "Remove suppression of " + r.email })],
-  ], data.suppressions ?? [], "Suppressions"));
+    ["Expires", (r) => r.expireTime ? new Date(r.expireTime).toLocaleString() : "never"],
+  ], data.suppressions ?? [], "Suppressions"), denied.has("importSuppressions") ? null : importForm);
 }
 
 async function attention(): Promise<void> {
@@ -327,6 +367,63 @@ async function attention(): Promise<void> {
     (reports.reports ?? []) as Json[], "Unclassified reports"),
     table([["Id", str("id")], ["Received", when("receiveTime")], ["Content type", str("contentType")], ["Reason", str("reason")],
       ["Size", (r) => String(r.bodyBytes ?? "") + (r.bodyTruncated ? " (truncated)" : "")]], (rejected.payloads ?? []) as Json[], "Rejected payloads"));
+}
+
+const outcomeText = (c: Json | undefined) => [String(c?.outcome ?? "").replace("REPORT_OUTCOME_", "").toLowerCase(), c?.eventName].filter(Boolean).join(" ");
+
+function operationView(op: Json): HTMLElement {
+  const m = (op.reclassifyMetadata ?? {}) as Json;
+  const c = ((op.reclassifyResult ?? {}).counts ?? m.counts ?? {}) as Json;
+  const state = !op.done ? "running" : op.error ? "failed: " + op.error.message : "done";
+  const names: [string, string][] = [["examined", "Examined"], ["unchanged", "Unchanged"], ["changed", "Changed"], ["eventsAdded", "Events added"],
+    ["eventsRetracted", "Events retracted"], ["suppressionsAdded", "Suppressions added"], ["suppressionsLifted", "Suppressions lifted"]];
+  return h("div", { id: "operation-result" },
+    h("p", { class: op.error ? "error" : "ok", text: `${op.name}: ${state}${m.dryRun ? " (dry run: nothing written)" : ""}, rules version ${m.rulesVersion ?? 0}` }),
+    h("dl", { class: "params" }, ...names.flatMap(([k, t]) => [h("dt", { text: t }), h("dd", { text: String(c[k] ?? 0) })])),
+    table([["Report", str("report")], ["Profile", (r) => r.profileId ? h("a", { href: "#/profile/" + encodeURIComponent(r.profileId) + "?retracted=1", text: r.profileId }) : ""],
+      ["Before", (r) => outcomeText(r.before)], ["After", (r) => outcomeText(r.after)]], (op.reclassifyResult?.sample ?? []) as Json[], "Changes (sample)"));
+}
+
+async function rulesPage(): Promise<void> {
+  const cur = ((await api("GET", "/v1/rules")).rules ?? {}) as Json;
+  const set = (cur.rules ?? {}) as Json;
+  const source = String(cur.source ?? "").replace("RULE_SOURCE_", "").toLowerCase();
+  const versions = await api("GET", "/v1/rules/versions?pageSize=20");
+  const ops = await api("GET", "/v1/operations?pageSize=20").catch(() => ({ operations: [] }));
+  const pol = (set.softBouncePolicy ?? {}) as Json;
+  const result = h("div", { id: "reclassify-result", role: "status" });
+  const onlyUnclassified = field("Only unclassified reports", { type: "checkbox", checked: true });
+  const dry = field("Dry run (count what would change, write nothing)", { type: "checkbox", checked: true });
+  const form = h("form", {
+    onsubmit: (e: Event) => { e.preventDefault(); act("reclassify", async () => {
+      const body: Json = { dryRun: dry.input.checked };
+      if (onlyUnclassified.input.checked) body.outcomes = ["REPORT_OUTCOME_UNCLASSIFIED"];
+      let op = (await api("POST", "/v1/deliveryReports:reclassify", body)).operation as Json;
+      result.replaceChildren(operationView(op));
+      for (let i = 0; !op.done && i < 600; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        op = (await api("GET", "/v1/" + op.name)).operation as Json;
+        result.replaceChildren(operationView(op));
+      }
+    }); },
+  }, h("h2", { text: "Reclassify stored reports" }),
+  h("p", { text: "Runs the rules in force over the reports already stored. An event that no longer applies is retracted, never deleted; consumers are told." }),
+  onlyUnclassified.wrap, dry.wrap, h("button", { type: "submit" }, "Reclassify"), result);
+  page("Rules",
+    h("p", { text: `Version ${cur.version ?? 0} (${source})` + (cur.createdBy ? `, set by ${cur.createdBy} at ${new Date(cur.createTime).toLocaleString()}` : "") + (cur.comment ? `: ${cur.comment}` : "") }),
+    table([["Group", (r) => `${r.groupId ?? ""} ${r.groupName ?? ""}`], ["Error names", (r) => (r.errorNames ?? []).join(", ")], ["Event", str("event")]], (set.rules ?? []) as Json[], "Delivery report rules (first match wins)"),
+    table([["Notification", str("notificationType")], ["Event", str("event")], ["Suppress", str("suppress")]], (set.trackingRules ?? []) as Json[], "Tracking report rules"),
+    h("p", { text: Number(pol.limit ?? 0) > 0 ? `Soft-bounce limit: ${pol.limit} within ${pol.window}` : "Soft-bounce limit: off" }),
+    denied.has("reclassify") ? null : form,
+    table([["Version", str("version")], ["Created", when("createTime")], ["By", str("createdBy")], ["Comment", str("comment")],
+      ["Actions", (r) => denied.has("restore") || source === "file" || String(r.version) === String(cur.version) ? "" : button("Restore", () => act("restore", async () => {
+        if (!confirm(`Put version ${r.version}'s rules in force again?`)) return;
+        await api("POST", `/v1/rules/versions/${encodeURIComponent(r.version)}:restore`, { comment: "restored from the console" });
+        say("Restored version " + r.version); route();
+      }), { "aria-label": "Restore version " + r.version })]], (versions.versions ?? []) as Json[], "Stored versions"),
+    table([["Operation", str("name")], ["State", (r) => !r.done ? "running" : r.error ? "failed" : "done"], ["Dry run", (r) => r.reclassifyMetadata?.dryRun ? "yes" : "no"],
+      ["Examined", (r) => String(r.reclassifyMetadata?.counts?.examined ?? 0)], ["Changed", (r) => String(r.reclassifyMetadata?.counts?.changed ?? 0)],
+      ["Created", (r) => r.reclassifyMetadata?.createTime ? new Date(r.reclassifyMetadata.createTime).toLocaleString() : ""]], (ops.operations ?? []) as Json[], "Reclassifications"));
 }
 
 async function domains(): Promise<void> {
@@ -343,7 +440,7 @@ async function domains(): Promise<void> {
 // ---- routing ----
 
 const pages: [string, string][] = [["connections", "Connections"], ["senders", "Sender accounts"], ["sends", "Sends"], ["profile", "Profile card"],
-  ["segments", "Segmentation"], ["suppressions", "Suppressions"], ["attention", "Attention"], ["domains", "Sending domains"]];
+  ["segments", "Segmentation"], ["suppressions", "Suppressions"], ["attention", "Attention"], ["rules", "Rules"], ["domains", "Sending domains"]];
 
 async function route(): Promise<void> {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
@@ -357,7 +454,12 @@ async function route(): Promise<void> {
     switch (name) {
       case "senders": await senders(); break;
       case "sends": await (arg ? sendDetail(arg) : sends()); break;
-      case "profile": await profile(arg, "", new URLSearchParams(query ?? "").get("events") ?? ""); break;
+      case "profile": {
+        const q = new URLSearchParams(query ?? "");
+        await profile(arg, "", q.get("events") ?? "", q.get("retracted") === "1");
+        break;
+      }
+      case "rules": await rulesPage(); break;
       case "segments": await segments(); break;
       case "suppressions": await suppressions(); break;
       case "attention": await attention(); break;
