@@ -369,6 +369,9 @@ async function attention(): Promise<void> {
       ["Size", (r) => String(r.bodyBytes ?? "") + (r.bodyTruncated ? " (truncated)" : "")]], (rejected.payloads ?? []) as Json[], "Rejected payloads"));
 }
 
+// days renders a protojson duration ("2592000s") in days or hours.
+const days = (d: unknown) => { const n = parseFloat(String(d ?? "0")); return n % 86400 === 0 ? `${n / 86400} days` : `${(n / 3600).toFixed(1)} hours`; };
+
 const outcomeText = (c: Json | undefined) => [String(c?.outcome ?? "").replace("REPORT_OUTCOME_", "").toLowerCase(), c?.eventName].filter(Boolean).join(" ");
 
 function operationView(op: Json): HTMLElement {
@@ -413,7 +416,7 @@ async function rulesPage(): Promise<void> {
     h("p", { text: `Version ${cur.version ?? 0} (${source})` + (cur.createdBy ? `, set by ${cur.createdBy} at ${new Date(cur.createTime).toLocaleString()}` : "") + (cur.comment ? `: ${cur.comment}` : "") }),
     table([["Group", (r) => `${r.groupId ?? ""} ${r.groupName ?? ""}`], ["Error names", (r) => (r.errorNames ?? []).join(", ")], ["Event", str("event")]], (set.rules ?? []) as Json[], "Delivery report rules (first match wins)"),
     table([["Notification", str("notificationType")], ["Event", str("event")], ["Suppress", str("suppress")]], (set.trackingRules ?? []) as Json[], "Tracking report rules"),
-    h("p", { text: Number(pol.limit ?? 0) > 0 ? `Soft-bounce limit: ${pol.limit} within ${pol.window}` : "Soft-bounce limit: off" }),
+    h("p", { text: Number(pol.limit ?? 0) > 0 ? `Soft-bounce limit: ${pol.limit} soft bounces within ${days(pol.window)}, with no delivery between them` : "Soft-bounce limit: off" }),
     denied.has("reclassify") ? null : form,
     table([["Version", str("version")], ["Created", when("createTime")], ["By", str("createdBy")], ["Comment", str("comment")],
       ["Actions", (r) => denied.has("restore") || source === "file" || String(r.version) === String(cur.version) ? "" : button("Restore", () => act("restore", async () => {
