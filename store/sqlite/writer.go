@@ -486,7 +486,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 	next := first
 	var byTable [2][]pending
 	for _, r := range batch {
-		r.res = store.IngestResult{Stored: make([]bool, len(r.reports))}
+		r.res = store.IngestResult{Stored: make([]bool, len(r.reports)), IDs: make([]int64, len(r.reports))}
 		for i := range r.reports {
 			t := tableReports
 			if r.reports[i].Kind == store.ReportTracking {
@@ -527,7 +527,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			}
 			if int(n) == len(chunk) {
 				for _, p := range chunk {
-					p.r.res.Stored[p.i] = true
+					p.r.res.Stored[p.i], p.r.res.IDs[p.i] = true, p.id
 				}
 				continue
 			}
@@ -637,7 +637,9 @@ func markStored(ctx context.Context, tx *sql.Tx, query string, chunk []pending) 
 		return err
 	}
 	for _, p := range chunk {
-		p.r.res.Stored[p.i] = have[p.id]
+		if have[p.id] {
+			p.r.res.Stored[p.i], p.r.res.IDs[p.i] = true, p.id
+		}
 	}
 	return nil
 }
@@ -677,7 +679,7 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		if s.w.isClosed() {
 			return store.IngestResult{}, errClosed
 		}
-		return store.IngestResult{Stored: []bool{}}, nil
+		return store.IngestResult{Stored: []bool{}, IDs: []int64{}}, nil
 	}
 	return s.w.submit(ctx, newRequest(reports, rejected))
 }
