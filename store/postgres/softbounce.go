@@ -14,10 +14,8 @@ import (
 // recordSoftBouncesSQL adds bounces to their addresses' counts (migration
 // 0014) in one statement: a new address's count is its bounces, a counted
 // one's is its held bounces and the new ones after the cutoff ($4), the
-// newest $5 of them, oldest first. The rows are taken in address order, as
-// every writer of the table takes them, and a concurrent caller counting
-// one address waits for this one's row and then counts on from it.
-// RETURNING says which addresses reached the limit.
+// newest $5 of them, oldest first, each once. The rows are taken in
+// address order, as every writer of the table takes them.
 const recordSoftBouncesSQL = `
 INSERT INTO soft_bounce_counts AS c (email, event_ids, bounce_times)
 SELECT email, array_agg(id ORDER BY t, id), array_agg(t ORDER BY t, id)
@@ -32,13 +30,19 @@ ON CONFLICT (email) DO UPDATE SET (event_ids, bounce_times) = (
 		WHERE m.t > $4
 		ORDER BY m.t DESC, m.id DESC
 		LIMIT $5
-	) k)
+	) k)`
+
+// handOverSQL deletes, after recordSoftBouncesSQL in its transaction, the
+// counts that statement made full: the rows are its own until the commit,
+// so what it returns is exactly what that statement counted.
+const handOverSQL = `DELETE FROM soft_bounce_counts WHERE email = ANY($1::text[]) AND cardinality(event_ids) >= $2
 RETURNING email, event_ids`
 
-// RecordSoftBounces counts in recordSoftBouncesSQL and deletes the counts
-// that reached the limit, in one transaction: of two callers reaching the
-// limit of one address at once, the second waits for the first's delete
-// and then counts afresh.
+// RecordSoftBounces sends recordSoftBouncesSQL and handOverSQL as one
+// batch, which PostgreSQL runs as one implicit transaction: one round trip
+// and one commit for a body's bounces. Of two callers counting one address
+// at once, the second waits for the first's commit, and so for its
+// hand-over, then counts on from what is left.
 func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounce, limit store.SoftBounceLimit, now time.Time) ([]store.SoftBounceLimitReached, error) {
 	if limit.Limit <= 0 {
 		return nil, fmt.Errorf("postgres: record soft bounces: limit %d: %w", limit.Limit, store.ErrInvalidArgument)
@@ -71,31 +75,29 @@ func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounc
 		return nil, nil
 	}
 	var reached []store.SoftBounceLimitReached
-	err := s.inTx(ctx, "record soft bounces", func(tx pgx.Tx) error {
+	err := s.run(ctx, "record soft bounces", func() error {
 		reached = nil
-		rows, err := tx.Query(ctx, recordSoftBouncesSQL, emails, ids, times, cutoff, limit.Limit)
+		batch := &pgx.Batch{}
+		batch.Queue(recordSoftBouncesSQL, emails, ids, times, cutoff, limit.Limit)
+		batch.Queue(handOverSQL, emails, limit.Limit)
+		res := s.pool.SendBatch(ctx, batch)
+		defer res.Close()
+		if _, err := res.Exec(); err != nil {
+			return err
+		}
+		rows, err := res.Query()
 		if err != nil {
 			return err
 		}
-		var (
-			email string
-			held  []int64
-		)
-		_, err = pgx.ForEachRow(rows, []any{&email, &held}, func() error {
-			if len(held) >= limit.Limit {
-				reached = append(reached, store.SoftBounceLimitReached{Email: email, EventIDs: slices.Clone(held)})
-			}
+		var r store.SoftBounceLimitReached
+		if _, err := pgx.ForEachRow(rows, []any{&r.Email, &r.EventIDs}, func() error {
+			reached = append(reached, r)
+			r.EventIDs = nil
 			return nil
-		})
-		if err != nil || len(reached) == 0 {
+		}); err != nil {
 			return err
 		}
-		done := make([]string, len(reached))
-		for i, r := range reached {
-			done[i] = r.Email
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM soft_bounce_counts WHERE email = ANY($1::text[])`, done)
-		return err
+		return res.Close()
 	})
 	if err != nil {
 		return nil, err

@@ -12,12 +12,15 @@ import (
 )
 
 // The soft-bounce counts (migration 0013) are read and written in Go: a
-// count is a few ids, and the write transaction, which takes the write
-// lock at BEGIN, keeps concurrent callers from counting one address apart.
+// count is a few ids, and the single write connection, which takes the
+// write lock at BEGIN, keeps concurrent callers from counting one address
+// apart.
 
 // RecordSoftBounces reads the counts of the bounces' addresses, adds the
 // bounces and writes them back, or deletes those that reached the limit,
-// in one write transaction.
+// in the writer's next transaction (groupTx): a webhook body with soft
+// bounces then shares its commit with the bodies ingested meanwhile
+// instead of paying one more.
 func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounce, limit store.SoftBounceLimit, now time.Time) ([]store.SoftBounceLimitReached, error) {
 	if limit.Limit <= 0 {
 		return nil, fmt.Errorf("sqlite: record soft bounces: limit %d: %w", limit.Limit, store.ErrInvalidArgument)
@@ -35,7 +38,7 @@ func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounc
 	}
 	cutoff := now.Add(-limit.Window)
 	var reached []store.SoftBounceLimitReached
-	err := s.writeTx(ctx, "record soft bounces", func(tx *sql.Tx) error {
+	err := s.groupTx(ctx, "record soft bounces", len(bounces), func(ctx context.Context, tx *sql.Tx) error {
 		reached = nil
 		counts := make(map[string][]store.SoftBounce, len(emails))
 		err := chunks(emails, func(chunk []any) error {
@@ -61,31 +64,45 @@ func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounc
 		if err != nil {
 			return err
 		}
+		// One statement for the counts kept and one for those deleted
+		// (reached, or every bounce older than the window), per chunk.
+		var kept, gone []any
 		for _, e := range emails {
 			email := e.(string)
-			kept := store.KeepSoftBounces(append(counts[email], byEmail[email]...), cutoff, limit.Limit)
+			bs := store.KeepSoftBounces(append(counts[email], byEmail[email]...), cutoff, limit.Limit)
 			switch {
-			case len(kept) >= limit.Limit:
-				r := store.SoftBounceLimitReached{Email: email, EventIDs: make([]int64, len(kept))}
-				for i, b := range kept {
+			case len(bs) >= limit.Limit:
+				r := store.SoftBounceLimitReached{Email: email, EventIDs: make([]int64, len(bs))}
+				for i, b := range bs {
 					r.EventIDs[i] = b.EventID
 				}
 				reached = append(reached, r)
-				_, err = tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email = ?`, email)
-			case len(kept) == 0:
-				// Every bounce was older than the window.
-				_, err = tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email = ?`, email)
+				gone = append(gone, email)
+			case len(bs) == 0:
+				gone = append(gone, email)
 			default:
-				ids, times := encodeSoftBounces(kept)
-				_, err = tx.ExecContext(ctx, `INSERT INTO soft_bounce_counts (email, event_ids, bounce_times) VALUES (?, ?, ?)
-					ON CONFLICT (email) DO UPDATE SET event_ids = excluded.event_ids, bounce_times = excluded.bounce_times`,
-					email, ids, times)
-			}
-			if err != nil {
-				return err
+				ids, times := encodeSoftBounces(bs)
+				kept = append(kept, softBounceRow{email, ids, times})
 			}
 		}
-		return nil
+		err = chunks(gone, func(chunk []any) error {
+			_, err := tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email IN (`+placeholders(len(chunk))+`)`, chunk...)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return chunks(kept, func(chunk []any) error {
+			args := make([]any, 0, 3*len(chunk))
+			for _, r := range chunk {
+				r := r.(softBounceRow)
+				args = append(args, r.email, r.ids, r.times)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO soft_bounce_counts (email, event_ids, bounce_times) VALUES `+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(chunk)), ", ")+`
+				ON CONFLICT (email) DO UPDATE SET event_ids = excluded.event_ids, bounce_times = excluded.bounce_times`, args...)
+			return err
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -93,16 +110,25 @@ func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounc
 	return reached, nil
 }
 
-// ResetSoftBounces looks the addresses up on the reader pool first and
-// takes the write connection only for those that have a count: most
-// deliveries are to addresses that never soft-bounced, and a write
-// transaction for each would queue behind ingest for nothing.
+// ResetSoftBounces looks the addresses up on the reader pool first (after
+// one probe of whether any address has a count) and takes the writer only
+// for those that have one, in its next shared transaction: most
+// deliveries are to addresses that never soft-bounced, and a write for
+// each body would queue behind ingest for nothing.
 func (s *Store) ResetSoftBounces(ctx context.Context, emails []string) error {
 	if len(emails) == 0 {
 		return nil
 	}
 	if s.w.isClosed() {
 		return errClosed
+	}
+	// One probe answers for every delivery while no address has a count.
+	var counting bool
+	if err := s.readDB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM soft_bounce_counts)`).Scan(&counting); err != nil {
+		return readErr(ctx, "reset soft bounces", err)
+	}
+	if !counting {
+		return nil
 	}
 	args := make([]any, len(emails))
 	for i, e := range emails {
@@ -130,13 +156,16 @@ func (s *Store) ResetSoftBounces(ctx context.Context, emails []string) error {
 	if len(counted) == 0 {
 		return nil
 	}
-	return s.writeTx(ctx, "reset soft bounces", func(tx *sql.Tx) error {
+	return s.groupTx(ctx, "reset soft bounces", len(counted), func(ctx context.Context, tx *sql.Tx) error {
 		return chunks(counted, func(chunk []any) error {
 			_, err := tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email IN (`+placeholders(len(chunk))+`)`, chunk...)
 			return err
 		})
 	})
 }
+
+// softBounceRow is a count as written.
+type softBounceRow struct{ email, ids, times string }
 
 // encodeSoftBounces writes a count's columns: ids and times, space-separated.
 func encodeSoftBounces(bs []store.SoftBounce) (ids, times string) {
