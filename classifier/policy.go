@@ -20,6 +20,9 @@ const (
 	CauseImport = "import"
 )
 
+// SoftBounceEvent is the event SoftBouncePolicy counts.
+const SoftBounceEvent = eventSoftBounce
+
 // SoftBouncePolicy suppresses an address that soft-bounces again and again:
 // after Limit newsletter.softbounce events within Window, with no delivery
 // between them. An address that soft-bounces for weeks is as dead as one

@@ -65,6 +65,9 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	callbackSends := make([]string, 0, n)
 	// domainBlocked says, per report, whether it is Infobip's error 6016.
 	domainBlocked := make([]bool, 0, n)
+	// delivered says, per report, whether it is a delivery, which resets
+	// the address's soft bounces.
+	delivered := make([]bool, 0, n)
 	payloads := newPayloadBuffer(n)
 	// One version of the rules classifies the whole body.
 	rulesInForce := s.rules.Current()
@@ -85,6 +88,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 				}
 				reports = append(reports, rep)
 				domainBlocked = append(domainBlocked, isDomainBlockedError(r.GetError()))
+				delivered = append(delivered, isDeliveredStatus(r.GetStatus().GetGroupId(), r.GetError().GetGroupId()))
 				callbackSends = append(callbackSends, strings.TrimSpace(cb.SendID))
 				return
 			}
@@ -116,6 +120,12 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		// The reports are stored; the block is learnt again from the next
 		// one, or from the platform event.
 		s.log.Warn("recording a blocked sending domain failed", slog.Any("error", err))
+	}
+	if err := s.applySoftBounceLimit(ctx, rulesInForce, connectionID, reports, res, delivered, received); err != nil {
+		// The reports are stored, and retrying the body would find them
+		// stored and count nothing: these bounces or this delivery go
+		// uncounted.
+		s.log.Warn("applying the soft-bounce limit failed", slog.Any("error", err))
 	}
 	if resp.Unclassified > 0 || len(resp.Rejected) > 0 {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "delivery reports need attention",

@@ -119,7 +119,11 @@ type Report struct {
 type IngestResult struct {
 	// Stored says, per report given, whether it was stored now (true) or had
 	// been stored before (false).
-	Stored     []bool
+	Stored []bool
+	// IDs are, per report given, the id a report stored now took, which
+	// is its event's id too; 0 for a duplicate. Only IngestReports sets
+	// them.
+	IDs        []int64
 	Accepted   int
 	Duplicates int
 	Events     int
@@ -241,6 +245,7 @@ type Store interface {
 	DomainStore
 	RuleStore
 	OperationStore
+	SoftBounceStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

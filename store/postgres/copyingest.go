@@ -233,7 +233,7 @@ func copyIngest(ctx context.Context, tx pgx.Tx, k *copyKind, a *ingestArgs, repo
 
 	for _, i := range fresh {
 		o := a.origin[i]
-		res.Stored[o] = true
+		res.Stored[o], res.IDs[o] = true, ids[i]
 		res.Accepted++
 		if reports[o].Outcome == store.OutcomeEvent {
 			res.Events++

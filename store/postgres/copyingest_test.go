@@ -116,6 +116,14 @@ func TestIngestPathsAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The ids differ by path (a COPY that meets a duplicate
+			// loses the ids it drew); the dump compares the rows.
+			for i, stored := range res.Stored {
+				if (res.IDs[i] != 0) != stored {
+					t.Errorf("report %d: stored %v with id %d", i, stored, res.IDs[i])
+				}
+			}
+			res.IDs = nil
 			results = append(results, res)
 		}
 		return results, dump(s)

@@ -195,7 +195,7 @@ rejected AS (
 		WITH ORDINALITY AS p(receive_time, content_type, reason, body, ord)
 	ORDER BY ord
 )
-SELECT ord FROM stored`
+SELECT ord, id FROM stored`
 }
 
 // ingestArgs are the columns of one ingest statement's input, one slice
@@ -429,7 +429,7 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		if err := ctx.Err(); err != nil {
 			return store.IngestResult{}, err
 		}
-		return store.IngestResult{Stored: []bool{}}, nil
+		return store.IngestResult{Stored: []bool{}, IDs: []int64{}}, nil
 	}
 	delivery, tracking := newIngestArgs(reports, rejected)
 	var res store.IngestResult
@@ -443,13 +443,13 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 			return err
 		}
 		defer rows.Close()
-		var ord int64
+		var ord, id int64
 		for rows.Next() {
-			if err := rows.Scan(&ord); err != nil {
+			if err := rows.Scan(&ord, &id); err != nil {
 				return err
 			}
 			i := a.origin[ord-1]
-			res.Stored[i] = true
+			res.Stored[i], res.IDs[i] = true, id
 			res.Accepted++
 			if reports[i].Outcome == store.OutcomeEvent {
 				res.Events++
@@ -471,7 +471,7 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 	}
 	useCopy := single != nil && len(reports) >= s.copyMin
 	err := s.run(ctx, "ingest", func() error {
-		res = store.IngestResult{Stored: make([]bool, len(reports))}
+		res = store.IngestResult{Stored: make([]bool, len(reports)), IDs: make([]int64, len(reports))}
 		if useCopy {
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 				return copyIngest(ctx, tx, kind, single, reports, &res)
@@ -480,7 +480,7 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 				return err
 			}
 			useCopy = false
-			res = store.IngestResult{Stored: make([]bool, len(reports))}
+			res = store.IngestResult{Stored: make([]bool, len(reports)), IDs: make([]int64, len(reports))}
 		}
 		if single != nil {
 			return run(s.pool, single)

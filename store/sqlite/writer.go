@@ -32,6 +32,10 @@ type request struct {
 	params   []any // per report: the JSON of its Params, or nil
 	rejected []store.RejectedPayload
 	rows     int
+	// job, when set, is a small write run inside the batch's transaction
+	// (see Store.groupTx), and op names it in errors ("" : ingest).
+	job func(ctx context.Context, tx *sql.Tx) error
+	op  string
 
 	state atomic.Int32
 	done  chan struct{} // closed when res and err are final
@@ -328,8 +332,12 @@ func (w *writer) process(batch []*request) {
 
 func (w *writer) answer(r *request) {
 	if r.err != nil {
+		op := r.op
+		if op == "" {
+			op = "ingest"
+		}
 		r.res = store.IngestResult{}
-		r.err = wrapErr("ingest", r.err)
+		r.err = wrapErr(op, r.err)
 	}
 	close(r.done)
 }
@@ -487,7 +495,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 	next := first
 	var byTable [2][]pending
 	for _, r := range batch {
-		r.res = store.IngestResult{Stored: make([]bool, len(r.reports))}
+		r.res = store.IngestResult{Stored: make([]bool, len(r.reports)), IDs: make([]int64, len(r.reports))}
 		for i := range r.reports {
 			t := tableReports
 			if r.reports[i].Kind == store.ReportTracking {
@@ -528,7 +536,7 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			}
 			if int(n) == len(chunk) {
 				for _, p := range chunk {
-					p.r.res.Stored[p.i] = true
+					p.r.res.Stored[p.i], p.r.res.IDs[p.i] = true, p.id
 				}
 				continue
 			}
@@ -614,6 +622,13 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			}
 		}
 	}
+	for _, r := range batch {
+		if r.job != nil {
+			if err := r.job(ctx, tx); err != nil {
+				return fmt.Errorf("%s: %w", r.op, err)
+			}
+		}
+	}
 	defer clear(w.counts)
 	return w.counts.write(ctx, tx.StmtContext(ctx, w.addCounts))
 }
@@ -638,7 +653,9 @@ func markStored(ctx context.Context, tx *sql.Tx, query string, chunk []pending) 
 		return err
 	}
 	for _, p := range chunk {
-		p.r.res.Stored[p.i] = have[p.id]
+		if have[p.id] {
+			p.r.res.Stored[p.i], p.r.res.IDs[p.i] = true, p.id
+		}
 	}
 	return nil
 }
@@ -678,9 +695,22 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		if s.w.isClosed() {
 			return store.IngestResult{}, errClosed
 		}
-		return store.IngestResult{Stored: []bool{}}, nil
+		return store.IngestResult{Stored: []bool{}, IDs: []int64{}}, nil
 	}
 	return s.w.submit(ctx, newRequest(reports, rejected))
+}
+
+// groupTx runs fn inside the writer's next transaction, shared with the
+// ingests queued at the time, rather than in one of its own as writeTx
+// does: for small writes that follow an ingest (the soft-bounce counts of
+// its reports), which would otherwise each pay a commit, and an fsync, of
+// their own. fn may run more than once (a failed shared transaction is
+// retried request by request), so it must set its results only from what
+// it reads in that run; an error of fn fails only its own request. rows
+// is its share of the transaction's maxBatchRows.
+func (s *Store) groupTx(ctx context.Context, op string, rows int, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	_, err := s.w.submit(ctx, &request{job: fn, op: op, rows: max(rows, 1), done: make(chan struct{})})
+	return err
 }
 
 // SaveRejectedPayload durably keeps a refused payload.

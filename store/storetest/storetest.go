@@ -45,6 +45,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 	t.Run("SuppressionExpiry", func(t *testing.T) { testSuppressionExpiry(t, o) })
 	t.Run("SuppressionReasonBounded", func(t *testing.T) { testSuppressionReasonBounded(t, o) })
+	t.Run("SoftBounceCounts", func(t *testing.T) { testSoftBounceCounts(t, o) })
+	t.Run("SoftBounceEdges", func(t *testing.T) { testSoftBounceEdges(t, o) })
+	t.Run("SoftBounceConcurrent", func(t *testing.T) { testSoftBounceConcurrent(t, o) })
+	t.Run("IngestIDs", func(t *testing.T) { testIngestIDs(t, o) })
 	t.Run("RuleVersions", func(t *testing.T) { testRuleVersions(t, o) })
 	t.Run("RuleVersionsConcurrent", func(t *testing.T) { testRuleVersionsConcurrent(t, o) })
 	t.Run("ReportRulesVersion", func(t *testing.T) { testReportRulesVersion(t, o) })
