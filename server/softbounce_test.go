@@ -199,3 +199,36 @@ func TestSoftBounceLimit(t *testing.T) {
 		})
 	}
 }
+
+// A connection's webhook secret may count only the soft bounces of its
+// own sends, as it may suppress only their addresses: bounces of an
+// address it never sent to change no count.
+func TestSoftBounceLimitUnderAConnectionsSecret(t *testing.T) {
+	env := newTestEnv(t)
+	putSoftBouncePolicy(t, env, 2, "3600s", "")
+	conn, err := env.conns.CreateConnection(context.Background(), &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{
+		Id: "eu", ApiKey: testAPIKey, BaseUrl: "https://eu1.api.infobip.com",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byConnection := "/v1/webhooks/infobip/delivery-reports?token=" + conn.GetWebhookSecret()
+	for _, id := range []string{"c1", "c2"} {
+		if code, resp := env.do(t, http.MethodPost, byConnection, "application/json", []byte(body(softBounceReport(id)))); code != 200 || resp["accepted"] != 1.0 {
+			t.Fatalf("webhook with the connection's secret = %d %v", code, resp)
+		}
+	}
+	if sp := softBounceSuppression(t, env); sp != nil {
+		t.Fatalf("suppression %v after the connection's bounces, want none", sp)
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if code, resp := env.postWebhook(t, body(softBounceReport(id))); code != 200 {
+			t.Fatalf("webhook = %d %v", code, resp)
+		}
+	}
+	sp := softBounceSuppression(t, env)
+	ids := reportIDs(t, env)
+	if got, want := strings.Join(sp.GetCauseEventIds(), ","), ids["s2"]+","+ids["s1"]; got != want {
+		t.Errorf("cause events %s, want %s (s2, s1): the connection's bounces must not count", got, want)
+	}
+}
