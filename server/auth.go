@@ -80,6 +80,7 @@ var methodRoles = map[string]Role{
 	"/ibmail.v1.RuleService/GetRuleVersion":   RoleRead,
 	"/ibmail.v1.RuleService/TestRules":        RoleRead,
 
+	"/ibmail.v1.AccessService/GetCaller":         RoleRead,
 	"/ibmail.v1.OperationService/GetOperation":   RoleRead,
 	"/ibmail.v1.OperationService/ListOperations": RoleRead,
 

@@ -417,3 +417,32 @@ func TestAuthRESTHeaders(t *testing.T) {
 		}
 	}
 }
+
+// GetCaller tells each token its own role, so that a client offers only
+// what the token may do; without tokens the caller is an anonymous admin.
+func TestGetCaller(t *testing.T) {
+	env := newAuthEnv(t, testTokens(t), 1000).testEnv
+	open := newTestEnv(t)
+	tests := []struct {
+		name     string
+		env      *testEnv
+		token    string
+		wantCode int
+		want     string
+	}{
+		{"read", env, readToken, 200, `"role":"CALLER_ROLE_READ"`},
+		{"send", env, sendToken, 200, `"role":"CALLER_ROLE_SEND"`},
+		{"admin", env, adminToken, 200, `"role":"CALLER_ROLE_ADMIN"`},
+		{"no token", env, "", 401, "TOKEN_MISSING"},
+		{"wrong token", env, wrongToken, 401, "TOKEN_INVALID"},
+		{"no tokens configured", open, "", 200, `"name":"anonymous","role":"CALLER_ROLE_ADMIN","tokensRequired":false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, resp := tt.env.do(t, http.MethodGet, "/v1/caller", "", nil, bearer(tt.token))
+			if got := toJSON(resp); code != tt.wantCode || !strings.Contains(got, tt.want) {
+				t.Errorf("GET /v1/caller = %d %s, want %d with %s", code, got, tt.wantCode, tt.want)
+			}
+		})
+	}
+}

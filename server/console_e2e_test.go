@@ -101,6 +101,10 @@ func TestConsoleE2E(t *testing.T) {
 	if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A report of an error group no rule knows, for the attention page.
+	if code, resp := env.postWebhook(t, body(newGroupReport("attention-1"))); code != 200 || resp["unclassified"] != 1.0 {
+		t.Fatalf("webhook = %d %v, want one unclassified report", code, resp)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("..", "console", "e2e", "run.mjs"))

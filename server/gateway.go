@@ -136,6 +136,7 @@ func newGateway(ctx context.Context, conn grpc.ClientConnInterface, g *gateway) 
 		viaClient(ibmailv1.RegisterSendingDomainServiceHandlerClient, ibmailv1.NewSendingDomainServiceClient),
 		viaClient(ibmailv1.RegisterRuleServiceHandlerClient, ibmailv1.NewRuleServiceClient),
 		viaClient(ibmailv1.RegisterOperationServiceHandlerClient, ibmailv1.NewOperationServiceClient),
+		viaClient(ibmailv1.RegisterAccessServiceHandlerClient, ibmailv1.NewAccessServiceClient),
 	}
 	g.routeProbe = newRouteProbe(ctx, registers)
 	for _, register := range registers {

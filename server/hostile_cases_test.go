@@ -134,6 +134,7 @@ var hostileBaselines = map[string]hostileBaseline{
 "outcomes":["REPORT_OUTCOME_UNCLASSIFIED"],"dryRun":true,"requestId":"r-{{u}}"}`},
 	"/ibmail.v1.OperationService/GetOperation":    {request: `{"name":"operations/999999"}`, want: 404},
 	"/ibmail.v1.OperationService/ListOperations":  {request: `{"pageSize":10}`},
+	"/ibmail.v1.AccessService/GetCaller":          {request: `{}`},
 	"/ibmail.v1.OperationService/CancelOperation": {request: `{"name":"operations/999999"}`, want: 404},
 	"/ibmail.v1.RuleService/TestRules": {request: `{"rules":` + defaultRuleSetJSON + `,"reports":[` + reportJSON + `],
 "trackingReports":[` + trackingJSON + `],"lastStored":10,"storedOutcome":"REPORT_OUTCOME_UNCLASSIFIED"}`},

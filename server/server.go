@@ -211,6 +211,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	reports.ops = Operations{worker: worker, caller: auth.callerName}
 	ibmailv1.RegisterDeliveryReportServiceServer(services, reports)
 	ibmailv1.RegisterOperationServiceServer(services, NewOperationService(opts.Store, opts.Logger))
+	ibmailv1.RegisterAccessServiceServer(services, &AccessService{auth: auth})
 	ibmailv1.RegisterRuleServiceServer(services, NewRuleService(book, opts.Store, auth.callerName, opts.Logger))
 	ibmailv1.RegisterProfileServiceServer(services, NewProfileService(opts.Store, opts.Logger))
 	connections := NewConnectionService(opts.Store, opts.Vault, opts.BaseURLs, WebhookURL(opts.PublicURL), opts.Tester, opts.Logger)

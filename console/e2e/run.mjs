@@ -111,9 +111,10 @@ await shot("segmentation");
 step("attention and sending domains");
 await page.getByRole("link", { name: "Attention" }).click();
 await page.getByRole("heading", { name: "Attention" }).waitFor();
+await page.getByRole("cell", { name: "{groupId: 7, groupName: BRAND_NEW, errorNames: [EC_BRAND_NEW], event: newsletter.hardbounce}" }).waitFor();
 await shot("attention");
 step("rules and a dry-run reclassification");
-await page.getByRole("link", { name: "Rules" }).click();
+await page.getByRole("navigation").getByRole("link", { name: "Rules" }).click();
 await page.getByRole("heading", { name: "Rules", exact: true }).waitFor();
 await page.getByRole("button", { name: "Reclassify" }).click();
 await page.locator("#operation-result").getByText(/: done \(dry run/).waitFor();
@@ -133,7 +134,14 @@ await page.setViewportSize({ width: 1200, height: 900 });
 await page.getByRole("button", { name: "Sign out" }).click();
 await page.getByLabel("Caller token").fill(READ_TOKEN);
 await page.getByRole("button", { name: "Sign in" }).click();
-await page.getByRole("link", { name: "Suppressions" }).click();
+await page.getByRole("link", { name: "Profile card" }).waitFor();
+for (const hidden of ["Connections", "Sender accounts", "Sends", "Suppressions"]) {
+  if (await page.getByRole("link", { name: hidden, exact: true }).count()) throw new Error(`a read token is offered ${hidden}`);
+}
+await page.getByRole("navigation").getByRole("link", { name: "Rules" }).click();
+await page.getByRole("heading", { name: "Rules", exact: true }).waitFor();
+if (await page.getByRole("button", { name: "Reclassify" }).count()) throw new Error("a read token is offered a reclassification");
+await page.goto(CONSOLE_URL + "/console/#/suppressions");
 await page.getByText("Your role may not see this page").waitFor();
 await shot("suppressions-read-role");
 

@@ -12,6 +12,15 @@ const statusEl = document.getElementById("status")!;
 // Actions the server refused with 403: not offered again this session.
 const denied = new Set<string>();
 
+// The caller's role (GET /v1/caller), asked once per sign-in: pages and
+// actions above it are not offered. The server checks every call anyway.
+const ROLES = ["CALLER_ROLE_READ", "CALLER_ROLE_SEND", "CALLER_ROLE_ADMIN"];
+let callerRole: string | null = null;
+const can = (need: "read" | "send" | "admin") => ROLES.indexOf(callerRole ?? "CALLER_ROLE_ADMIN") >= ROLES.indexOf("CALLER_ROLE_" + need.toUpperCase());
+// allowed is whether an action is offered: the role permits it and the
+// server has not refused it.
+const allowed = (key: string, need: "read" | "send" | "admin") => can(need) && !denied.has(key);
+
 class ApiError extends Error {
   constructor(public status: number, message: string) { super(message); }
 }
@@ -100,7 +109,8 @@ function signIn(): void {
       e.preventDefault();
       sessionStorage.setItem(TOKEN_KEY, tok.input.value.trim());
       denied.clear();
-      location.hash = "#/connections";
+      callerRole = null;
+      if (location.hash === "#/") route(); else location.hash = "#/";
     },
   }, tok.wrap, h("button", { type: "submit" }, "Sign in"));
   page("Sign in", h("p", { text: "The token is kept in this tab only (sessionStorage)." }), form);
@@ -347,14 +357,24 @@ async function suppressions(): Promise<void> {
         table([["Line", str("line")], ["Field", str("field")], ["Problem", str("description")]], errors, "Refused lines"));
     }); },
   }, h("h2", { text: "Import" }), file.wrap, reason.wrap, h("button", { type: "submit" }, "Import"), importResult);
-  page("Suppressions", denied.has("exportSuppressions") ? null : exportButton, table([
+  page("Suppressions", !allowed("exportSuppressions", "admin") ? null : exportButton, table([
     ["Email", (r) => h("a", { href: "#/profile/" + encodeURIComponent(r.email), text: r.email })], ["Profile", str("profileId")], ["Event", str("eventName")], ["Reason", str("reason")],
-    ["Actions", (r) => denied.has("deleteSuppression") ? "" : button("Remove", () => act("deleteSuppression", async () => {
+    ["Actions", (r) => !allowed("deleteSuppression", "admin") ? "" : button("Remove", () => act("deleteSuppression", async () => {
       if (!confirm("Remove the suppression of " + r.email + "?")) return;
       await api("DELETE", `/v1/suppressions/${encodeURIComponent(r.email)}`); route();
     }), { "aria-label": "Remove suppression of " + r.email })],
     ["Expires", (r) => r.expireTime ? new Date(r.expireTime).toLocaleString() : "never"],
-  ], data.suppressions ?? [], "Suppressions"), denied.has("importSuppressions") ? null : importForm);
+  ], data.suppressions ?? [], "Suppressions"), !allowed("importSuppressions", "admin") ? null : importForm);
+}
+
+// suggestedRule is the rule that would classify an unclassified report:
+// its error group, and its error name, as a rules file writes it; a
+// permanent error is a hard bounce, any other a soft one.
+function suggestedRule(rep: Json): string {
+  const e = (rep.error ?? {}) as Json;
+  const event = e.permanent ? "newsletter.hardbounce" : "newsletter.softbounce";
+  const names = e.name ? `, errorNames: [${e.name}]` : "";
+  return `{groupId: ${e.groupId ?? 0}, groupName: ${e.groupName ?? "?"}${names}, event: ${event}}`;
 }
 
 async function attention(): Promise<void> {
@@ -363,8 +383,10 @@ async function attention(): Promise<void> {
   page("Attention",
     table([["Received", when("receiveTime")], ["Message", (r) => String(r.report?.messageId ?? "")], ["To", (r) => String(r.report?.to ?? "")],
       ["Error", (r) => [r.report?.error?.id, r.report?.error?.name, r.report?.error?.groupName].filter((x) => x !== undefined).join(" ")],
-      ["Profile", (r) => r.profileId ? h("a", { href: "#/profile/" + encodeURIComponent(r.profileId), text: r.profileId }) : ""]],
+      ["Profile", (r) => r.profileId ? h("a", { href: "#/profile/" + encodeURIComponent(r.profileId), text: r.profileId }) : ""],
+      ["Rule that would cover it", (r) => h("code", { text: suggestedRule(r.report ?? {}) })]],
     (reports.reports ?? []) as Json[], "Unclassified reports"),
+    h("p", {}, "Add the rule on the ", h("a", { href: "#/rules", text: "Rules" }), " page (or with ibmailctl rules set), then reclassify the unclassified reports."),
     table([["Id", str("id")], ["Received", when("receiveTime")], ["Content type", str("contentType")], ["Reason", str("reason")],
       ["Size", (r) => String(r.bodyBytes ?? "") + (r.bodyTruncated ? " (truncated)" : "")]], (rejected.payloads ?? []) as Json[], "Rejected payloads"));
 }
@@ -417,9 +439,9 @@ async function rulesPage(): Promise<void> {
     table([["Group", (r) => `${r.groupId ?? ""} ${r.groupName ?? ""}`], ["Error names", (r) => (r.errorNames ?? []).join(", ")], ["Event", str("event")]], (set.rules ?? []) as Json[], "Delivery report rules (first match wins)"),
     table([["Notification", str("notificationType")], ["Event", str("event")], ["Suppress", str("suppress")]], (set.trackingRules ?? []) as Json[], "Tracking report rules"),
     h("p", { text: Number(pol.limit ?? 0) > 0 ? `Soft-bounce limit: ${pol.limit} soft bounces within ${days(pol.window)}, with no delivery between them` : "Soft-bounce limit: off" }),
-    denied.has("reclassify") ? null : form,
+    !allowed("reclassify", "admin") ? null : form,
     table([["Version", str("version")], ["Created", when("createTime")], ["By", str("createdBy")], ["Comment", str("comment")],
-      ["Actions", (r) => denied.has("restore") || source === "file" || String(r.version) === String(cur.version) ? "" : button("Restore", () => act("restore", async () => {
+      ["Actions", (r) => !allowed("restore", "admin") || source === "file" || String(r.version) === String(cur.version) ? "" : button("Restore", () => act("restore", async () => {
         if (!confirm(`Put version ${r.version}'s rules in force again?`)) return;
         await api("POST", `/v1/rules/versions/${encodeURIComponent(r.version)}:restore`, { comment: "restored from the console" });
         say("Restored version " + r.version); route();
@@ -434,7 +456,7 @@ async function domains(): Promise<void> {
   page("Sending domains", table([
     ["Domain", str("domain")], ["State", (r) => String(r.state ?? "").replace("SENDING_DOMAIN_STATE_", "").toLowerCase()], ["Reason", str("reason")],
     ["Bounce rate", (r) => Object.entries(r).filter(([k]) => /BounceRate$/.test(k)).map(([k, v]) => `${k.replace(/BounceRate$/, "")} ${Number(v).toFixed(2)}%`).join(", ")],
-    ["Actions", (r) => denied.has("unblock") || /ACTIVE/.test(String(r.state)) ? "" : button("Unblock", () => act("unblock", async () => {
+    ["Actions", (r) => !allowed("unblock", "admin") || /ACTIVE/.test(String(r.state)) ? "" : button("Unblock", () => act("unblock", async () => {
       await api("POST", `/v1/sendingDomains/${encodeURIComponent(r.domain)}:unblock`, {}); say("Unblocked " + r.domain); route();
     }), { "aria-label": "Unblock " + r.domain })],
   ], data.sendingDomains ?? [], "Sending domains"));
@@ -442,17 +464,31 @@ async function domains(): Promise<void> {
 
 // ---- routing ----
 
-const pages: [string, string][] = [["connections", "Connections"], ["senders", "Sender accounts"], ["sends", "Sends"], ["profile", "Profile card"],
-  ["segments", "Segmentation"], ["suppressions", "Suppressions"], ["attention", "Attention"], ["rules", "Rules"], ["domains", "Sending domains"]];
+// The pages, each with the role its data needs.
+const pages: [string, string, "read" | "send" | "admin"][] = [["connections", "Connections", "admin"], ["senders", "Sender accounts", "admin"],
+  ["sends", "Sends", "send"], ["profile", "Profile card", "read"], ["segments", "Segmentation", "read"], ["suppressions", "Suppressions", "admin"],
+  ["attention", "Attention", "read"], ["rules", "Rules", "read"], ["domains", "Sending domains", "read"]];
 
 async function route(): Promise<void> {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const [name, ...rest] = path.split("/");
   const arg = decodeURIComponent(rest.join("/"));
   const signedIn = !!sessionStorage.getItem(TOKEN_KEY);
-  nav.replaceChildren(...(signedIn ? [...pages.map(([k, t]) => h("a", { href: "#/" + k, "aria-current": k === name ? "page" : undefined, text: t })),
-    button("Sign out", () => { sessionStorage.removeItem(TOKEN_KEY); location.hash = "#/signin"; })] : []));
+  if (signedIn && callerRole === null && name !== "signin") {
+    try {
+      callerRole = String((await api("GET", "/v1/caller")).role ?? "CALLER_ROLE_READ");
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem(TOKEN_KEY); nav.replaceChildren(); say("Sign in again: " + e.message, true); signIn(); return; }
+      callerRole = "CALLER_ROLE_READ"; // offer the least; the server decides anyway
+    }
+  }
+  const offered = pages.filter(([, , need]) => can(need));
+  nav.replaceChildren(...(signedIn ? [...offered.map(([k, t]) => h("a", { href: "#/" + k, "aria-current": k === name ? "page" : undefined, text: t })),
+    button("Sign out", () => { sessionStorage.removeItem(TOKEN_KEY); callerRole = null; location.hash = "#/signin"; })] : []));
   if (!signedIn || name === "signin") { signIn(); return; }
+  const target = pages.find(([k]) => k === name);
+  if (!name || !target) { location.replace("#/" + (offered[0]?.[0] ?? "profile")); return; }
+  if (!can(target[2])) { page("Not for your role", h("p", { class: "error", text: `Your role may not see this page: it needs ${target[2]}.` })); return; }
   try {
     switch (name) {
       case "senders": await senders(); break;
@@ -476,5 +512,6 @@ async function route(): Promise<void> {
   }
 }
 
-window.addEventListener("hashchange", () => { route(); });
+// A message belongs to the page it was said on.
+window.addEventListener("hashchange", () => { say(""); route(); });
 route();
