@@ -292,6 +292,43 @@ func TestReclassificationFiltersAndRefusals(t *testing.T) {
 	}
 }
 
+// postUnclassified posts n reports of an error group the built-in rules do
+// not know, then stores the rules that make them hard bounces.
+func postUnclassified(t *testing.T, env *testEnv, n int) {
+	t.Helper()
+	var rs []string
+	for i := range n {
+		rs = append(rs, newGroupReport(fmt.Sprintf("m%03d", i)))
+	}
+	if code, resp := env.postWebhook(t, body(rs...)); code != 200 || resp["unclassified"] != float64(n) {
+		t.Fatalf("webhook = %d %v, want %d unclassified", code, resp, n)
+	}
+	if code, resp := env.doJSON(t, http.MethodPut, "/v1/rules", map[string]any{"rules": rulesWithNewGroup(t)}); code != 200 {
+		t.Fatalf("PUT /v1/rules = %d %v", code, resp)
+	}
+}
+
+// checkReclassifiedOnce checks that op turned the n reports of
+// postUnclassified into hard bounces, each exactly once.
+func checkReclassifiedOnce(t *testing.T, env *testEnv, op map[string]any, n int) {
+	t.Helper()
+	if got, want := countsOf(t, op), fmt.Sprintf("examined=%d unchanged=0 changed=%d eventsAdded=%d eventsRetracted=0 suppressionsAdded=%d suppressionsLifted=0", n, n, n, n); got != want {
+		t.Errorf("counts %s\nwant   %s", got, want)
+	}
+	matches, err := env.store.SearchProfiles(context.Background(), store.ProfileQuery{Names: []string{"newsletter.hardbounce"}, Limit: 10 * n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range matches {
+		if m.EventCount != 1 {
+			t.Errorf("profile %s has %d hard bounces, want 1", m.ProfileID, m.EventCount)
+		}
+	}
+	if len(matches) != n {
+		t.Errorf("%d profiles with a hard bounce, want %d", len(matches), n)
+	}
+}
+
 // A replica that dies in the middle of a job leaves it to the others: the
 // job is finished once, by one of two replicas racing for it, with each
 // report reclassified once.
@@ -308,38 +345,14 @@ func TestReclassificationSurvivesAReplicaDying(t *testing.T) {
 		}
 	})
 	a := newTestEnv(t, withPostgres(), lease, dying)
-	var rs []string
-	for i := range reports {
-		rs = append(rs, newGroupReport(fmt.Sprintf("m%03d", i)))
-	}
-	if code, resp := a.postWebhook(t, body(rs...)); code != 200 || resp["unclassified"] != float64(reports) {
-		t.Fatalf("webhook = %d %v", code, resp)
-	}
-	if code, resp := a.doJSON(t, http.MethodPut, "/v1/rules", map[string]any{"rules": rulesWithNewGroup(t)}); code != 200 {
-		t.Fatalf("PUT /v1/rules = %d %v", code, resp)
-	}
+	postUnclassified(t, a, reports)
 	name := a.startReclassify(t, map[string]any{})["name"].(string)
 	waitFor(t, "replica a to do one step and die", 30*time.Second, func() (bool, string) {
 		return steps.Load() == 1, fmt.Sprint(steps.Load())
 	})
 	b := newTestEnv(t, withReplicaOf(a), lease)
 	c := newTestEnv(t, withReplicaOf(a), lease)
-	op := c.waitOperation(t, name)
-	if got, want := countsOf(t, op), fmt.Sprintf("examined=%d unchanged=0 changed=%d eventsAdded=%d eventsRetracted=0 suppressionsAdded=%d suppressionsLifted=0", reports, reports, reports, reports); got != want {
-		t.Errorf("counts %s\nwant   %s", got, want)
-	}
-	matches, err := b.store.SearchProfiles(context.Background(), store.ProfileQuery{Names: []string{"newsletter.hardbounce"}, Limit: 10 * reports})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range matches {
-		if m.EventCount != 1 {
-			t.Errorf("profile %s has %d hard bounces, want 1", m.ProfileID, m.EventCount)
-		}
-	}
-	if len(matches) != reports {
-		t.Errorf("%d profiles with a hard bounce, want %d", len(matches), reports)
-	}
+	checkReclassifiedOnce(t, b, c.waitOperation(t, name), reports)
 }
 
 // On SQLite, a restart of the only server in the middle of a job finishes
@@ -358,16 +371,7 @@ func TestReclassificationResumesAfterRestart(t *testing.T) {
 			return nil
 		}
 	}))
-	var rs []string
-	for i := range reports {
-		rs = append(rs, newGroupReport(fmt.Sprintf("m%03d", i)))
-	}
-	if code, resp := a.postWebhook(t, body(rs...)); code != 200 {
-		t.Fatalf("webhook = %d %v", code, resp)
-	}
-	if code, resp := a.doJSON(t, http.MethodPut, "/v1/rules", map[string]any{"rules": rulesWithNewGroup(t)}); code != 200 {
-		t.Fatalf("PUT /v1/rules = %d %v", code, resp)
-	}
+	postUnclassified(t, a, reports)
 	name := a.startReclassify(t, map[string]any{})["name"].(string)
 	waitFor(t, "the server to do two steps and die", 30*time.Second, func() (bool, string) {
 		return steps.Load() == 2, fmt.Sprint(steps.Load())
@@ -378,20 +382,5 @@ func TestReclassificationResumesAfterRestart(t *testing.T) {
 	}
 	a.shutdown()
 	b := newTestEnv(t, fast, withSQLitePath(a.sqlitePath))
-	op := b.waitOperation(t, name)
-	if got, want := countsOf(t, op), fmt.Sprintf("examined=%d unchanged=0 changed=%d eventsAdded=%d eventsRetracted=0 suppressionsAdded=%d suppressionsLifted=0", reports, reports, reports, reports); got != want {
-		t.Errorf("counts %s\nwant   %s", got, want)
-	}
-	matches, err := b.store.SearchProfiles(context.Background(), store.ProfileQuery{Names: []string{"newsletter.hardbounce"}, Limit: 10 * reports})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range matches {
-		if m.EventCount != 1 {
-			t.Errorf("profile %s has %d hard bounces, want 1", m.ProfileID, m.EventCount)
-		}
-	}
-	if len(matches) != reports {
-		t.Errorf("%d profiles with a hard bounce, want %d", len(matches), reports)
-	}
+	checkReclassifiedOnce(t, b, b.waitOperation(t, name), reports)
 }

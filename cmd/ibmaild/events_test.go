@@ -21,16 +21,8 @@ import (
 // one PostgreSQL with --nats-url and reads the stream: every stored event
 // arrives once, exactly as the activity list shows it.
 func TestReplicasPublishEventsToJetStream(t *testing.T) {
-	nc := natstest.Require(t)
-	var b [5]byte
-	rand.Read(b[:]) //nolint:errcheck
-	suffix := hex.EncodeToString(b[:])
-	stream, prefix := "IBMAIL_TEST_"+suffix, "ibmailtest."+suffix
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) }) //nolint:errcheck
+	js, stream, prefix := testStream(t)
+	var err error
 
 	const secret = "events-webhook-secret"
 	ds := startReplicas(t, 2, "--webhook-secret", secret, "--nats-url", natstest.URL(),
@@ -97,6 +89,23 @@ func TestReplicasPublishEventsToJetStream(t *testing.T) {
 			t.Errorf("published %v\nstored    %v", msg, want)
 		}
 	}
+}
+
+// testStream names a JetStream stream and subject prefix of this test's
+// own, deleted when it ends, and connects to NATS (skipping without it).
+func testStream(t *testing.T) (js jetstream.JetStream, stream, prefix string) {
+	t.Helper()
+	nc := natstest.Require(t)
+	var b [5]byte
+	rand.Read(b[:]) //nolint:errcheck
+	suffix := hex.EncodeToString(b[:])
+	stream, prefix = "IBMAIL_TEST_"+suffix, "ibmailtest."+suffix
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) }) //nolint:errcheck
+	return js, stream, prefix
 }
 
 func profileOf(i int) string { return fmt.Sprintf("user%d@example.com", i) }

@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -23,16 +21,7 @@ import (
 // original events, their retractions (header Ibmail-Retraction: true, a
 // Nats-Msg-Id of their own) and the events that replace them.
 func TestReclassificationReachesJetStream(t *testing.T) {
-	nc := natstest.Require(t)
-	var b [5]byte
-	rand.Read(b[:]) //nolint:errcheck
-	suffix := hex.EncodeToString(b[:])
-	stream, prefix := "IBMAIL_TEST_"+suffix, "ibmailtest."+suffix
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { js.DeleteStream(context.Background(), stream) }) //nolint:errcheck
+	js, stream, prefix := testStream(t)
 
 	const secret = "reclassify-webhook-secret"
 	ds := startReplicas(t, 2, "--webhook-secret", secret, "--nats-url", natstest.URL(),
@@ -71,7 +60,10 @@ func TestReclassificationReachesJetStream(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var s jetstream.Stream
+	var (
+		s   jetstream.Stream
+		err error
+	)
 	waitUntil(t, "15 messages in the stream", func() bool {
 		if s, err = js.Stream(ctx, stream); err != nil {
 			return false
