@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -260,7 +261,10 @@ func (w *reclassifier) step(ctx context.Context, op store.Operation, spec reclas
 		SuppressingNames: suppressingNames(snap)}
 	for _, row := range rows {
 		progress.Counts.Examined++
-		c, changed, err := reclassifyRow(snap, row)
+		c, changed, err := reclassifyRow(ctx, w.store, snap, row)
+		if errors.Is(err, store.ErrUnavailable) || ctx.Err() != nil {
+			return false, err
+		}
 		if err != nil {
 			// A row this server cannot read back is left as it is, as the
 			// listings skip it.
@@ -335,15 +339,22 @@ func (w *reclassifier) countDry(ctx context.Context, batch store.ReclassifyBatch
 
 // reclassifyRow classifies a stored report under snap through the
 // webhook's own door and says whether its outcome or event changed.
-func reclassifyRow(snap *rules.Snapshot, row store.ScannedReport) (store.ReportChange, bool, error) {
-	var rep store.Report
+//
+// A report that came with a connection's webhook secret suppresses only
+// when it is about one of that connection's sends, as at ingest (see
+// attribute), which is looked up again here for such a report.
+func reclassifyRow(ctx context.Context, st store.SendStore, snap *rules.Snapshot, row store.ScannedReport) (store.ReportChange, bool, error) {
+	var (
+		rep          store.Report
+		callbackSend string
+	)
 	if row.Kind == store.ReportTracking {
 		r := &ibmailv1.TrackingReport{}
 		if err := proto.Unmarshal(row.Payload, r); err != nil {
 			return store.ReportChange{}, false, err
 		}
 		var err error
-		if rep, _, err = toTrackingReport(snap, r, row.ConnectionID, row.ReceiveTime); err != nil {
+		if rep, callbackSend, err = toTrackingReport(snap, r, row.ConnectionID, row.ReceiveTime); err != nil {
 			return store.ReportChange{}, false, err
 		}
 	} else {
@@ -351,17 +362,28 @@ func reclassifyRow(snap *rules.Snapshot, row store.ScannedReport) (store.ReportC
 		if err := proto.Unmarshal(row.Payload, r); err != nil {
 			return store.ReportChange{}, false, err
 		}
+		cb := parseCallback(r)
 		var err error
-		if rep, err = toStoreReport(snap, r, parseCallback(r), row.ConnectionID, row.ReceiveTime, nil); err != nil {
+		if rep, err = toStoreReport(snap, r, cb, row.ConnectionID, row.ReceiveTime, nil); err != nil {
 			return store.ReportChange{}, false, err
 		}
 		rep.Suppress, _ = deliveryEffects(r, rep)
 		if rep.Suppress {
 			rep.SuppressFor = snap.Engine.SuppressionLifetime(rep.EventName)
 		}
+		callbackSend = strings.TrimSpace(cb.SendID)
 	}
 	if rep.Outcome == row.Outcome && rep.EventName == row.EventName {
 		return store.ReportChange{}, false, nil
+	}
+	if rep.Suppress && row.ConnectionID != "" {
+		// Only whether it is attributed matters here, not to which domain.
+		rep.CountsAs = store.CountNone
+		one := []store.Report{rep}
+		if err := attribute(ctx, st, nil, row.ConnectionID, one, []string{callbackSend}); err != nil {
+			return store.ReportChange{}, false, err
+		}
+		rep.Suppress = one[0].Suppress
 	}
 	c := store.ReportChange{
 		Kind: row.Kind, ReportID: row.ID, ProfileID: row.ProfileID, Email: row.Email,

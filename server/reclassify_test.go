@@ -384,3 +384,36 @@ func TestReclassificationResumesAfterRestart(t *testing.T) {
 	b := newTestEnv(t, fast, withSQLitePath(a.sqlitePath))
 	checkReclassifiedOnce(t, b, b.waitOperation(t, name), reports)
 }
+
+// A report that came with a connection's webhook secret, about an address
+// none of that connection's sends went to, gets its new event when
+// reclassified but suppresses nothing, as it would not have at ingest.
+func TestReclassificationUnderAConnectionsSecret(t *testing.T) {
+	env := newTestEnv(t, withServerOptions(func(o *server.Options) { o.OperationPoll = 20 * time.Millisecond }))
+	conn, err := env.conns.CreateConnection(context.Background(), &ibmailv1.CreateConnectionRequest{Connection: &ibmailv1.Connection{
+		Id: "eu", ApiKey: testAPIKey, BaseUrl: "https://eu1.api.infobip.com",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byConnection := "/v1/webhooks/infobip/delivery-reports?token=" + conn.GetWebhookSecret()
+	if code, resp := env.do(t, http.MethodPost, byConnection, "application/json", []byte(body(newGroupReport("c-new")))); code != 200 || resp["unclassified"] != 1.0 {
+		t.Fatalf("webhook with the connection's secret = %d %v", code, resp)
+	}
+	if code, resp := env.postWebhook(t, body(newGroupReport("s-new"))); code != 200 || resp["unclassified"] != 1.0 {
+		t.Fatalf("webhook with the server's secret = %d %v", code, resp)
+	}
+	if code, resp := env.doJSON(t, http.MethodPut, "/v1/rules", map[string]any{"rules": rulesWithNewGroup(t)}); code != 200 {
+		t.Fatalf("PUT /v1/rules = %d %v", code, resp)
+	}
+	op := env.waitOperation(t, env.startReclassify(t, map[string]any{})["name"].(string))
+	if got, want := countsOf(t, op), "examined=2 unchanged=0 changed=2 eventsAdded=2 eventsRetracted=0 suppressionsAdded=1 suppressionsLifted=0"; got != want {
+		t.Errorf("counts %s\nwant   %s", got, want)
+	}
+	if got := env.suppressed(t); got != "s-new@example.com" {
+		t.Errorf("suppressed = %q, want s-new@example.com alone", got)
+	}
+	if got := env.activity(t, "c-new@example.com", false); got != "newsletter.hardbounce" {
+		t.Errorf("c-new@example.com's activity = %q, want its new hard bounce", got)
+	}
+}
