@@ -77,6 +77,9 @@ await shot("profile");
 await page.getByLabel("Only events (comma separated, optional)").fill("newsletter.hardbounce");
 await page.getByRole("button", { name: "Show" }).click();
 await page.waitForURL(/events=/);
+// The filtered list says so in its caption: wait for it, not for a cell the
+// unfiltered list has too.
+await page.getByText("Activity (newest first): newsletter.hardbounce").waitFor();
 await page.getByRole("cell", { name: "newsletter.hardbounce" }).first().waitFor();
 if (await page.getByRole("cell", { name: "message.send", exact: true }).count()) throw new Error("the event filter let message.send through");
 

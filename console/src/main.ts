@@ -286,7 +286,7 @@ async function profile(id: string, token = "", filter = "", withRetracted = fals
     ["Params", (r) => h("dl", { class: "params" }, ...Object.entries(r.params ?? {}).flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })]))],
     ["Rules", (r) => "v" + String(r.rulesVersion ?? "0")],
     ["Retracted", (r) => r.retraction ? `by ${r.retraction.operation} (rules v${r.retraction.rulesVersion ?? 0})` : ""],
-  ], events, "Activity (newest first)");
+  ], events, "Activity (newest first)" + (filter ? ": " + filter : "") + (withRetracted ? ", with retracted events" : ""));
   const more = data.nextPageToken ? button("Older events", () => profile(id, data.nextPageToken, filter, withRetracted)) : null;
   page("Profile card", form, h("h2", { text: id }), list, more);
 }
