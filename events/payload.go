@@ -63,7 +63,7 @@ func MessageID(e store.Event) string { return strconv.FormatInt(e.ID, 10) }
 //
 //	{"action":"newsletter.hardbounce","time":"2024-05-01T10:00:00Z",
 //	 "profileId":"customer-42","email":"bob@example.com",
-//	 "params":{"errorName":"EC_HARD_BOUNCE",...},"id":"17"}
+//	 "params":{"errorName":"EC_HARD_BOUNCE",...},"id":"17","rulesVersion":"0"}
 //
 // Every field is present, empty ones too ("params":{}), as in REST answers.
 //

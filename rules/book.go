@@ -61,6 +61,9 @@ type Book struct {
 	poll time.Duration
 	log  *slog.Logger
 	cur  atomic.Pointer[Snapshot]
+	// base is version 0: the rules file's, or the defaults in force until
+	// a version is stored.
+	base *Snapshot
 	mu   sync.Mutex // serialises refreshes, so versions only go forward
 }
 
@@ -92,7 +95,8 @@ func New(ctx context.Context, opts Options) (*Book, error) {
 	}
 	if opts.File != nil {
 		b.file = true
-		b.cur.Store(&Snapshot{Engine: opts.File, Source: SourceFile})
+		b.base = &Snapshot{Engine: opts.File, Source: SourceFile}
+		b.cur.Store(b.base)
 		return b, nil
 	}
 	def := opts.Default
@@ -102,7 +106,8 @@ func New(ctx context.Context, opts Options) (*Book, error) {
 			return nil, fmt.Errorf("rules: the built-in rules: %w", err)
 		}
 	}
-	b.cur.Store(&Snapshot{Engine: def, Source: SourceDefault})
+	b.base = &Snapshot{Engine: def, Source: SourceDefault}
+	b.cur.Store(b.base)
 	if err := b.Refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -111,6 +116,11 @@ func New(ctx context.Context, opts Options) (*Book, error) {
 
 // Current is the snapshot in force. Take it once per unit of work.
 func (b *Book) Current() *Snapshot { return b.cur.Load() }
+
+// Base is version 0, which no store holds: the rules file's, or the
+// defaults in force until a version is stored. A job started under
+// version 0 goes on with it after a version is stored.
+func (b *Book) Base() *Snapshot { return b.base }
 
 // FromFile reports whether a rules file is the authority.
 func (b *Book) FromFile() bool { return b.file }

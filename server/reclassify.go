@@ -229,10 +229,13 @@ func (w *reclassifier) work(ctx context.Context, id int64) error {
 }
 
 // snapshot is the rules of version v: the one in force when it is, else
-// the stored version.
+// the stored version, or the base for 0.
 func (w *reclassifier) snapshot(ctx context.Context, v int64) (*rules.Snapshot, error) {
 	if cur := w.book.Current(); cur.Version == v {
 		return cur, nil
+	}
+	if v == 0 {
+		return w.book.Base(), nil
 	}
 	return w.book.Get(ctx, v)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -415,5 +416,38 @@ func TestReclassificationUnderAConnectionsSecret(t *testing.T) {
 	}
 	if got := env.activity(t, "c-new@example.com", false); got != "newsletter.hardbounce" {
 		t.Errorf("c-new@example.com's activity = %q, want its new hard bounce", got)
+	}
+}
+
+// A job goes on with the rules it started with when a version is stored
+// in the middle of it, also when it started with the built-in rules,
+// which no store holds.
+func TestReclassificationKeepsItsRulesVersion(t *testing.T) {
+	var env *testEnv
+	var once sync.Once
+	env = newTestEnv(t, withServerOptions(func(o *server.Options) {
+		o.OperationPoll = 20 * time.Millisecond
+		o.OperationStepDone = func(int64, int) error {
+			once.Do(func() {
+				if code, resp := env.doJSON(t, http.MethodPut, "/v1/rules", map[string]any{"rules": rulesWithNewGroup(t)}); code != 200 {
+					t.Errorf("PUT /v1/rules in the middle of the job = %d %v", code, resp)
+				}
+			})
+			return nil
+		}
+	}))
+	var rs []string
+	for i := range 450 {
+		rs = append(rs, newGroupReport(fmt.Sprintf("v%03d", i)))
+	}
+	if code, resp := env.postWebhook(t, body(rs...)); code != 200 {
+		t.Fatalf("webhook = %d %v", code, resp)
+	}
+	op := env.waitOperation(t, env.startReclassify(t, map[string]any{})["name"].(string))
+	if got, want := countsOf(t, op), "examined=450 unchanged=450 changed=0 eventsAdded=0 eventsRetracted=0 suppressionsAdded=0 suppressionsLifted=0"; got != want {
+		t.Errorf("counts %s\nwant   %s (the built-in rules throughout)", got, want)
+	}
+	if v := op["reclassifyMetadata"].(map[string]any)["rulesVersion"]; v != "0" && v != nil {
+		t.Errorf("rules version %v, want 0", v)
 	}
 }
