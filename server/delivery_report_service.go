@@ -100,6 +100,7 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 	if err := attribute(ctx, s.store, s.sendDomains, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
+	markSoftBounces(rulesInForce, connectionID, reports, delivered)
 	res, err := s.store.IngestReports(ctx, reports, rejected)
 	if err != nil {
 		return nil, err
@@ -120,12 +121,6 @@ func (s *DeliveryReportService) IngestDeliveryReports(ctx context.Context, req *
 		// The reports are stored; the block is learnt again from the next
 		// one, or from the platform event.
 		s.log.Warn("recording a blocked sending domain failed", slog.Any("error", err))
-	}
-	if err := s.applySoftBounceLimit(ctx, rulesInForce, connectionID, reports, res, delivered, received); err != nil {
-		// The reports are stored, and retrying the body would find them
-		// stored and count nothing: these bounces or this delivery go
-		// uncounted.
-		s.log.Warn("applying the soft-bounce limit failed", slog.Any("error", err))
 	}
 	if resp.Unclassified > 0 || len(resp.Rejected) > 0 {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "delivery reports need attention",

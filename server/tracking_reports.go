@@ -56,11 +56,14 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 		reports = append(reports, rep)
 		callbackSends = append(callbackSends, sendID)
 	}, rawMessageID)
-	connectionID, received, rejected := body.connectionID, body.received, body.rejected
+	connectionID, rejected := body.connectionID, body.rejected
 	resp := &ibmailv1.IngestTrackingReportsResponse{Rejected: body.refused}
 	if err := attribute(ctx, s.store, s.sendDomains, connectionID, reports, callbackSends); err != nil {
 		return nil, err
 	}
+	// A tracking report is never a delivery, but a rule may make a late
+	// bounce a soft bounce.
+	markSoftBounces(rulesInForce, connectionID, reports, nil)
 	res, err := s.store.IngestReports(ctx, reports, rejected)
 	if err != nil {
 		return nil, err
@@ -77,12 +80,6 @@ func (s *DeliveryReportService) IngestTrackingReports(ctx context.Context, req *
 	}
 	metrics.ReportsDuplicate.Add(float64(res.Duplicates))
 	metrics.ReportsRejected.Add(float64(len(rejected)))
-	// A tracking report is never a delivery, but a rule may make a late
-	// bounce a soft bounce.
-	if err := s.applySoftBounceLimit(ctx, rulesInForce, connectionID, reports, res, nil, received); err != nil {
-		// The reports are stored; see IngestDeliveryReports.
-		s.log.Warn("applying the soft-bounce limit failed", slog.Any("error", err))
-	}
 	if resp.Unclassified > 0 || len(resp.Rejected) > 0 {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "tracking reports need attention",
 			slog.Int("unclassified", int(resp.Unclassified)), slog.Int("rejected", len(resp.Rejected)))

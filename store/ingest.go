@@ -39,11 +39,17 @@ func capReason(s string) string {
 
 // CheckReportKinds refuses a report of a kind the engines do not know,
 // which would otherwise be stored as whichever kind an engine falls back
-// on.
+// on, and a soft-bounce role they cannot count by.
 func CheckReportKinds(reports []Report) error {
 	for i := range reports {
 		if k := reports[i].Kind; k != ReportDelivery && k != ReportTracking {
 			return fmt.Errorf("report %d: kind %d: %w", i, k, ErrInvalidArgument)
+		}
+		switch sb := &reports[i]; {
+		case sb.SoftBounce > SoftBounceResets:
+			return fmt.Errorf("report %d: soft-bounce role %d: %w", i, sb.SoftBounce, ErrInvalidArgument)
+		case sb.SoftBounce == SoftBounceCounted && (sb.SoftBounceLimit.Limit <= 0 || sb.SoftBounceLimit.Window <= 0):
+			return fmt.Errorf("report %d: soft-bounce limit %d in %v: %w", i, sb.SoftBounceLimit.Limit, sb.SoftBounceLimit.Window, ErrInvalidArgument)
 		}
 	}
 	return nil

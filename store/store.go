@@ -113,6 +113,12 @@ type Report struct {
 	// RulesVersion is the rules version that classified the report (0: the
 	// built-in defaults or a rules file); its event records it too.
 	RulesVersion int64
+	// SoftBounce is what the report, stored now, does to its address's
+	// soft-bounce count, under SoftBounceLimit (of the rules that
+	// classified it; Limit must be positive for SoftBounceCounted). The
+	// store counts in the ingest's transaction (see SoftBounceWork).
+	SoftBounce      SoftBounceRole
+	SoftBounceLimit SoftBounceLimit
 }
 
 // IngestResult counts what an ingest did.
@@ -127,6 +133,10 @@ type IngestResult struct {
 	Accepted   int
 	Duplicates int
 	Events     int
+	// SoftBounceLimitsReached are the addresses whose soft bounces reached
+	// the limit with this call, each with the bounces that did; the store
+	// suppressed each in the same transaction.
+	SoftBounceLimitsReached []SoftBounceLimitReached
 }
 
 // Event is a profile event as stored.
@@ -245,7 +255,6 @@ type Store interface {
 	DomainStore
 	RuleStore
 	OperationStore
-	SoftBounceStore
 
 	// IngestReports stores reports, their events and rejected payloads in one
 	// durable transaction. A report whose key is stored already changes

@@ -470,11 +470,27 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		single, kind = tracking, &trackingCopy
 	}
 	useCopy := single != nil && len(reports) >= s.copyMin
+	// The soft-bounce counts of what was stored, in the same transaction
+	// (see countSoftBounces): a call that may change them is never the
+	// statement's own implicit transaction.
+	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce != store.SoftBounceIgnored })
+	count := func(tx pgx.Tx) error {
+		work := store.SoftBounceWorkOf(reports, res.Stored, res.IDs)
+		if work.Empty() {
+			return nil
+		}
+		reached, err := countSoftBounces(ctx, tx, work)
+		res.SoftBounceLimitsReached = reached
+		return err
+	}
 	err := s.run(ctx, "ingest", func() error {
 		res = store.IngestResult{Stored: make([]bool, len(reports)), IDs: make([]int64, len(reports))}
 		if useCopy {
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-				return copyIngest(ctx, tx, kind, single, reports, &res)
+				if err := copyIngest(ctx, tx, kind, single, reports, &res); err != nil {
+					return err
+				}
+				return count(tx)
 			})
 			if !errors.Is(err, errKeyRace) {
 				return err
@@ -482,14 +498,19 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 			useCopy = false
 			res = store.IngestResult{Stored: make([]bool, len(reports)), IDs: make([]int64, len(reports))}
 		}
-		if single != nil {
+		if single != nil && !counting {
 			return run(s.pool, single)
 		}
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := run(tx, delivery); err != nil {
-				return err
+			for _, a := range []*ingestArgs{delivery, tracking} {
+				if a == nil {
+					continue
+				}
+				if err := run(tx, a); err != nil {
+					return err
+				}
 			}
-			return run(tx, tracking)
+			return count(tx)
 		})
 	})
 	if err != nil {

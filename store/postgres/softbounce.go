@@ -38,88 +38,79 @@ ON CONFLICT (email) DO UPDATE SET (event_ids, bounce_times) = (
 const handOverSQL = `DELETE FROM soft_bounce_counts WHERE email = ANY($1::text[]) AND cardinality(event_ids) >= $2
 RETURNING email, event_ids`
 
-// RecordSoftBounces sends recordSoftBouncesSQL and handOverSQL as one
-// batch, which PostgreSQL runs as one implicit transaction: one round trip
-// and one commit for a body's bounces. Of two callers counting one address
-// at once, the second waits for the first's commit, and so for its
-// hand-over, then counts on from what is left.
-func (s *Store) RecordSoftBounces(ctx context.Context, bounces []store.SoftBounce, limit store.SoftBounceLimit, now time.Time) ([]store.SoftBounceLimitReached, error) {
-	if limit.Limit <= 0 {
-		return nil, fmt.Errorf("postgres: record soft bounces: limit %d: %w", limit.Limit, store.ErrInvalidArgument)
+// countSoftBounces applies work to the counts inside tx, the ingest's
+// transaction, in one round trip: the deliveries' counts deleted, then
+// recordSoftBouncesSQL and handOverSQL; then, only for addresses that
+// reached the limit, their suppressions. Of two transactions counting one
+// address at once, the second waits for the first's commit, and so for
+// its hand-over, then counts on from what is left. (The delete takes its
+// rows in no set order, so it can deadlock with another ingest's count,
+// rarely; Store.run retries the whole ingest.)
+func countSoftBounces(ctx context.Context, tx pgx.Tx, work store.SoftBounceWork) ([]store.SoftBounceLimitReached, error) {
+	batch := &pgx.Batch{}
+	if len(work.Resets) > 0 {
+		batch.Queue(`DELETE FROM soft_bounce_counts WHERE email = ANY($1::text[])`, work.Resets)
 	}
-	if len(bounces) == 0 {
-		if s.closed.Load() {
-			return nil, errClosed
-		}
-		return nil, nil
-	}
-	cutoff := now.Add(-limit.Window)
-	// Of one call's bounces, only the newest limit of each address can
-	// count; in address order, the order the rows are locked in.
-	sorted := slices.Clone(bounces)
-	slices.SortStableFunc(sorted, func(a, b store.SoftBounce) int { return strings.Compare(a.Email, b.Email) })
 	var emails []string
 	var ids []int64
 	var times []time.Time
-	for len(sorted) > 0 {
-		n := 1
-		for n < len(sorted) && sorted[n].Email == sorted[0].Email {
-			n++
+	if len(work.Bounces) > 0 {
+		cutoff := work.Now.Add(-work.Limit.Window)
+		// Of one call's bounces, only the newest limit of each address can
+		// count; in address order, the order the rows are locked in.
+		sorted := slices.Clone(work.Bounces)
+		slices.SortStableFunc(sorted, func(a, b store.SoftBounce) int { return strings.Compare(a.Email, b.Email) })
+		for len(sorted) > 0 {
+			n := 1
+			for n < len(sorted) && sorted[n].Email == sorted[0].Email {
+				n++
+			}
+			for _, b := range store.KeepSoftBounces(sorted[:n], cutoff, work.Limit.Limit) {
+				emails, ids, times = append(emails, b.Email), append(ids, b.EventID), append(times, b.Time)
+			}
+			sorted = sorted[n:]
 		}
-		for _, b := range store.KeepSoftBounces(sorted[:n], cutoff, limit.Limit) {
-			emails, ids, times = append(emails, b.Email), append(ids, b.EventID), append(times, b.Time)
+		if len(emails) > 0 {
+			batch.Queue(recordSoftBouncesSQL, emails, ids, times, cutoff, work.Limit.Limit)
+			batch.Queue(handOverSQL, emails, work.Limit.Limit)
 		}
-		sorted = sorted[n:]
 	}
-	if len(emails) == 0 {
+	if batch.Len() == 0 {
 		return nil, nil
 	}
-	var reached []store.SoftBounceLimitReached
-	err := s.run(ctx, "record soft bounces", func() error {
-		reached = nil
-		batch := &pgx.Batch{}
-		batch.Queue(recordSoftBouncesSQL, emails, ids, times, cutoff, limit.Limit)
-		batch.Queue(handOverSQL, emails, limit.Limit)
-		res := s.pool.SendBatch(ctx, batch)
-		defer res.Close()
+	res := tx.SendBatch(ctx, batch)
+	defer res.Close()
+	if len(work.Resets) > 0 {
 		if _, err := res.Exec(); err != nil {
-			return err
+			return nil, fmt.Errorf("reset: %w", err)
 		}
-		rows, err := res.Query()
-		if err != nil {
-			return err
-		}
-		var r store.SoftBounceLimitReached
-		if _, err := pgx.ForEachRow(rows, []any{&r.Email, &r.EventIDs}, func() error {
-			reached = append(reached, r)
-			r.EventIDs = nil
-			return nil
-		}); err != nil {
-			return err
-		}
-		return res.Close()
-	})
+	}
+	if len(emails) == 0 {
+		return nil, res.Close()
+	}
+	if _, err := res.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := res.Query()
 	if err != nil {
 		return nil, err
 	}
-	return reached, nil
-}
-
-// ResetSoftBounces deletes the counts in one statement. A DELETE that
-// matches no row changes nothing, so PostgreSQL gives it no transaction id
-// and its commit writes no WAL: a delivery to an address that never
-// soft-bounced costs one round trip and an index probe. (An index scan
-// takes the array's keys in order, so rows are locked in address order
-// as RecordSoftBounces takes them; a deadlock all the same is retried.)
-func (s *Store) ResetSoftBounces(ctx context.Context, emails []string) error {
-	if len(emails) == 0 {
-		if s.closed.Load() {
-			return errClosed
-		}
+	var reached []store.SoftBounceLimitReached
+	var r store.SoftBounceLimitReached
+	if _, err := pgx.ForEachRow(rows, []any{&r.Email, &r.EventIDs}, func() error {
+		reached = append(reached, r)
+		r.EventIDs = nil
 		return nil
+	}); err != nil {
+		return nil, err
 	}
-	return s.run(ctx, "reset soft bounces", func() error {
-		_, err := s.pool.Exec(ctx, `DELETE FROM soft_bounce_counts WHERE email = ANY($1::text[])`, emails)
-		return err
-	})
+	if err := res.Close(); err != nil {
+		return nil, err
+	}
+	if len(reached) > 0 {
+		if _, err := addSuppressions(ctx, tx, work.SoftBounceSuppressions(reached)); err != nil {
+			return nil, fmt.Errorf("suppress: %w", err)
+		}
+	}
+	return reached, nil
 }

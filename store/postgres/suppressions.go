@@ -9,6 +9,7 @@ import (
 
 	"github.com/ibmail/ibmail/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Suppressions are written by IngestReports (see ingestSQL), in the
@@ -52,6 +53,20 @@ func scanSuppression(row pgx.CollectableRow) (store.Suppression, error) {
 // AddSuppressions inserts the suppressions in one statement, with the
 // conflict rule of an event's (suppressionConflictSQL).
 func (s *Store) AddSuppressions(ctx context.Context, ss []store.Suppression) (int, error) {
+	added := 0
+	err := s.run(ctx, "add suppressions", func() error {
+		var err error
+		added, err = addSuppressions(ctx, s.pool, ss)
+		return err
+	})
+	return added, err
+}
+
+// addSuppressions is AddSuppressions' statement, run on q: the pool, or
+// an ingest's transaction (countSoftBounces).
+func addSuppressions(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, ss []store.Suppression) (int, error) {
 	n := len(ss)
 	emails, profiles, events, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	eventIDs, origins := make([]int64, n), make([]int16, n)
@@ -70,24 +85,19 @@ func (s *Store) AddSuppressions(ctx context.Context, ss []store.Suppression) (in
 		}
 		causes[i] = "{" + strings.Join(ids, ",") + "}"
 	}
-	added := 0
-	err := s.run(ctx, "add suppressions", func() error {
-		tag, err := s.pool.Exec(ctx, `INSERT INTO suppressions (email, profile_id, event_name, event_id, reason,
-				create_time, expire_time, origin, cause_event_ids)
-			SELECT DISTINCT ON (email) email, profile_id, event_name, event_id, reason, create_time, expire_time, origin,
-				cause_event_ids::bigint[]
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
-				$7::timestamptz[], $8::int2[], $9::text[]) WITH ORDINALITY
-				AS u(email, profile_id, event_name, event_id, reason, create_time, expire_time, origin, cause_event_ids, ord)
-			ORDER BY email, ord
-			`+suppressionConflictSQL, emails, profiles, events, eventIDs, reasons, created, expires, origins, causes)
-		if err != nil {
-			return err
-		}
-		added = int(tag.RowsAffected())
-		return nil
-	})
-	return added, err
+	tag, err := q.Exec(ctx, `INSERT INTO suppressions (email, profile_id, event_name, event_id, reason,
+			create_time, expire_time, origin, cause_event_ids)
+		SELECT DISTINCT ON (email) email, profile_id, event_name, event_id, reason, create_time, expire_time, origin,
+			cause_event_ids::bigint[]
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::timestamptz[],
+			$7::timestamptz[], $8::int2[], $9::text[]) WITH ORDINALITY
+			AS u(email, profile_id, event_name, event_id, reason, create_time, expire_time, origin, cause_event_ids, ord)
+		ORDER BY email, ord
+		`+suppressionConflictSQL, emails, profiles, events, eventIDs, reasons, created, expires, origins, causes)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // SuppressedAmong looks every address up in one statement, however many:

@@ -71,12 +71,8 @@ func (s *Store) AddSuppressions(ctx context.Context, ss []store.Suppression) (in
 			if !sp.ExpireTime.IsZero() {
 				expires = micros(sp.ExpireTime)
 			}
-			causes := make([]string, len(sp.CauseEventIDs))
-			for i, id := range sp.CauseEventIDs {
-				causes[i] = strconv.FormatInt(id, 10)
-			}
 			res, err := st.ExecContext(ctx, sp.Email, sp.ProfileID, sp.EventName, sp.EventID, sp.Reason,
-				micros(sp.CreateTime), expires, int64(sp.Origin), strings.Join(causes, " "))
+				micros(sp.CreateTime), expires, int64(sp.Origin), joinIDs(sp.CauseEventIDs))
 			if err != nil {
 				return err
 			}
@@ -89,6 +85,19 @@ func (s *Store) AddSuppressions(ctx context.Context, ss []store.Suppression) (in
 		return nil
 	})
 	return added, err
+}
+
+// joinIDs is the cause_event_ids column of a suppression: the ids,
+// space-separated.
+func joinIDs(ids []int64) string {
+	var b []byte
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(b)
 }
 
 // SuppressedAmong looks addresses up on the primary key, in IN lists of

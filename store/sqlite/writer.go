@@ -609,6 +609,23 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			return fmt.Errorf("report %d: %w", p.i, err)
 		}
 	}
+	// The soft-bounce counts, request by request, after the suppressions
+	// the events made: an address they suppressed is suppressed already.
+	for _, r := range batch {
+		work := store.SoftBounceWorkOf(r.reports, r.res.Stored, r.res.IDs)
+		if work.Empty() {
+			continue
+		}
+		if insSuppression == nil {
+			insSuppression = tx.StmtContext(ctx, w.insSuppression)
+			defer insSuppression.Close()
+		}
+		reached, err := countSoftBounces(ctx, tx, insSuppression, work)
+		if err != nil {
+			return fmt.Errorf("soft bounces: %w", err)
+		}
+		r.res.SoftBounceLimitsReached = reached
+	}
 	var insRejected *sql.Stmt
 	for _, r := range batch {
 		for i := range r.rejected {
