@@ -413,10 +413,9 @@ const copyMinReports = 16
 // server does not make (each webhook has its kind), runs its two
 // statements in one transaction, delivery reports first; its second
 // statement takes its keys' locks after the first one's counts, so it can
-// deadlock with another ingest, which Store.run retries. Concurrent
-// callers, in this process or another, each run their own: PostgreSQL
-// groups the commits of concurrent transactions into one WAL flush by
-// itself.
+// deadlock with another ingest, which Store.run retries. Concurrent calls
+// of one kind in this process are merged into one transaction (see
+// coalesce.go); other replicas run their own.
 func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
 	if err := store.CheckReportKinds(reports); err != nil {
 		return store.IngestResult{}, fmt.Errorf("postgres: ingest: %w", err)
@@ -431,8 +430,31 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		}
 		return store.IngestResult{Stored: []bool{}, IDs: []int64{}}, nil
 	}
+	switch kinds := reportKinds(reports); kinds {
+	case 1 << store.ReportDelivery, 0:
+		return s.deliveries.ingest(ctx, reports, rejected)
+	case 1 << store.ReportTracking:
+		return s.tracking.ingest(ctx, reports, rejected)
+	}
+	res, _, err := s.ingestNow(ctx, reports, rejected, nil)
+	return res, err
+}
+
+// reportKinds is the set of the reports' kinds, a bit each.
+func reportKinds(reports []store.Report) int {
+	kinds := 0
+	for i := range reports {
+		kinds |= 1 << reports[i].Kind
+	}
+	return kinds
+}
+
+// ingestNow is IngestReports in one transaction of the reports of one
+// call, or of several merged: calls are then their lengths, in order, for
+// the soft-bounce work of each (see coalesce.go), and reachedBy says, of
+// each limit reached, which call's bounces reached it.
+func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload, calls []int) (res store.IngestResult, reachedBy []int, err error) {
 	delivery, tracking := newIngestArgs(reports, rejected)
-	var res store.IngestResult
 	// run reads what one statement stored into res.
 	run := func(q interface {
 		Query(context.Context, string, ...any) (pgx.Rows, error)
@@ -475,15 +497,38 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 	// statement's own implicit transaction.
 	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce != store.SoftBounceIgnored })
 	count := func(tx pgx.Tx) error {
-		work := store.SoftBounceWorkOf(reports, res.Stored, res.IDs)
-		if work.Empty() {
+		if calls == nil {
+			calls = []int{len(reports)}
+		}
+		// Each call's work in order; deliveries only are gathered into
+		// the next call's work that counts bounces, or into a last one.
+		var work, resets store.SoftBounceWork
+		at := 0
+		reachedBy = reachedBy[:0]
+		for call, n := range calls {
+			work = store.SoftBounceWorkOf(reports[at:at+n], res.Stored[at:at+n], res.IDs[at:at+n])
+			at += n
+			resets.Resets = append(resets.Resets, work.Resets...)
+			if len(work.Bounces) == 0 {
+				continue
+			}
+			work.Resets, resets.Resets = resets.Resets, nil
+			reached, err := countSoftBounces(ctx, tx, work)
+			if err != nil {
+				return err
+			}
+			res.SoftBounceLimitsReached = append(res.SoftBounceLimitsReached, reached...)
+			for range reached {
+				reachedBy = append(reachedBy, call)
+			}
+		}
+		if resets.Empty() {
 			return nil
 		}
-		reached, err := countSoftBounces(ctx, tx, work)
-		res.SoftBounceLimitsReached = reached
+		_, err := countSoftBounces(ctx, tx, resets)
 		return err
 	}
-	err := s.run(ctx, "ingest", func() error {
+	err = s.run(ctx, "ingest", func() error {
 		res = store.IngestResult{Stored: make([]bool, len(reports)), IDs: make([]int64, len(reports))}
 		if useCopy {
 			err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -514,10 +559,10 @@ func (s *Store) IngestReports(ctx context.Context, reports []store.Report, rejec
 		})
 	})
 	if err != nil {
-		return store.IngestResult{}, err
+		return store.IngestResult{}, nil, err
 	}
 	res.Duplicates = len(reports) - res.Accepted
-	return res, nil
+	return res, reachedBy, nil
 }
 
 // SaveRejectedPayload durably keeps a refused payload.

@@ -45,6 +45,10 @@ type Store struct {
 
 	closeOnce sync.Once
 
+	// deliveries and tracking merge concurrent IngestReports calls of
+	// each kind (see coalesce.go).
+	deliveries, tracking ingestQueue
+
 	// copyMin is the smallest call IngestReports takes by COPY
 	// (copyMinReports); tests set 1 to take every call by COPY, or a huge
 	// value to take none.
@@ -91,7 +95,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, wrapErr(ctx, "open", err)
 	}
-	return &Store{pool: pool, copyMin: copyMinReports}, nil
+	s := &Store{pool: pool, copyMin: copyMinReports}
+	s.deliveries.s, s.tracking.s = s, s
+	return s, nil
 }
 
 // Ping checks that the database answers a query.

@@ -1,0 +1,186 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/postgres/pgtest"
+)
+
+// openCoalescing opens a store on a fresh schema, and returns it with a
+// function that blocks every insert into delivery_reports until the
+// returned release is called (a transaction holding the table in SHARE
+// mode): the flushes then stay busy and the calls queue behind them.
+func openCoalescing(t *testing.T) (s *Store, block func() (release func())) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, pgtest.FreshSchema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, func() func() {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE delivery_reports IN SHARE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := tx.Commit(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+}
+
+// coalescedReport is a delivery report of message msg to email.
+func coalescedReport(msg, email string) store.Report {
+	now := time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)
+	return store.Report{
+		Key:          store.ReportKey{MessageID: msg, StatusID: 5, DoneAt: "2026-03-01T11:00:00.000+0000"},
+		ConnectionID: "c", ProfileID: email, Email: email, Outcome: store.OutcomeEvent, EventName: "newsletter.hardbounce",
+		ReceiveTime: now, EventTime: now,
+	}
+}
+
+// waitPending waits until n calls are queued behind the busy flushes.
+func waitPending(t *testing.T, q *ingestQueue, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q.mu.Lock()
+		got := len(q.pending)
+		q.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Calls arriving while the flushes are busy share one transaction, and
+// each gets its own result: a report two calls carry is stored for
+// exactly one of them, as it is between two calls that are not merged.
+func TestConcurrentCallsShareATransaction(t *testing.T) {
+	s, block := openCoalescing(t)
+	release := block()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	// The busy flushes: one call each.
+	for i := range maxIngestFlushes {
+		wg.Go(func() {
+			if _, err := s.IngestReports(ctx, []store.Report{coalescedReport(fmt.Sprint("busy", i), "b@x")}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.deliveries.flushes.Load() < maxIngestFlushes && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	const calls = 10
+	results := make([]store.IngestResult, calls)
+	for i := range calls {
+		wg.Go(func() {
+			// Every call stores its own report, and the shared one.
+			var err error
+			results[i], err = s.IngestReports(ctx, []store.Report{
+				coalescedReport(fmt.Sprint("own", i), fmt.Sprintf("o%d@x", i)), coalescedReport("shared", "s@x"),
+			}, nil)
+			if err != nil {
+				t.Error(err)
+			}
+		})
+		waitPending(t, &s.deliveries, i+1)
+	}
+	before := s.deliveries.flushes.Load()
+	release()
+	wg.Wait()
+	if got := s.deliveries.flushes.Load() - before; got != 1 {
+		t.Errorf("the queued calls took %d transactions, want 1", got)
+	}
+	shared := 0
+	for i, res := range results {
+		if !res.Stored[0] || res.IDs[0] == 0 || res.Events != res.Accepted {
+			t.Errorf("call %d: %+v, want its own report stored with its event", i, res)
+		}
+		if res.Stored[1] {
+			shared++
+		}
+		if res.Accepted+res.Duplicates != 2 || res.Accepted != 1+boolInt(res.Stored[1]) {
+			t.Errorf("call %d: accepted %d, duplicates %d for stored %v", i, res.Accepted, res.Duplicates, res.Stored)
+		}
+	}
+	if shared != 1 {
+		t.Errorf("the shared report was stored for %d calls, want 1", shared)
+	}
+	rs, err := s.ListReports(ctx, store.ReportQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := maxIngestFlushes + calls + 1; len(rs) != want {
+		t.Errorf("%d reports stored, want %d", len(rs), want)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A caller that gives up while queued gets its context's error and its
+// reports are never written.
+func TestCallCancelledWhileQueued(t *testing.T) {
+	s, block := openCoalescing(t)
+	release := block()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range maxIngestFlushes {
+		wg.Go(func() {
+			if _, err := s.IngestReports(ctx, []store.Report{coalescedReport(fmt.Sprint("busy", i), "b@x")}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.deliveries.flushes.Load() < maxIngestFlushes && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	gaveUp, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.IngestReports(gaveUp, []store.Report{coalescedReport("gaveup", "g@x")}, nil)
+		done <- err
+	}()
+	waitPending(t, &s.deliveries, 1)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	release()
+	wg.Wait()
+	rs, err := s.ListReports(ctx, store.ReportQuery{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Key.MessageID == "gaveup" {
+			t.Errorf("the cancelled call's report was stored: %+v", r)
+		}
+	}
+	if len(rs) != maxIngestFlushes {
+		t.Errorf("%d reports stored, want the %d of the busy flushes", len(rs), maxIngestFlushes)
+	}
+}
