@@ -611,11 +611,27 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 	}
 	// The soft-bounce counts, request by request, after the suppressions
 	// the events made: an address they suppressed is suppressed already.
+	// While no address has a count, which one probe tells, deliveries
+	// have none to reset: most bodies are deliveries to addresses that
+	// never soft-bounced.
+	counting, probed := false, false
 	for _, r := range batch {
 		work := store.SoftBounceWorkOf(r.reports, r.res.Stored, r.res.IDs)
+		if len(work.Resets) > 0 && !counting {
+			if !probed {
+				if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM soft_bounce_counts)`).Scan(&counting); err != nil {
+					return fmt.Errorf("soft bounces: %w", err)
+				}
+				probed = true
+			}
+			if !counting {
+				work.Resets = nil
+			}
+		}
 		if work.Empty() {
 			continue
 		}
+		counting = counting || len(work.Bounces) > 0
 		if insSuppression == nil {
 			insSuppression = tx.StmtContext(ctx, w.insSuppression)
 			defer insSuppression.Close()
