@@ -44,14 +44,69 @@ const (
 	addDomainSQL = `INSERT INTO sending_domains (` + domainColumns + `) VALUES ($1, 1, NULL, '', 0, 0, '', $2)
 		ON CONFLICT (domain) DO NOTHING`
 	domainEventColumns = `id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload`
-	// The conflict target is the partial index of Infobip's event ids:
-	// ibmail's own events ('') are not in it and always go in. A retry
-	// that another transaction is storing waits for it, then skips.
-	insertDomainEventSQL = `INSERT INTO domain_events (event_id, domain, type, time, receive_time, bounce_rate,
-		threshold, scope, connection_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-		ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING
-		RETURNING id`
 )
+
+// insertDomainEventsSQL stores a body's domain events in one statement
+// and says, of each in body order (ord), the id it drew and whether it was
+// stored now: the ids are drawn in body order, as listings expect, once
+// each (the CTE, read twice, is computed once), and the rows go in in the
+// order of Infobip's event ids, so that two bodies sharing events take
+// their index entries' locks in one order. The conflict target is the
+// partial index of Infobip's event ids: ibmail's own events ('') are not
+// in it and always go in; one that another transaction is storing makes
+// this one wait for it, then skip it; one repeated in the body is stored
+// once, the first time.
+const insertDomainEventsSQL = `
+WITH numbered AS (
+	SELECT nextval('delivery_reports_id_seq') AS id, u.*
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::float8[],
+		$7::float8[], $8::text[], $9::text[], $10::bytea[])
+		WITH ORDINALITY AS u(event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload, ord)
+	ORDER BY ord
+),
+ins AS (
+	INSERT INTO domain_events (id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload)
+	SELECT id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload
+	FROM numbered
+	ORDER BY event_id, ord
+	ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING
+	RETURNING id
+)
+SELECT n.ord, n.id, ins.id IS NOT NULL FROM numbered n LEFT JOIN ins USING (id) ORDER BY n.ord`
+
+// insertDomainProfileEventsSQL writes the profile events of a body's
+// stored domain events, with their outbox entries: a domain's event has
+// no profile, and takes the domain event's id as a report's event takes
+// the report's.
+const insertDomainProfileEventsSQL = `
+WITH e AS (
+	INSERT INTO profile_events (id, name, time, profile_id, email, params)
+	SELECT id, name, time, '', '', params::jsonb FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::text[]) AS u(id, name, time, params)
+)
+INSERT INTO event_outbox (event_id) SELECT unnest($1::int8[])`
+
+// domainEventArgs are insertDomainEventsSQL's input, a slice a column.
+type domainEventArgs struct {
+	eventID, domain, typ, scope, connectionID []string
+	time, receiveTime                         []time.Time
+	bounceRate, threshold                     []float64
+	payload                                   [][]byte
+}
+
+func newDomainEventArgs(events []store.DomainEvent) *domainEventArgs {
+	n := len(events)
+	c := &domainEventArgs{
+		eventID: make([]string, n), domain: make([]string, n), typ: make([]string, n), scope: make([]string, n),
+		connectionID: make([]string, n), time: make([]time.Time, n), receiveTime: make([]time.Time, n),
+		bounceRate: make([]float64, n), threshold: make([]float64, n), payload: make([][]byte, n),
+	}
+	for i := range events {
+		ev := &events[i]
+		c.eventID[i], c.domain[i], c.typ[i], c.scope[i], c.connectionID[i] = ev.EventID, ev.Domain, ev.Type, ev.Scope, ev.ConnectionID
+		c.time[i], c.receiveTime[i], c.bounceRate[i], c.threshold[i], c.payload[i] = ev.Time, ev.ReceiveTime, ev.BounceRate, ev.Threshold, ev.Payload
+	}
+	return c
+}
 
 func scanDomain(row pgx.Row) (store.SendingDomain, error) {
 	var (
@@ -91,32 +146,31 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 			params[i] = encodeParams(store.DomainEventParams(events[i]))
 		}
 	}
+	cols := newDomainEventArgs(events)
 	var res store.IngestResult
 	err := s.inTx(ctx, "ingest domain events", func(tx pgx.Tx) error {
 		res = store.IngestResult{Stored: make([]bool, len(events))}
 		ids := make([]int64, len(events))
-		inserts := &pgx.Batch{}
-		for i := range events {
-			ev := &events[i]
-			inserts.Queue(insertDomainEventSQL, ev.EventID, ev.Domain, ev.Type, ev.Time, ev.ReceiveTime,
-				ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload)
-		}
-		results := tx.SendBatch(ctx, inserts)
-		for i := range events {
-			err := results.QueryRow().Scan(&ids[i])
-			if errors.Is(err, pgx.ErrNoRows) {
-				res.Duplicates++
-				continue
-			}
+		if len(events) > 0 {
+			rows, err := tx.Query(ctx, insertDomainEventsSQL, cols.eventID, cols.domain, cols.typ, cols.time,
+				cols.receiveTime, cols.bounceRate, cols.threshold, cols.scope, cols.connectionID, cols.payload)
 			if err != nil {
-				results.Close()
-				return fmt.Errorf("insert domain event %d: %w", i, err)
+				return fmt.Errorf("insert domain events: %w", err)
 			}
-			res.Accepted++
-			res.Stored[i] = true
-		}
-		if err := results.Close(); err != nil {
-			return fmt.Errorf("insert domain events: %w", err)
+			var ord, id int64
+			var stored bool
+			_, err = pgx.ForEachRow(rows, []any{&ord, &id, &stored}, func() error {
+				if stored {
+					ids[ord-1], res.Stored[ord-1] = id, true
+					res.Accepted++
+				} else {
+					res.Duplicates++
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("insert domain events: %w", err)
+			}
 		}
 		if res.Accepted == 0 && len(rejected) == 0 {
 			return nil
@@ -167,6 +221,10 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 			}
 		}
 		writes := &pgx.Batch{}
+		var evIDs []int64
+		var evNames []string
+		var evTimes []time.Time
+		var evParams [][]byte
 		for i := range events {
 			ev := &events[i]
 			if !res.Stored[i] {
@@ -176,13 +234,12 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 			if ev.EventName == "" {
 				continue
 			}
-			// A domain's event has no profile, and takes the domain
-			// event's id as a report's event takes the report's.
-			writes.Queue(`WITH e AS (
-					INSERT INTO profile_events (id, name, time, profile_id, email, params) VALUES ($1, $2, $3, '', '', $4)
-				) INSERT INTO event_outbox (event_id) VALUES ($1)`,
-				ids[i], ev.EventName, store.DomainEventTime(*ev), params[i])
+			evIDs, evNames = append(evIDs, ids[i]), append(evNames, ev.EventName)
+			evTimes, evParams = append(evTimes, store.DomainEventTime(*ev)), append(evParams, params[i])
 			res.Events++
+		}
+		if len(evIDs) > 0 {
+			writes.Queue(insertDomainProfileEventsSQL, evIDs, evNames, evTimes, evParams)
 		}
 		for _, name := range names {
 			d := domains[name]
