@@ -52,7 +52,7 @@ const (
 // each (the CTE, read twice, is computed once), and the rows go in in the
 // order of Infobip's event ids, so that two bodies sharing events take
 // their index entries' locks in one order. The conflict target is the
-// partial index of Infobip's event ids: ibmail's own events ('') are not
+// partial index of Infobip's event ids: ibmail's own events (”) are not
 // in it and always go in; one that another transaction is storing makes
 // this one wait for it, then skip it; one repeated in the body is stored
 // once, the first time.
