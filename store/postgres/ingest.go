@@ -56,7 +56,10 @@ import (
 //     and within one call the first report to suppress it wins; its create
 //     time is the report's receive time, when this server learnt of it;
 //   - a stored report with a domain counts towards its bounce rate, in the
-//     bucket of its receive time.
+//     bucket of its receive time;
+//   - a stored delivery clears its address's soft-bounce count
+//     (store.SoftBounceResets); the bounces that count are counted after
+//     the statement, in its transaction (see countSoftBounces).
 var ingestSQL = `
 WITH ins AS (
 	INSERT INTO delivery_reports (id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
@@ -81,11 +84,14 @@ stored AS (
 	FROM ins JOIN unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $6::text[], $7::text[], $8::int2[],
 			$9::text[], $10::text[], $11::timestamptz[], $13::timestamptz[], $14::text[],
 			$15::text[], $16::int4[], $17::bool[], $18::text[], $19::text[], $20::int2[], $21::timestamptz[],
-			$27::timestamptz[])
+			$27::timestamptz[], $28::bool[])
 		WITH ORDINALITY AS u(message_id, status_id, error_id, done_at, profile_id, email, outcome,
 			event_name, rule, receive_time, event_time, params, rcpt_send, rcpt_seq, suppress, reason,
-			domain, counts_as, bucket, suppress_until, ord)
+			domain, counts_as, bucket, suppress_until, resets, ord)
 		USING (done_at, message_id, status_id, error_id)
+),
+resets AS (
+	DELETE FROM soft_bounce_counts WHERE email IN (SELECT email FROM stored WHERE resets)
 ),` + ingestTailSQL(22)
 
 // trackingIngestSQL is ingestSQL for tracking reports: the same statement
@@ -226,6 +232,7 @@ type ingestArgs struct {
 	domain                         []string
 	countsAs                       []int16
 	bucket                         []time.Time
+	resets                         []bool // delivery reports: SoftBounceResets
 
 	rejTime            []time.Time
 	rejType, rejReason []string
@@ -250,6 +257,7 @@ func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 	} else {
 		a.messageID, a.doneAt = make([]string, 0, n), make([]string, 0, n)
 		a.statusID, a.errorID = make([]int32, 0, n), make([]int32, 0, n)
+		a.resets = make([]bool, 0, n)
 	}
 	return a
 }
@@ -301,6 +309,7 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 				continue
 			}
 			seen[key] = struct{}{}
+			a.resets = append(a.resets, r.SoftBounce == store.SoftBounceResets)
 			a.messageID = append(a.messageID, r.Key.MessageID)
 			a.statusID = append(a.statusID, r.Key.StatusID)
 			a.errorID = append(a.errorID, r.Key.ErrorID)
@@ -396,7 +405,7 @@ func (a *ingestArgs) statement() (string, []any) {
 	}
 	args := append([]any{a.messageID, a.statusID, a.errorID, a.doneAt}, common...)
 	args = append(args, a.payload, a.eventTime, params)
-	return ingestSQL, append(args, tail...)
+	return ingestSQL, append(append(args, tail...), a.resets)
 }
 
 // copyMinReports is the smallest call that goes by COPY: its transaction
@@ -495,8 +504,9 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 	// The soft-bounce counts of what was stored, in the same transaction
 	// (see countSoftBounces): a call that may change them is never the
 	// statement's own implicit transaction.
-	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce != store.SoftBounceIgnored })
-	count := func(tx pgx.Tx) error {
+	// The statement clears the counts of its deliveries itself.
+	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce == store.SoftBounceCounted })
+	count := func(tx pgx.Tx, resetDone bool) error {
 		if calls == nil {
 			calls = []int{len(reports)}
 		}
@@ -508,7 +518,9 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 		for call, n := range calls {
 			work = store.SoftBounceWorkOf(reports[at:at+n], res.Stored[at:at+n], res.IDs[at:at+n])
 			at += n
-			resets.Resets = append(resets.Resets, work.Resets...)
+			if !resetDone {
+				resets.Resets = append(resets.Resets, work.Resets...)
+			}
 			if len(work.Bounces) == 0 {
 				continue
 			}
@@ -535,7 +547,7 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 				if err := copyIngest(ctx, tx, kind, single, reports, &res); err != nil {
 					return err
 				}
-				return count(tx)
+				return count(tx, false)
 			})
 			if !errors.Is(err, errKeyRace) {
 				return err
@@ -555,7 +567,7 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 					return err
 				}
 			}
-			return count(tx)
+			return count(tx, true)
 		})
 	})
 	if err != nil {
