@@ -50,21 +50,24 @@ func main() {
 		os.Exit(childMain(sc))
 	}
 	var cfg config
+	// ContinueOnError: the command line's own set would exit on --help
+	// before envflag prints the usage.
+	fs := flag.NewFlagSet("ibmail-load", flag.ContinueOnError)
 	var phases, webhooks, bodies string
-	flag.StringVar(&phases, "phases", "classify,ingest,dispatch,segment", "phases to run, comma-separated: classify, ingest, dispatch, segment")
-	flag.StringVar(&webhooks, "webhooks", strings.Join(webhookNames, ","), "webhooks the ingest phase posts to, comma-separated: delivery, tracking, platform")
-	flag.StringVar(&bodies, "bodies", "100,1", "reports per body in the ingest phase, comma-separated: a run of each, beside the empty handler with the same bodies")
-	flag.IntVar(&cfg.recipients, "recipients", 100_000, "recipients of the dispatch phase's send")
-	flag.DurationVar(&cfg.ceiling, "ceiling", 3*time.Second, "how long the dispatch phase measures the sandbox's own ceiling")
-	flag.BoolVar(&cfg.serverProcess, "server-process", true, "run the server in a child process (this binary again), so that its peak RSS is its own; false: in this process, with the load clients")
-	flag.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients in the classify and ingest phases")
-	flag.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each throughput measurement runs")
-	flag.IntVar(&cfg.events, "events", 1_000_000, "events to seed for the segment phase (the issue's target is 10,000,000)")
-	flag.IntVar(&cfg.queries, "queries", 50, "repetitions of each SearchProfiles query")
-	flag.StringVar(&cfg.seed, "seed", seedStore, "how the segment phase seeds its events: store (through IngestReports, as webhooks do; slow past 1,000,000) or sql (INSERT ... SELECT inside the engine; use it for 10,000,000)")
-	flag.StringVar(&cfg.db, "db", "", "postgres:// URL to measure PostgreSQL (its tables get the seeded data); empty: a temporary SQLite store")
-	showVersion := flag.Bool("version", false, "print the version and exit")
-	err := envflag.New(flag.CommandLine, nil).Parse(os.Args[1:])
+	fs.StringVar(&phases, "phases", "classify,ingest,dispatch,segment", "phases to run, comma-separated: classify, ingest, dispatch, segment")
+	fs.StringVar(&webhooks, "webhooks", strings.Join(webhookNames, ","), "webhooks the ingest phase posts to, comma-separated: delivery, tracking, platform")
+	fs.StringVar(&bodies, "bodies", "100,1", "reports per body in the ingest phase, comma-separated: a run of each, beside the empty handler with the same bodies")
+	fs.IntVar(&cfg.recipients, "recipients", 100_000, "recipients of the dispatch phase's send")
+	fs.DurationVar(&cfg.ceiling, "ceiling", 3*time.Second, "how long the dispatch phase measures the sandbox's own ceiling")
+	fs.BoolVar(&cfg.serverProcess, "server-process", true, "run the server in a child process (this binary again), so that its peak RSS is its own; false: in this process, with the load clients")
+	fs.IntVar(&cfg.concurrency, "concurrency", 32, "concurrent clients in the classify and ingest phases")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long each throughput measurement runs")
+	fs.IntVar(&cfg.events, "events", 1_000_000, "events to seed for the segment phase (the issue's target is 10,000,000)")
+	fs.IntVar(&cfg.queries, "queries", 50, "repetitions of each SearchProfiles query")
+	fs.StringVar(&cfg.seed, "seed", seedStore, "how the segment phase seeds its events: store (through IngestReports, as webhooks do; slow past 1,000,000) or sql (INSERT ... SELECT inside the engine; use it for 10,000,000)")
+	fs.StringVar(&cfg.db, "db", "", "postgres:// URL to measure PostgreSQL (its tables get the seeded data); empty: a temporary SQLite store")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	err := envflag.New(fs, nil).Parse(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
