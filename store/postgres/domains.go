@@ -40,9 +40,19 @@ func (s *Store) DomainReportCounts(ctx context.Context, since time.Time) (map[st
 
 const (
 	domainColumns = `domain, state, until_time, reason, reported_bounce_rate, reported_threshold, reported_scope, update_time`
-	// addDomainSQL adds a domain, active, unless it is known already.
-	addDomainSQL = `INSERT INTO sending_domains (` + domainColumns + `) VALUES ($1, 1, NULL, '', 0, 0, '', $2)
+	// addDomainsSQL adds the domains $1, first seen at $2, active, unless
+	// they are known already, in order of name (the order every writer
+	// locks domains in).
+	addDomainsSQL = `INSERT INTO sending_domains (` + domainColumns + `)
+		SELECT d, 1, NULL, '', 0, 0, '', t FROM unnest($1::text[], $2::timestamptz[]) AS u(d, t) ORDER BY d
 		ON CONFLICT (domain) DO NOTHING`
+	// putDomainsSQL writes the states of the domains $1, which the
+	// transaction holds locked.
+	putDomainsSQL = `UPDATE sending_domains s SET state = u.state, until_time = u.until_time, reason = u.reason,
+		reported_bounce_rate = u.rate, reported_threshold = u.threshold, reported_scope = u.scope, update_time = u.update_time
+		FROM unnest($1::text[], $2::int2[], $3::timestamptz[], $4::text[], $5::float8[], $6::float8[], $7::text[], $8::timestamptz[])
+			AS u(domain, state, until_time, reason, rate, threshold, scope, update_time)
+		WHERE s.domain = u.domain`
 	domainEventColumns = `id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload`
 )
 
@@ -187,16 +197,16 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		domains := make(map[string]store.SendingDomain, len(names))
 		if len(names) > 0 {
 			lock := &pgx.Batch{}
-			for _, name := range names {
-				lock.Queue(addDomainSQL, name, firstSeen[name])
+			seen := make([]time.Time, len(names))
+			for i, name := range names {
+				seen[i] = firstSeen[name]
 			}
+			lock.Queue(addDomainsSQL, names, seen)
 			lock.Queue(`SELECT `+domainColumns+` FROM sending_domains WHERE domain = ANY($1) ORDER BY domain FOR UPDATE`, names)
 			results := tx.SendBatch(ctx, lock)
-			for _, name := range names {
-				if _, err := results.Exec(); err != nil {
-					results.Close()
-					return fmt.Errorf("domain %q: %w", name, err)
-				}
+			if _, err := results.Exec(); err != nil {
+				results.Close()
+				return fmt.Errorf("add domains: %w", err)
 			}
 			rows, err := results.Query()
 			if err == nil {
@@ -241,12 +251,16 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		if len(evIDs) > 0 {
 			writes.Queue(insertDomainProfileEventsSQL, evIDs, evNames, evTimes, evParams)
 		}
-		for _, name := range names {
-			d := domains[name]
-			writes.Queue(`UPDATE sending_domains SET state = $2, until_time = $3, reason = $4,
-				reported_bounce_rate = $5, reported_threshold = $6, reported_scope = $7, update_time = $8 WHERE domain = $1`,
-				d.Domain, int16(d.State), nullTime(d.Until), d.Reason, d.ReportedBounceRate, d.ReportedThreshold,
-				d.ReportedScope, d.UpdateTime)
+		if len(names) > 0 {
+			n := len(names)
+			states, untils, reasons := make([]int16, n), make([]*time.Time, n), make([]string, n)
+			rates, thresholds, scopes, updated := make([]float64, n), make([]float64, n), make([]string, n), make([]time.Time, n)
+			for i, name := range names {
+				d := domains[name]
+				states[i], untils[i], reasons[i] = int16(d.State), nullTime(d.Until), d.Reason
+				rates[i], thresholds[i], scopes[i], updated[i] = d.ReportedBounceRate, d.ReportedThreshold, d.ReportedScope, d.UpdateTime
+			}
+			writes.Queue(putDomainsSQL, names, states, untils, reasons, rates, thresholds, scopes, updated)
 		}
 		for i := range rejected {
 			p := &rejected[i]
