@@ -50,6 +50,27 @@ func coalescedReport(msg, email string) store.Report {
 	}
 }
 
+// busyFlushes makes every flush busy with a call of one report, in wg,
+// while the table is blocked: one call at a time, each waited for until
+// its flush has begun, so that no flush takes two.
+func busyFlushes(t *testing.T, s *Store, wg *sync.WaitGroup) {
+	t.Helper()
+	for i := range maxIngestFlushes {
+		wg.Go(func() {
+			if _, err := s.IngestReports(context.Background(), []store.Report{coalescedReport(fmt.Sprint("busy", i), "b@x")}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for s.deliveries.flushes.Load() < int64(i+1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d flushes begun, want %d", s.deliveries.flushes.Load(), i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
 // waitPending waits until n calls are queued behind the busy flushes.
 func waitPending(t *testing.T, q *ingestQueue, n int) {
 	t.Helper()
@@ -76,18 +97,7 @@ func TestConcurrentCallsShareATransaction(t *testing.T) {
 	release := block()
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	// The busy flushes: one call each.
-	for i := range maxIngestFlushes {
-		wg.Go(func() {
-			if _, err := s.IngestReports(ctx, []store.Report{coalescedReport(fmt.Sprint("busy", i), "b@x")}, nil); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.deliveries.flushes.Load() < maxIngestFlushes && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	busyFlushes(t, s, &wg)
 	const calls = 10
 	results := make([]store.IngestResult, calls)
 	for i := range calls {
@@ -147,17 +157,7 @@ func TestCallCancelledWhileQueued(t *testing.T) {
 	release := block()
 	ctx := context.Background()
 	var wg sync.WaitGroup
-	for i := range maxIngestFlushes {
-		wg.Go(func() {
-			if _, err := s.IngestReports(ctx, []store.Report{coalescedReport(fmt.Sprint("busy", i), "b@x")}, nil); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for s.deliveries.flushes.Load() < maxIngestFlushes && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	busyFlushes(t, s, &wg)
 	gaveUp, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
