@@ -330,7 +330,8 @@ func (b *gatedBody) failure() error {
 // is read, 415, 413) and keeps the raw body for the error handler.
 func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request, route webhookRoute, gated *gatedBody) {
 	credential := oneWebhookCredential(r.Header.Values("Authorization"), r.URL.Query()["token"])
-	if _, err := authenticateWebhook(r.Context(), g.auth, credential); err != nil {
+	connectionID, err := authenticateWebhook(r.Context(), g.auth, credential)
+	if err != nil {
 		writeHTTPError(g.mux, w, r, toStatus(err))
 		return
 	}
@@ -357,6 +358,7 @@ func (g *gateway) serveWebhook(w http.ResponseWriter, r *http.Request, route web
 		return
 	}
 	ctx := context.WithValue(r.Context(), rawBodyKey{}, &rawBody{contentType: contentType, body: body})
+	ctx = withAuthenticatedWebhook(ctx, g.auth, credential, connectionID)
 	r = r.WithContext(ctx)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if g.callsDirectly(r, route) {
