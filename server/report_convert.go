@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,6 +188,14 @@ func nulField(m protoreflect.Message) string {
 	return found
 }
 
+// mayHoldNUL tells whether a report whose wire encoding is payload (nil:
+// not encoded) may hold a NUL character. A string holding one puts a zero
+// byte in the encoding, so an encoding without any rules it out, sparing
+// the walk through every field (most of a small body's conversion).
+func mayHoldNUL(payload []byte) bool {
+	return payload == nil || bytes.IndexByte(payload, 0) >= 0
+}
+
 // reportFault is why a report is refused, with the field at fault (a JSON
 // path in the report), which the answer's `rejected` names.
 type reportFault struct {
@@ -226,14 +235,17 @@ func outcomeProto(o classifier.Outcome) ibmailv1.ReportOutcome {
 }
 
 // toStoreReport validates, classifies and attributes one report. The error
-// names what is wrong with the report, without its position.
+// names what is wrong with the report, without its position. payload, when
+// not nil, is r's wire encoding, stored with the report.
 func toStoreReport(snap *rules.Snapshot, r *ibmailv1.DeliveryReport, cb callbackFields, connectionID string, received time.Time, payload []byte) (store.Report, error) {
 	messageID := strings.TrimSpace(r.GetMessageId())
 	if messageID == "" {
 		return store.Report{}, &reportFault{"messageId", errNoMessageID}
 	}
-	if f := nulField(r.ProtoReflect()); f != "" {
-		return store.Report{}, &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
+	if mayHoldNUL(payload) {
+		if f := nulField(r.ProtoReflect()); f != "" {
+			return store.Report{}, &reportFault{f, fmt.Errorf("%w: %s", errNUL, f)}
+		}
 	}
 	eventTime, doneAt := received, time.Time{}
 	if r.GetDoneAt() != "" {

@@ -303,8 +303,10 @@ func basicPassword(authorization string) (string, bool) {
 // that is not Basic, yields "" (refused), as bearer routes refuse two
 // authorization values: an ambiguous call must not pass on its valid half.
 func webhookCredential(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	return oneWebhookCredential(md.Get("authorization"), md.Get(webhookTokenKey))
+	// The two keys alone: copying the whole metadata, as FromIncomingContext
+	// does, cost a webhook call an allocation per header.
+	return oneWebhookCredential(metadata.ValueFromIncomingContext(ctx, "authorization"),
+		metadata.ValueFromIncomingContext(ctx, webhookTokenKey))
 }
 
 // oneWebhookCredential is the webhook's credential rule, for REST and gRPC:
@@ -324,9 +326,14 @@ func oneWebhookCredential(authorization, tokens []string) string {
 }
 
 // authenticateWebhook checks a credential and returns its connection id.
+// A credential the same authenticator accepted earlier in the call (see
+// withAuthenticatedWebhook) is not checked again.
 func authenticateWebhook(ctx context.Context, auth WebhookAuthenticator, credential string) (string, error) {
 	if credential == "" {
 		return "", errWebhookUnauthenticated
+	}
+	if a, ok := ctx.Value(authenticatedWebhookKey{}).(*authenticatedWebhook); ok && a.auth == auth && a.credential == credential {
+		return a.connectionID, nil
 	}
 	connectionID, ok, err := auth.AuthenticateWebhook(ctx, credential)
 	if err != nil {
@@ -336,6 +343,25 @@ func authenticateWebhook(ctx context.Context, auth WebhookAuthenticator, credent
 		return "", errWebhookUnauthenticated
 	}
 	return connectionID, nil
+}
+
+// authenticatedWebhookKey carries the credential that the REST webhook
+// accepted before reading the body, so that the RPC it then calls in
+// process, which checks the credential its metadata carries, does not
+// check the same one again: for a connection's secret that was a second
+// read of the store per call. Only the gateway sets it; a gRPC call's
+// context cannot carry it.
+type authenticatedWebhookKey struct{}
+
+type authenticatedWebhook struct {
+	auth                     WebhookAuthenticator
+	credential, connectionID string
+}
+
+// withAuthenticatedWebhook records that auth accepted credential, of
+// connectionID.
+func withAuthenticatedWebhook(ctx context.Context, auth WebhookAuthenticator, credential, connectionID string) context.Context {
+	return context.WithValue(ctx, authenticatedWebhookKey{}, &authenticatedWebhook{auth: auth, credential: credential, connectionID: connectionID})
 }
 
 // errWebhookUnauthenticated never says which part of a credential was

@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	ibmailv1 "github.com/ibmail/ibmail/gen/ibmail/v1"
 )
 
@@ -19,11 +21,13 @@ const (
 )
 
 // webhookRoute is what the transport needs to know of one webhook: the
-// RPC it calls, its label in metrics, and the body it takes, for errors.
+// RPC it calls, its label in metrics, the body it takes, for errors, and
+// the RPC's messages, for the gateway's direct call (callWebhook).
 type webhookRoute struct {
-	method string
-	label  string
-	body   string
+	method   string
+	label    string
+	body     string
+	messages func() (request, response proto.Message)
 }
 
 // webhookRoutes are the webhooks by path. They share everything but their
@@ -34,16 +38,25 @@ var webhookRoutes = map[string]webhookRoute{
 		method: ibmailv1.DeliveryReportService_IngestDeliveryReports_FullMethodName,
 		label:  "webhook",
 		body:   `the body is not Infobip's delivery-report JSON {"results":[...]}`,
+		messages: func() (proto.Message, proto.Message) {
+			return &ibmailv1.IngestDeliveryReportsRequest{}, &ibmailv1.IngestDeliveryReportsResponse{}
+		},
 	},
 	TrackingWebhookPath: {
 		method: ibmailv1.DeliveryReportService_IngestTrackingReports_FullMethodName,
 		label:  "tracking_webhook",
 		body:   `the body is not Infobip's tracking-report JSON: one {"notificationType":...,"eventId":...} object, or an array of them`,
+		messages: func() (proto.Message, proto.Message) {
+			return &ibmailv1.IngestTrackingReportsRequest{}, &ibmailv1.IngestTrackingReportsResponse{}
+		},
 	},
 	PlatformEventsWebhookPath: {
 		method: ibmailv1.DeliveryReportService_IngestPlatformEvents_FullMethodName,
 		label:  "platform_webhook",
 		body:   `the body is not Infobip's platform-event JSON: one {"eventId":...,"createdAt":...,"eventDetails":{...}} object, or an array of them`,
+		messages: func() (proto.Message, proto.Message) {
+			return &ibmailv1.IngestPlatformEventsRequest{}, &ibmailv1.IngestPlatformEventsResponse{}
+		},
 	},
 }
 
