@@ -74,15 +74,24 @@ func (s *Store) GetConnection(ctx context.Context, id string) (store.Connection,
 	return c, nil
 }
 
+// connectionByDigestSQL finds the connection whose current or previous
+// webhook secret has a digest.
+const connectionByDigestSQL = `SELECT ` + connectionColumns + ` FROM connections WHERE webhook_secret_digest = ?
+	UNION ALL SELECT ` + connectionColumns + ` FROM connections WHERE previous_webhook_secret_digest = ?`
+
 // ConnectionByWebhookDigest finds a connection by its webhook secret's
 // digest, on the digest's unique index.
 func (s *Store) ConnectionByWebhookDigest(ctx context.Context, digest []byte) (store.Connection, error) {
 	if len(digest) == 0 {
 		return store.Connection{}, fmt.Errorf("sqlite: connection by empty digest: %w", store.ErrNotFound)
 	}
-	c, err := scanConnection(s.readDB.QueryRowContext(ctx,
-		`SELECT `+connectionColumns+` FROM connections WHERE webhook_secret_digest = ?
-		UNION ALL SELECT `+connectionColumns+` FROM connections WHERE previous_webhook_secret_digest = ?`, digest, digest))
+	// Prepared once: every webhook call with a connection's secret runs
+	// it, and compiling it cost more than running it.
+	st, err := s.reads.stmt(ctx, connectionByDigestSQL)
+	if err != nil {
+		return store.Connection{}, readErr(ctx, "connection by digest", err)
+	}
+	c, err := scanConnection(st.QueryRowContext(ctx, digest, digest))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Connection{}, fmt.Errorf("sqlite: connection by digest: %w", store.ErrNotFound)
 	}
