@@ -95,6 +95,8 @@ summarize() { # prints the tables of the results in $out
 		ratio("1-report bodies / empty handler on the same listener (PostgreSQL)", "server WebhookIngest1/store=postgres bodies/s", "server WebhookIngest1/store=postgres ceiling-bodies/s")
 		ratio("dispatch / the sandbox ceiling of the same run (SQLite)", "server Dispatch/store=sqlite recipients/s", "server Dispatch/store=sqlite ceiling-recipients/s")
 		ratio("dispatch / the sandbox ceiling of the same run (PostgreSQL)", "server Dispatch/store=postgres recipients/s", "server Dispatch/store=postgres ceiling-recipients/s")
+		ratio("dispatch: the most the CPU allows, the ceiling CPU a recipient / dispatch CPU a recipient (SQLite)", "server Dispatch/store=sqlite ceiling-cpu-µs/recipient", "server Dispatch/store=sqlite cpu-µs/recipient")
+		ratio("dispatch: the most the CPU allows (PostgreSQL, the database server CPU not counted)", "server Dispatch/store=postgres ceiling-cpu-µs/recipient", "server Dispatch/store=postgres cpu-µs/recipient")
 	}
 	function ratio(label, num, den) {
 		if (med[num] != "" && med[den] != "" && med[den] + 0 != 0) printf "| %s | %.2f |\n", label, med[num] / med[den]
