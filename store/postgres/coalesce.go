@@ -10,7 +10,8 @@ import (
 )
 
 // Concurrent IngestReports calls are merged into one transaction, as the
-// SQLite writer's group commit merges them: a webhook body of one report
+// SQLite writer's group commit merges them, and so are IngestDomainEvents
+// calls: a webhook body of one report
 // otherwise costs PostgreSQL a whole statement of many CTEs, a commit and
 // its WAL flush for one row, which is what bounds one-report bodies
 // (BenchmarkWebhookIngest1). Merged, a few dozen bodies share one of each,
@@ -34,10 +35,11 @@ const (
 	maxIngestFlushes = 2
 )
 
-// ingestCall is one IngestReports call waiting in an ingestQueue.
-type ingestCall struct {
+// ingestCall is one call waiting in an ingestQueue, of items: reports or
+// domain events.
+type ingestCall[T any] struct {
 	ctx      context.Context
-	reports  []store.Report
+	items    []T
 	rejected []store.RejectedPayload
 	state    atomic.Int32 // stateQueued, stateTaken or stateCancelled
 	done     chan struct{}
@@ -54,11 +56,18 @@ const (
 )
 
 // ingestQueue merges the calls of one kind of report (a call with both
-// kinds is not merged: its two statements could deadlock with another's).
-type ingestQueue struct {
-	s        *Store
+// kinds is not merged: its two statements could deadlock with another's),
+// or of domain events.
+type ingestQueue[T any] struct {
+	// write stores the items of calls, merged (calls are their lengths,
+	// in order; nil: one call), in one transaction; reachedBy names the
+	// call of each soft-bounce limit reached.
+	write func(ctx context.Context, items []T, rejected []store.RejectedPayload, calls []int) (res store.IngestResult, reachedBy []int, err error)
+	// isEvent says whether a stored item made an event.
+	isEvent func(*T) bool
+
 	mu       sync.Mutex
-	pending  []*ingestCall
+	pending  []*ingestCall[T]
 	flushing int
 	// flushes counts merged transactions, so that tests can see calls
 	// share one.
@@ -69,8 +78,8 @@ type ingestQueue struct {
 // ends while the call is queued gets the context's error and the call is
 // never written; once a flush has taken it, the caller waits for its
 // commit, so that a success is never reported as a failure.
-func (q *ingestQueue) ingest(ctx context.Context, reports []store.Report, rejected []store.RejectedPayload) (store.IngestResult, error) {
-	c := &ingestCall{ctx: ctx, reports: reports, rejected: rejected, done: make(chan struct{})}
+func (q *ingestQueue[T]) ingest(ctx context.Context, items []T, rejected []store.RejectedPayload) (store.IngestResult, error) {
+	c := &ingestCall[T]{ctx: ctx, items: items, rejected: rejected, done: make(chan struct{})}
 	q.mu.Lock()
 	q.pending = append(q.pending, c)
 	if q.flushing < maxIngestFlushes {
@@ -90,21 +99,21 @@ func (q *ingestQueue) ingest(ctx context.Context, reports []store.Report, reject
 }
 
 // flush writes merged transactions until no call is pending.
-func (q *ingestQueue) flush() {
-	var batch []*ingestCall
+func (q *ingestQueue[T]) flush() {
+	var batch []*ingestCall[T]
 	for {
 		batch = q.take(batch[:0])
 		if len(batch) == 0 {
 			return
 		}
-		q.write(batch)
+		q.writeMerged(batch)
 		clear(batch)
 	}
 }
 
 // take claims pending calls up to maxMergedReports (at least one), or
 // ends the flush when there are none.
-func (q *ingestQueue) take(batch []*ingestCall) []*ingestCall {
+func (q *ingestQueue[T]) take(batch []*ingestCall[T]) []*ingestCall[T] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(batch) == 0 {
@@ -115,14 +124,14 @@ func (q *ingestQueue) take(batch []*ingestCall) []*ingestCall {
 		n, rows := 0, 0
 		for ; n < len(q.pending); n++ {
 			c := q.pending[n]
-			if len(batch) > 0 && rows+len(c.reports) > maxMergedReports {
+			if len(batch) > 0 && rows+len(c.items) > maxMergedReports {
 				break
 			}
 			// A call cancelled by its caller is dropped unanswered: its
 			// caller has already returned.
 			if c.state.CompareAndSwap(stateQueued, stateTaken) {
 				batch = append(batch, c)
-				rows += len(c.reports)
+				rows += len(c.items)
 			}
 		}
 		rest := copy(q.pending, q.pending[n:])
@@ -135,7 +144,7 @@ func (q *ingestQueue) take(batch []*ingestCall) []*ingestCall {
 // write stores batch as one call and gives each its share of the result.
 // If that fails, the failure may belong to one call, so each is written
 // again alone: only the calls that fail on their own get an error.
-func (q *ingestQueue) write(batch []*ingestCall) {
+func (q *ingestQueue[T]) writeMerged(batch []*ingestCall[T]) {
 	defer func() {
 		for _, c := range batch {
 			close(c.done)
@@ -146,32 +155,32 @@ func (q *ingestQueue) write(batch []*ingestCall) {
 	q.flushes.Add(1)
 	if len(batch) == 1 {
 		c := batch[0]
-		c.res, _, c.err = q.s.ingestNow(ctx, c.reports, c.rejected, nil)
+		c.res, _, c.err = q.write(ctx, c.items, c.rejected, nil)
 		return
 	}
-	var reports []store.Report
+	var items []T
 	var rejected []store.RejectedPayload
 	calls := make([]int, len(batch))
 	for i, c := range batch {
-		reports = append(reports, c.reports...)
+		items = append(items, c.items...)
 		rejected = append(rejected, c.rejected...)
-		calls[i] = len(c.reports)
+		calls[i] = len(c.items)
 	}
-	res, reachedBy, err := q.s.ingestNow(ctx, reports, rejected, calls)
+	res, reachedBy, err := q.write(ctx, items, rejected, calls)
 	if err != nil {
 		for _, c := range batch {
-			c.res, _, c.err = q.s.ingestNow(ctx, c.reports, c.rejected, nil)
+			c.res, _, c.err = q.write(ctx, c.items, c.rejected, nil)
 		}
 		return
 	}
-	splitResult(batch, res, reachedBy)
+	splitResult(batch, res, reachedBy, q.isEvent)
 }
 
 // mergedContext is the context of a merged transaction: no one caller
 // ending its own may abort the others' (nor its own, once taken: a
 // success is never reported as a failure), but the transaction ends by
 // the latest deadline of its callers, if they all have one.
-func mergedContext(batch []*ingestCall) (context.Context, context.CancelFunc) {
+func mergedContext[T any](batch []*ingestCall[T]) (context.Context, context.CancelFunc) {
 	ctx := context.WithoutCancel(batch[0].ctx)
 	var latest time.Time
 	for _, c := range batch {
@@ -189,18 +198,21 @@ func mergedContext(batch []*ingestCall) (context.Context, context.CancelFunc) {
 // splitResult gives each call of batch its part of res, the result of
 // their reports merged in batch's order; reachedBy names the call of each
 // limit reached.
-func splitResult(batch []*ingestCall, res store.IngestResult, reachedBy []int) {
+func splitResult[T any](batch []*ingestCall[T], res store.IngestResult, reachedBy []int, isEvent func(*T) bool) {
 	at := 0
 	for _, c := range batch {
-		n := len(c.reports)
-		c.res = store.IngestResult{Stored: res.Stored[at : at+n : at+n], IDs: res.IDs[at : at+n : at+n]}
+		n := len(c.items)
+		c.res = store.IngestResult{Stored: res.Stored[at : at+n : at+n]}
+		if res.IDs != nil {
+			c.res.IDs = res.IDs[at : at+n : at+n]
+		}
 		for i, stored := range c.res.Stored {
 			if !stored {
 				c.res.Duplicates++
 				continue
 			}
 			c.res.Accepted++
-			if c.reports[i].Outcome == store.OutcomeEvent {
+			if isEvent(&c.items[i]) {
 				c.res.Events++
 			}
 		}

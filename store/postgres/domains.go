@@ -139,7 +139,8 @@ func scanDomain(row pgx.Row) (store.SendingDomain, error) {
 // other's locks); then each domain's state as its events in order leave
 // it, with the events' profile events. The locks last to the commit, so
 // that two replicas applying events to one domain apply them one after
-// the other, each to the state the other left.
+// the other, each to the state the other left. Concurrent calls are merged
+// into one such transaction (see coalesce.go).
 func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEvent, rejected []store.RejectedPayload) (store.IngestResult, error) {
 	if len(events) == 0 && len(rejected) == 0 {
 		if s.closed.Load() {
@@ -150,6 +151,13 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		}
 		return store.IngestResult{Stored: []bool{}}, nil
 	}
+	return s.domainEvents.ingest(ctx, events, rejected)
+}
+
+// ingestDomainEventsNow is IngestDomainEvents of one call, or of several
+// merged (see coalesce.go), in one transaction; calls is not needed, the
+// events of the calls applying in the merge's order.
+func (s *Store) ingestDomainEventsNow(ctx context.Context, events []store.DomainEvent, rejected []store.RejectedPayload, _ []int) (store.IngestResult, []int, error) {
 	params := make([][]byte, len(events))
 	for i := range events {
 		if events[i].EventName != "" {
@@ -273,9 +281,9 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		return nil
 	})
 	if err != nil {
-		return store.IngestResult{}, err
+		return store.IngestResult{}, nil, err
 	}
-	return res, nil
+	return res, nil, nil
 }
 
 // GetSendingDomain returns one domain, or ErrNotFound.

@@ -46,8 +46,9 @@ type Store struct {
 	closeOnce sync.Once
 
 	// deliveries and tracking merge concurrent IngestReports calls of
-	// each kind (see coalesce.go).
-	deliveries, tracking ingestQueue
+	// each kind, domainEvents IngestDomainEvents calls (see coalesce.go).
+	deliveries, tracking ingestQueue[store.Report]
+	domainEvents         ingestQueue[store.DomainEvent]
 
 	// copyMin is the smallest call IngestReports takes by COPY
 	// (copyMinReports); tests set 1 to take every call by COPY, or a huge
@@ -96,7 +97,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, wrapErr(ctx, "open", err)
 	}
 	s := &Store{pool: pool, copyMin: copyMinReports}
-	s.deliveries.s, s.tracking.s = s, s
+	for _, q := range []*ingestQueue[store.Report]{&s.deliveries, &s.tracking} {
+		q.write, q.isEvent = s.ingestNow, func(r *store.Report) bool { return r.Outcome == store.OutcomeEvent }
+	}
+	s.domainEvents.write = s.ingestDomainEventsNow
+	s.domainEvents.isEvent = func(ev *store.DomainEvent) bool { return ev.EventName != "" }
 	return s, nil
 }
 
