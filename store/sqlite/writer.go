@@ -486,6 +486,9 @@ type pending struct {
 // suppression and count are only touched the first time it comes. A
 // stored report's event takes the report's id.
 func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first int64) error {
+	// A run that failed after counting (a job's error, say) left its
+	// counts unwritten: its requests count again when retried.
+	clear(w.counts)
 	bound := map[int]*sql.Stmt{}
 	defer func() {
 		for _, st := range bound {
