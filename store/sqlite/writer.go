@@ -397,6 +397,9 @@ const (
 	tableReports = iota
 	tableTracking
 	tableEvents
+	// The platform-events webhook's tables (see writer.applyDomainEvents).
+	tableDomainEvents
+	tableDomains
 	tableCount
 )
 
@@ -411,13 +414,18 @@ var multiInsertSQL = [tableCount]struct{ head, row, tail string }{
 		` ON CONFLICT (event_id) DO NOTHING`},
 	tableEvents: {`INSERT OR FAIL INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
 		`(?, ?, ?, ?, ?, ?)`, ``},
+	tableDomainEvents: {`INSERT OR FAIL INTO domain_events (` + domainEventColumns + `) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING`},
+	tableDomains: {`INSERT OR FAIL INTO sending_domains (` + domainColumns + `) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?)`, putDomainConflictSQL},
 }
 
 // storedIDsSQL reads which of a chunk's ids a table holds, when its INSERT
 // stored fewer rows than it had: the others were duplicates.
 var storedIDsSQL = [tableCount]string{
-	tableReports:  `SELECT id FROM delivery_reports WHERE id BETWEEN ? AND ?`,
-	tableTracking: `SELECT id FROM tracking_events WHERE id BETWEEN ? AND ?`,
+	tableReports:      `SELECT id FROM delivery_reports WHERE id BETWEEN ? AND ?`,
+	tableTracking:     `SELECT id FROM tracking_events WHERE id BETWEEN ? AND ?`,
+	tableDomainEvents: `SELECT id FROM domain_events WHERE id BETWEEN ? AND ?`,
 }
 
 // multi returns the INSERT of rows rows into table, bound to tx. rows is

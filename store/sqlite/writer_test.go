@@ -151,8 +151,9 @@ func TestChunkRows(t *testing.T) {
 }
 
 // A job that fails inside the shared transaction fails alone: the reports
-// queued with it are stored once, their bounce-rate counts too (the failed
-// run had already counted the reports), and nothing the job wrote stays.
+// and the platform events queued with it are stored once, the reports'
+// bounce-rate counts too (the failed run had already counted them), and
+// nothing the job wrote stays.
 func TestFailingJobFailsAlone(t *testing.T) {
 	s := openInternal(t)
 	ctx := context.Background()
@@ -169,6 +170,15 @@ func TestFailingJobFailsAlone(t *testing.T) {
 		reportsDone <- err
 	}()
 	waitQueued(t, s, 1)
+	domainDone := make(chan error, 1)
+	go func() {
+		res, err := s.IngestDomainEvents(ctx, []store.DomainEvent{domainEvent("f1", "d.example", true, at)}, nil)
+		if err == nil && res.Accepted != 1 {
+			err = fmt.Errorf("accepted %d of 1", res.Accepted)
+		}
+		domainDone <- err
+	}()
+	waitQueued(t, s, 2)
 	injected := errors.New("injected job failure")
 	jobDone := make(chan error, 1)
 	go func() {
@@ -179,11 +189,14 @@ func TestFailingJobFailsAlone(t *testing.T) {
 			return injected
 		})
 	}()
-	waitQueued(t, s, 2)
+	waitQueued(t, s, 3)
 	release()
 
 	if err := <-reportsDone; err != nil {
 		t.Errorf("reports: %v", err)
+	}
+	if err := <-domainDone; err != nil {
+		t.Errorf("domain events: %v", err)
 	}
 	// The writer answers an engine's failure as ErrUnavailable, naming it.
 	if err := <-jobDone; err == nil || !strings.Contains(err.Error(), injected.Error()) {
@@ -195,6 +208,9 @@ func TestFailingJobFailsAlone(t *testing.T) {
 	}
 	if got := counts["c.example"]; got.Reports != 3 || got.Bounces != 3 {
 		t.Errorf("counts of c.example = %+v, want 3 reports, 3 bounces", got)
+	}
+	if d, err := s.GetSendingDomain(ctx, "d.example"); err != nil || d.State != store.DomainBlocked {
+		t.Errorf("d.example = %+v, %v; want blocked", d, err)
 	}
 	ps, err := s.ListRejectedPayloads(ctx, store.RejectedQuery{})
 	if err != nil {
