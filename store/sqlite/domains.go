@@ -103,18 +103,18 @@ const (
 	// addDomainSQL adds a domain, active, unless it is known already.
 	addDomainSQL = `INSERT INTO sending_domains (` + domainColumns + `) VALUES (?, 1, NULL, '', 0, 0, '', ?)
 		ON CONFLICT (domain) DO NOTHING`
-	putDomainSQL = `INSERT INTO sending_domains (` + domainColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (domain) DO UPDATE SET state = excluded.state, until_time = excluded.until_time,
+	// putDomainConflictSQL ends the multi-row INSERT of domains
+	// (tableDomains in writer.go): a domain stored already takes the new
+	// state.
+	putDomainConflictSQL = ` ON CONFLICT (domain) DO UPDATE SET state = excluded.state, until_time = excluded.until_time,
 		reason = excluded.reason, reported_bounce_rate = excluded.reported_bounce_rate,
 		reported_threshold = excluded.reported_threshold, reported_scope = excluded.reported_scope,
 		update_time = excluded.update_time`
-	domainEventColumns = `id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload`
-	// The conflict target is the partial index of Infobip's event ids:
+	// The multi-row INSERT of domain events (tableDomainEvents) has the
+	// partial index of Infobip's event ids as its conflict target:
 	// ibmail's own events ('') are not in it and always go in.
-	selectDomainSQL      = `SELECT ` + domainColumns + ` FROM sending_domains WHERE domain = ?`
-	insertDomainEventSQL = `INSERT INTO domain_events (` + domainEventColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING`
+	domainEventColumns = `id, event_id, domain, type, time, receive_time, bounce_rate, threshold, scope, connection_id, payload`
+	selectDomainSQL    = `SELECT ` + domainColumns + ` FROM sending_domains WHERE domain = ?`
 )
 
 // The reads whose plans TestSendingQueryPlans checks.
@@ -139,10 +139,12 @@ func scanDomain(row interface{ Scan(...any) error }) (store.SendingDomain, error
 	return d, nil
 }
 
-// IngestDomainEvents stores events and rejected payloads in one
-// transaction beside the writer's queue: domain events are few, and each
-// reads its domain's state before it writes it, which the writer's shared
-// transactions are not made for.
+// IngestDomainEvents stores events and rejected payloads in the writer's
+// next transaction (groupTx), shared with the ingests queued at the time:
+// a platform-events body then pays no commit, and no fsync, of its own.
+// The writer runs its jobs one after another on the single write
+// connection, so each reads its domains' state as the jobs before it left
+// them and writes it back before the next one runs.
 func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEvent, rejected []store.RejectedPayload) (store.IngestResult, error) {
 	if len(events) == 0 && len(rejected) == 0 {
 		if err := ctx.Err(); err != nil {
@@ -153,87 +155,20 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 		}
 		return store.IngestResult{Stored: []bool{}}, nil
 	}
-	params := make([]string, len(events))
+	params := make([]any, len(events))
 	for i := range events {
 		if events[i].EventName != "" {
 			params[i] = encodeParams(store.DomainEventParams(events[i]))
 		}
 	}
 	var res store.IngestResult
-	err := s.writeTx(ctx, "ingest domain events", func(tx *sql.Tx) error {
-		res = store.IngestResult{Stored: make([]bool, len(events))}
-		next, err := nextID(ctx, tx)
-		if err != nil {
-			return err
-		}
-		// A body holds up to hundreds of events: each statement is
-		// prepared once for the transaction, not once an event, and each
-		// domain is read once and written once, after its events apply in
-		// order.
-		stmts, err := prepareAll(ctx, tx, insertDomainEventSQL, selectDomainSQL, insertEventSQL, insertOutboxSQL, putDomainSQL)
-		if err != nil {
-			return err
-		}
-		defer closeAll(stmts)
-		insDomainEvent, selDomain, insEvent, insOutbox, putDomain := stmts[0], stmts[1], stmts[2], stmts[3], stmts[4]
-		domains := map[string]store.SendingDomain{}
-		var order []string // domains in the order of their first event
-		for i := range events {
-			ev := &events[i]
-			out, err := insDomainEvent.ExecContext(ctx, next, ev.EventID, ev.Domain, ev.Type,
-				micros(ev.Time), micros(ev.ReceiveTime), ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload)
-			if err != nil {
-				return fmt.Errorf("insert domain event %d: %w", i, err)
-			}
-			if n, err := out.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				res.Duplicates++
-				continue
-			}
-			id := next
-			next++
-			res.Accepted++
-			res.Stored[i] = true
-			d, known := domains[ev.Domain]
-			if !known {
-				d, err = scanDomain(selDomain.QueryRowContext(ctx, ev.Domain))
-				if errors.Is(err, sql.ErrNoRows) {
-					d, err = store.NewSendingDomain(ev.Domain, ev.ReceiveTime), nil
-				}
-				if err != nil {
-					return fmt.Errorf("domain of event %d: %w", i, err)
-				}
-				order = append(order, ev.Domain)
-			}
-			domains[ev.Domain] = store.ApplyDomainEvent(d, *ev)
-			if ev.EventName == "" {
-				continue
-			}
-			// A domain's event has no profile, and takes the domain
-			// event's id as a report's event takes the report's.
-			if _, err := insEvent.ExecContext(ctx, id, ev.EventName, micros(store.DomainEventTime(*ev)), "", "", params[i]); err != nil {
-				return fmt.Errorf("insert event of domain event %d: %w", i, err)
-			}
-			if _, err := insOutbox.ExecContext(ctx, id); err != nil {
-				return fmt.Errorf("insert outbox entry of domain event %d: %w", i, err)
-			}
-			res.Events++
-		}
-		for _, name := range order {
-			d := domains[name]
-			if _, err := putDomain.ExecContext(ctx, d.Domain, int64(d.State), nullMicros(d.Until), d.Reason,
-				d.ReportedBounceRate, d.ReportedThreshold, d.ReportedScope, micros(d.UpdateTime)); err != nil {
-				return fmt.Errorf("domain %q: %w", name, err)
-			}
-		}
-		for i := range rejected {
-			p := &rejected[i]
-			if _, err := tx.ExecContext(ctx, insertRejectedSQL, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
-				return fmt.Errorf("insert rejected payload %d: %w", i, err)
-			}
-		}
-		return nil
+	err := s.groupTx(ctx, "ingest domain events", len(events)+len(rejected), func(ctx context.Context, tx *sql.Tx) error {
+		// A run whose transaction fails is retried alone: res is always
+		// the last run's, and the caller reads it only if that one
+		// committed.
+		var err error
+		res, err = s.w.applyDomainEvents(ctx, tx, events, params, rejected)
+		return err
 	})
 	if err != nil {
 		return store.IngestResult{}, err
@@ -241,25 +176,173 @@ func (s *Store) IngestDomainEvents(ctx context.Context, events []store.DomainEve
 	return res, nil
 }
 
-// prepareAll prepares queries on tx, in order; on an error it closes
-// those it prepared.
-func prepareAll(ctx context.Context, tx *sql.Tx, queries ...string) ([]*sql.Stmt, error) {
-	stmts := make([]*sql.Stmt, 0, len(queries))
-	for _, q := range queries {
-		st, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			closeAll(stmts)
-			return nil, fmt.Errorf("prepare: %w", err)
+// applyDomainEvents writes events and rejected inside the writer's current
+// transaction, in multi-row statements as the writer writes reports.
+// Events take ids from the next free one on, read inside the transaction
+// after whatever the transaction wrote before (the batch's reports and
+// events, earlier jobs): ids the writer counted out in Go for reports that
+// turned out duplicates were never stored, so nothing holds them. An event
+// that turns out a duplicate leaves its id unused, as a report does. A
+// stored event makes its profile event with its own id.
+func (w *writer) applyDomainEvents(ctx context.Context, tx *sql.Tx, events []store.DomainEvent, params []any,
+	rejected []store.RejectedPayload) (store.IngestResult, error) {
+	res := store.IngestResult{Stored: make([]bool, len(events))}
+	bound := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range bound {
+			st.Close()
 		}
-		stmts = append(stmts, st)
+	}()
+	var first int64
+	if err := tx.StmtContext(ctx, w.nextID).QueryRowContext(ctx).Scan(&first); err != nil {
+		return res, fmt.Errorf("next id: %w", err)
 	}
-	return stmts, nil
+	var args []any
+	for from := 0; from < len(events); {
+		n := chunkRows(len(events) - from)
+		args = args[:0]
+		for i := from; i < from+n; i++ {
+			ev := &events[i]
+			args = append(args, first+int64(i), ev.EventID, ev.Domain, ev.Type, micros(ev.Time), micros(ev.ReceiveTime),
+				ev.BounceRate, ev.Threshold, ev.Scope, ev.ConnectionID, ev.Payload)
+		}
+		out, err := w.multi(ctx, tx, bound, tableDomainEvents, n).ExecContext(ctx, args...)
+		if err != nil {
+			return res, fmt.Errorf("insert domain events: %w", err)
+		}
+		stored, err := out.RowsAffected()
+		if err != nil {
+			return res, err
+		}
+		if int(stored) == n {
+			for i := from; i < from+n; i++ {
+				res.Stored[i] = true
+			}
+		} else if err := markDomainEventsStored(ctx, tx, res.Stored, from, n, first); err != nil {
+			return res, fmt.Errorf("stored domain events: %w", err)
+		}
+		from += n
+	}
+
+	// Each domain is read once and written once, after its events apply
+	// in order.
+	var order []any // the domains of stored events, in the order of their first
+	domains := map[string]store.SendingDomain{}
+	for i := range events {
+		if !res.Stored[i] {
+			res.Duplicates++
+			continue
+		}
+		res.Accepted++
+		if _, seen := domains[events[i].Domain]; !seen {
+			domains[events[i].Domain] = store.SendingDomain{}
+			order = append(order, events[i].Domain)
+		}
+	}
+	known := make(map[string]bool, len(order))
+	err := chunks(order, func(chunk []any) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+domainColumns+` FROM sending_domains WHERE domain IN (`+
+			placeholders(len(chunk))+`)`, chunk...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDomain(rows)
+			if err != nil {
+				return err
+			}
+			domains[d.Domain], known[d.Domain] = d, true
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return res, fmt.Errorf("read domains: %w", err)
+	}
+	for i := range events {
+		ev := &events[i]
+		if !res.Stored[i] {
+			continue
+		}
+		d := domains[ev.Domain]
+		if !known[ev.Domain] {
+			d, known[ev.Domain] = store.NewSendingDomain(ev.Domain, ev.ReceiveTime), true
+		}
+		domains[ev.Domain] = store.ApplyDomainEvent(d, *ev)
+	}
+	for ps := order; len(ps) > 0; {
+		chunk := ps[:chunkRows(len(ps))]
+		ps = ps[len(chunk):]
+		args = args[:0]
+		for _, name := range chunk {
+			d := domains[name.(string)]
+			args = append(args, d.Domain, int64(d.State), nullMicros(d.Until), d.Reason,
+				d.ReportedBounceRate, d.ReportedThreshold, d.ReportedScope, micros(d.UpdateTime))
+		}
+		if _, err := w.multi(ctx, tx, bound, tableDomains, len(chunk)).ExecContext(ctx, args...); err != nil {
+			return res, fmt.Errorf("write domains: %w", err)
+		}
+	}
+
+	// A domain's event has no profile, and takes the domain event's id as
+	// a report's event takes the report's.
+	var made []int
+	for i := range events {
+		if res.Stored[i] && events[i].EventName != "" {
+			made = append(made, i)
+		}
+	}
+	res.Events = len(made)
+	for ps := made; len(ps) > 0; {
+		chunk := ps[:chunkRows(len(ps))]
+		ps = ps[len(chunk):]
+		args = args[:0]
+		for _, i := range chunk {
+			ev := &events[i]
+			args = append(args, first+int64(i), ev.EventName, micros(store.DomainEventTime(*ev)), "", "", params[i])
+		}
+		if _, err := w.multi(ctx, tx, bound, tableEvents, len(chunk)).ExecContext(ctx, args...); err != nil {
+			return res, fmt.Errorf("insert events of domain events: %w", err)
+		}
+	}
+	if len(made) > 0 {
+		// The ids from first on are this run's own: the transaction runs
+		// nothing else meanwhile.
+		if _, err := tx.StmtContext(ctx, w.insOutbox).ExecContext(ctx, first); err != nil {
+			return res, fmt.Errorf("insert outbox entries of domain events: %w", err)
+		}
+	}
+	if len(rejected) > 0 {
+		insRejected := tx.StmtContext(ctx, w.insRejected)
+		defer insRejected.Close()
+		for i := range rejected {
+			p := &rejected[i]
+			if _, err := insRejected.ExecContext(ctx, micros(p.ReceiveTime), p.ContentType, p.Reason, p.Body); err != nil {
+				return res, fmt.Errorf("insert rejected payload %d: %w", i, err)
+			}
+		}
+	}
+	return res, nil
 }
 
-func closeAll(stmts []*sql.Stmt) {
-	for _, st := range stmts {
-		st.Close()
+// markDomainEventsStored marks which of the n events from from on, with
+// ids from first+from on, domain_events holds: their INSERT stored fewer
+// rows than it had, the others being duplicates.
+func markDomainEventsStored(ctx context.Context, tx *sql.Tx, stored []bool, from, n int, first int64) error {
+	lo := first + int64(from)
+	rows, err := tx.QueryContext(ctx, storedIDsSQL[tableDomainEvents], lo, lo+int64(n)-1)
+	if err != nil {
+		return err
 	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		stored[id-first] = true
+	}
+	return rows.Err()
 }
 
 // GetSendingDomain returns one domain, or ErrNotFound.

@@ -391,12 +391,16 @@ const rowsPerInsert = 64
 // Multi-row statements, by table. OR FAIL: a statement that may abort
 // half-way otherwise keeps a statement journal, a copy of every page it
 // changes, to undo only itself; here any failed statement fails the whole
-// transaction, which the rollback undoes anyway. Each each is prepared once per row count on
-// the write connection (see writer.multi).
+// transaction, which the rollback undoes anyway. (One that gives the
+// rowid keeps one regardless: see the events in writer.apply.) Each is
+// prepared once per row count on the write connection (see writer.multi).
 const (
 	tableReports = iota
 	tableTracking
 	tableEvents
+	// The platform-events webhook's tables (see writer.applyDomainEvents).
+	tableDomainEvents
+	tableDomains
 	tableCount
 )
 
@@ -411,13 +415,18 @@ var multiInsertSQL = [tableCount]struct{ head, row, tail string }{
 		` ON CONFLICT (event_id) DO NOTHING`},
 	tableEvents: {`INSERT OR FAIL INTO profile_events (id, name, time, profile_id, email, params) VALUES `,
 		`(?, ?, ?, ?, ?, ?)`, ``},
+	tableDomainEvents: {`INSERT OR FAIL INTO domain_events (` + domainEventColumns + `) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ` ON CONFLICT (event_id) WHERE event_id <> '' DO NOTHING`},
+	tableDomains: {`INSERT OR FAIL INTO sending_domains (` + domainColumns + `) VALUES `,
+		`(?, ?, ?, ?, ?, ?, ?, ?)`, putDomainConflictSQL},
 }
 
 // storedIDsSQL reads which of a chunk's ids a table holds, when its INSERT
 // stored fewer rows than it had: the others were duplicates.
 var storedIDsSQL = [tableCount]string{
-	tableReports:  `SELECT id FROM delivery_reports WHERE id BETWEEN ? AND ?`,
-	tableTracking: `SELECT id FROM tracking_events WHERE id BETWEEN ? AND ?`,
+	tableReports:      `SELECT id FROM delivery_reports WHERE id BETWEEN ? AND ?`,
+	tableTracking:     `SELECT id FROM tracking_events WHERE id BETWEEN ? AND ?`,
+	tableDomainEvents: `SELECT id FROM domain_events WHERE id BETWEEN ? AND ?`,
 }
 
 // multi returns the INSERT of rows rows into table, bound to tx. rows is
@@ -486,6 +495,9 @@ type pending struct {
 // suppression and count are only touched the first time it comes. A
 // stored report's event takes the report's id.
 func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first int64) error {
+	// A run that failed after counting (a job's error, say) left its
+	// counts unwritten: its requests count again when retried.
+	clear(w.counts)
 	bound := map[int]*sql.Stmt{}
 	defer func() {
 		for _, st := range bound {
@@ -572,17 +584,21 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			id++
 		}
 	}
-	for ps := events; len(ps) > 0; {
-		chunk := ps[:chunkRows(len(ps))]
-		ps = ps[len(chunk):]
-		args = args[:0]
-		for _, p := range chunk {
+	// One row a statement, unlike the reports: an INSERT of several rows
+	// that gives the rowid keeps a statement journal, whatever its
+	// conflict clause (SQLite checks each rowid is an integer, and may
+	// abort on it), and the journal copies every page that existed before
+	// the statement the first time it changes it. The activity index takes
+	// each event on a page of its own (by profile), so that is a page copy
+	// per event; a single-row INSERT keeps no journal, and the statement
+	// overhead it costs instead is less.
+	if len(events) > 0 {
+		st := w.multi(ctx, tx, bound, tableEvents, 1)
+		for _, p := range events {
 			rp := &p.r.reports[p.i]
-			args = append(args, p.id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, p.r.params[p.i])
-		}
-		st := w.multi(ctx, tx, bound, tableEvents, len(chunk))
-		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			if _, err := st.ExecContext(ctx, p.id, rp.EventName, micros(rp.EventTime), rp.ProfileID, rp.Email, p.r.params[p.i]); err != nil {
+				return fmt.Errorf("insert events: %w", err)
+			}
 		}
 	}
 	if len(events) > 0 {

@@ -2,8 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ibmail/ibmail/store"
 )
@@ -143,5 +147,76 @@ func TestChunkRows(t *testing.T) {
 		if got := chunkRows(tt.n); got != tt.want {
 			t.Errorf("chunkRows(%d) = %d, want %d", tt.n, got, tt.want)
 		}
+	}
+}
+
+// A job that fails inside the shared transaction fails alone: the reports
+// and the platform events queued with it are stored once, the reports'
+// bounce-rate counts too (the failed run had already counted them), and
+// nothing the job wrote stays.
+func TestFailingJobFailsAlone(t *testing.T) {
+	s := openInternal(t)
+	ctx := context.Background()
+	at := time.Now()
+	release := blockWriter(t, s)
+
+	counted := reports("counted", 3)
+	for i := range counted {
+		counted[i].Domain, counted[i].CountsAs, counted[i].ReceiveTime = "c.example", store.CountBounce, at
+	}
+	reportsDone := make(chan error, 1)
+	go func() {
+		_, err := s.IngestReports(ctx, counted, nil)
+		reportsDone <- err
+	}()
+	waitQueued(t, s, 1)
+	domainDone := make(chan error, 1)
+	go func() {
+		res, err := s.IngestDomainEvents(ctx, []store.DomainEvent{domainEvent("f1", "d.example", true, at)}, nil)
+		if err == nil && res.Accepted != 1 {
+			err = fmt.Errorf("accepted %d of 1", res.Accepted)
+		}
+		domainDone <- err
+	}()
+	waitQueued(t, s, 2)
+	injected := errors.New("injected job failure")
+	jobDone := make(chan error, 1)
+	go func() {
+		jobDone <- s.groupTx(ctx, "failing job", 1, func(ctx context.Context, tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, insertRejectedSQL, micros(at), "", "failing job", nil); err != nil {
+				return err
+			}
+			return injected
+		})
+	}()
+	waitQueued(t, s, 3)
+	release()
+
+	if err := <-reportsDone; err != nil {
+		t.Errorf("reports: %v", err)
+	}
+	if err := <-domainDone; err != nil {
+		t.Errorf("domain events: %v", err)
+	}
+	// The writer answers an engine's failure as ErrUnavailable, naming it.
+	if err := <-jobDone; err == nil || !strings.Contains(err.Error(), injected.Error()) {
+		t.Errorf("job: %v, want its own error", err)
+	}
+	counts, err := s.DomainReportCounts(ctx, at.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts["c.example"]; got.Reports != 3 || got.Bounces != 3 {
+		t.Errorf("counts of c.example = %+v, want 3 reports, 3 bounces", got)
+	}
+	if d, err := s.GetSendingDomain(ctx, "d.example"); err != nil || d.State != store.DomainBlocked {
+		t.Errorf("d.example = %+v, %v; want blocked", d, err)
+	}
+	ps, err := s.ListRejectedPayloads(ctx, store.RejectedQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 0 {
+		t.Errorf("rejected payloads = %+v, want none: the job failed", ps)
 	}
 }
