@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -346,5 +347,74 @@ func TestPadPow2(t *testing.T) {
 				t.Errorf("padPow2(%d values)[%d] = %v, want %v", tt.n, i, got[i], want)
 			}
 		}
+	}
+}
+
+// Requests sharing one transaction count soft bounces one after the
+// other, as if each had its own: a delivery between two requests' bounces
+// restarts the count, and the limit reached goes to the request whose
+// bounces reached it, once.
+func TestSoftBounceRequestsShareATransaction(t *testing.T) {
+	s := openInternal(t)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	limit := store.SoftBounceLimit{Limit: 3, Window: time.Hour, Reason: "soft-bounce limit"}
+	report := func(msg string, role store.SoftBounceRole) store.Report {
+		r := store.Report{Key: store.ReportKey{MessageID: msg, DoneAt: "2026-03-01T11:00:00.000+0000"},
+			ProfileID: "p", Email: "x@example.com", Outcome: store.OutcomeNoError, ReceiveTime: now, SoftBounce: role}
+		if role == store.SoftBounceCounted {
+			r.Outcome, r.EventName, r.SoftBounceLimit = store.OutcomeEvent, "newsletter.softbounce", limit
+		}
+		return r
+	}
+	bounces := func(prefix string, n int) []store.Report {
+		out := make([]store.Report, n)
+		for i := range out {
+			out[i] = report(fmt.Sprintf("%s-%d", prefix, i), store.SoftBounceCounted)
+		}
+		return out
+	}
+	calls := [][]store.Report{
+		bounces("a", 2), // a count of 2
+		{report("delivered", store.SoftBounceResets)}, // back to 0
+		bounces("b", 2), // 2 again: had the delivery not reset, 4
+		bounces("c", 1), // 3: reached, by c
+		bounces("d", 1), // 1
+	}
+	release := blockWriter(t, s)
+	results := make([]store.IngestResult, len(calls))
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() {
+			var err error
+			if results[i], err = s.IngestReports(context.Background(), c, nil); err != nil {
+				t.Error(err)
+			}
+		})
+		waitQueued(t, s, i+1)
+	}
+	before := s.w.commits.Load()
+	release()
+	wg.Wait()
+	if got := s.w.commits.Load() - before; got != 2 {
+		t.Fatalf("transactions = %d, want 2: the blocked one, then one for the queued requests", got)
+	}
+	for i, res := range results {
+		got := len(res.SoftBounceLimitsReached)
+		if want := map[int]int{3: 1}[i]; got != want {
+			t.Errorf("request %d reached the limit %d times, want %d: %+v", i, got, want, res.SoftBounceLimitsReached)
+		}
+	}
+	if r := results[3].SoftBounceLimitsReached; len(r) == 1 {
+		want := []int64{results[2].IDs[0], results[2].IDs[1], results[3].IDs[0]}
+		if !slices.Equal(r[0].EventIDs, want) {
+			t.Errorf("limit reached by events %v, want b's two and c's %v", r[0].EventIDs, want)
+		}
+	}
+	ss, err := s.SuppressedAmong(context.Background(), []string{"x@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp, ok := ss["x@example.com"]; !ok || sp.Origin != store.SuppressionFromSoftBounceLimit {
+		t.Errorf("suppression = %+v, %v, want the soft-bounce limit's", sp, ok)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ibmail/ibmail/store"
 )
@@ -17,56 +16,72 @@ import (
 // which takes the write lock at BEGIN, keeps concurrent bodies from
 // counting one address apart.
 
-// countSoftBounces applies work, of one request of the writer's
-// transaction, to the counts: clears the counts of its deliveries, adds
-// its bounces, and suppresses (with ins, insertSuppressionSQL) and
-// returns the addresses that reached the limit.
-func countSoftBounces(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, work store.SoftBounceWork) ([]store.SoftBounceLimitReached, error) {
-	if len(work.Resets) > 0 {
-		resets := make([]any, len(work.Resets))
-		for i, e := range work.Resets {
-			resets[i] = e
-		}
-		err := chunks(resets, func(chunk []any) error {
-			_, err := tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email IN (`+placeholders(len(chunk))+`)`, chunk...)
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("reset: %w", err)
-		}
-	}
-	if len(work.Bounces) == 0 {
-		return nil, nil
-	}
-	reached, err := recordSoftBounces(ctx, tx, work.Bounces, work.Limit, work.Now)
-	if err != nil {
+// countSoftBounces applies works, those of the writer transaction's
+// requests, to the counts, one request after the other as if each had a
+// transaction of its own: each clears the counts of its deliveries, adds
+// its bounces, and suppresses (with ins, insertSuppressionSQL) the
+// addresses that reach the limit, which it returns per request. The
+// counts are read once and written once for the whole transaction; while
+// the table holds none, which one probe tells, deliveries have none to
+// clear but those counted in this transaction: most bodies are
+// deliveries to addresses that never soft-bounced.
+func countSoftBounces(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, works []store.SoftBounceWork) ([][]store.SoftBounceLimitReached, error) {
+	var stored bool // the table holds counts from earlier transactions
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM soft_bounce_counts)`).Scan(&stored); err != nil {
 		return nil, err
 	}
-	for _, sp := range work.SoftBounceSuppressions(reached) {
-		if _, err := ins.ExecContext(ctx, sp.Email, sp.ProfileID, sp.EventName, sp.EventID, sp.Reason,
-			micros(sp.CreateTime), expireMicros(sp.CreateTime, work.Limit.SuppressFor), int64(sp.Origin),
-			joinIDs(sp.CauseEventIDs)); err != nil {
-			return nil, fmt.Errorf("suppress %q: %w", sp.Email, err)
+	held := map[string][]store.SoftBounce{} // the counts this transaction has read or changed
+	dirty := map[string]bool{}
+	if stored {
+		var emails []any
+		for _, w := range works {
+			for _, b := range w.Bounces {
+				if _, ok := held[b.Email]; !ok {
+					held[b.Email] = nil
+					emails = append(emails, b.Email)
+				}
+			}
+		}
+		if err := readSoftBounces(ctx, tx, emails, held); err != nil {
+			return nil, err
 		}
 	}
-	return reached, nil
+	reached := make([][]store.SoftBounceLimitReached, len(works))
+	for k, w := range works {
+		for _, e := range w.Resets {
+			if _, ok := held[e]; ok || stored {
+				held[e], dirty[e] = nil, true
+			}
+		}
+		byEmail := map[string][]store.SoftBounce{}
+		var order []string
+		for _, b := range w.Bounces {
+			if _, seen := byEmail[b.Email]; !seen {
+				order = append(order, b.Email)
+			}
+			byEmail[b.Email] = append(byEmail[b.Email], b)
+		}
+		for _, e := range order {
+			bs, r := store.CountSoftBounces(held[e], byEmail[e], w.Limit, w.Now)
+			held[e], dirty[e] = bs, true
+			if r != nil {
+				reached[k] = append(reached[k], *r)
+			}
+		}
+		for _, sp := range w.SoftBounceSuppressions(reached[k]) {
+			if _, err := ins.ExecContext(ctx, sp.Email, sp.ProfileID, sp.EventName, sp.EventID, sp.Reason,
+				micros(sp.CreateTime), expireMicros(sp.CreateTime, w.Limit.SuppressFor), int64(sp.Origin),
+				joinIDs(sp.CauseEventIDs)); err != nil {
+				return nil, fmt.Errorf("suppress %q: %w", sp.Email, err)
+			}
+		}
+	}
+	return reached, writeSoftBounces(ctx, tx, held, dirty)
 }
 
-// recordSoftBounces reads the counts of the bounces' addresses, adds the
-// bounces and writes them back, or deletes those that reached the limit
-// (or hold only bounces older than the window), and returns those that
-// reached it.
-func recordSoftBounces(ctx context.Context, tx *sql.Tx, bounces []store.SoftBounce, limit store.SoftBounceLimit, now time.Time) ([]store.SoftBounceLimitReached, error) {
-	byEmail := map[string][]store.SoftBounce{}
-	var emails []any
-	for _, b := range bounces {
-		if _, seen := byEmail[b.Email]; !seen {
-			emails = append(emails, b.Email)
-		}
-		byEmail[b.Email] = append(byEmail[b.Email], b)
-	}
-	counts := make(map[string][]store.SoftBounce, len(emails))
-	err := chunks(emails, func(chunk []any) error {
+// readSoftBounces reads the counts of emails into held.
+func readSoftBounces(ctx context.Context, tx *sql.Tx, emails []any, held map[string][]store.SoftBounce) error {
+	return chunks(emails, func(chunk []any) error {
 		rows, err := tx.QueryContext(ctx, `SELECT email, event_ids, bounce_times FROM soft_bounce_counts
 			WHERE email IN (`+placeholders(len(chunk))+`)`, chunk...)
 		if err != nil {
@@ -78,43 +93,37 @@ func recordSoftBounces(ctx context.Context, tx *sql.Tx, bounces []store.SoftBoun
 			if err := rows.Scan(&email, &ids, &times); err != nil {
 				return err
 			}
-			held, err := decodeSoftBounces(email, ids, times)
+			bs, err := decodeSoftBounces(email, ids, times)
 			if err != nil {
 				return err
 			}
-			counts[email] = held
+			held[email] = bs
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, err
-	}
-	// One statement for the counts kept and one for those deleted
-	// (reached, or every bounce older than the window), per chunk.
-	var reached []store.SoftBounceLimitReached
+}
+
+// writeSoftBounces writes the dirty counts of held: one statement for the
+// counts kept and one for those emptied (cleared, reached, or holding only
+// bounces older than the window), per chunk.
+func writeSoftBounces(ctx context.Context, tx *sql.Tx, held map[string][]store.SoftBounce, dirty map[string]bool) error {
 	var kept, gone []any
-	for _, e := range emails {
-		email := e.(string)
-		bs, r := store.CountSoftBounces(counts[email], byEmail[email], limit, now)
-		switch {
-		case r != nil:
-			reached = append(reached, *r)
-			gone = append(gone, email)
-		case len(bs) == 0:
-			gone = append(gone, email)
-		default:
+	for e := range dirty {
+		if bs := held[e]; len(bs) == 0 {
+			gone = append(gone, e)
+		} else {
 			ids, times := encodeSoftBounces(bs)
-			kept = append(kept, softBounceRow{email, ids, times})
+			kept = append(kept, softBounceRow{e, ids, times})
 		}
 	}
-	err = chunks(gone, func(chunk []any) error {
+	err := chunks(gone, func(chunk []any) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM soft_bounce_counts WHERE email IN (`+placeholders(len(chunk))+`)`, chunk...)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = chunks(kept, func(chunk []any) error {
+	return chunks(kept, func(chunk []any) error {
 		args := make([]any, 0, 3*len(chunk))
 		for _, r := range chunk {
 			r := r.(softBounceRow)
@@ -125,10 +134,6 @@ func recordSoftBounces(ctx context.Context, tx *sql.Tx, bounces []store.SoftBoun
 			ON CONFLICT (email) DO UPDATE SET event_ids = excluded.event_ids, bounce_times = excluded.bounce_times`, args...)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return reached, nil
 }
 
 // softBounceRow is a count as written.

@@ -625,38 +625,26 @@ func (w *writer) apply(ctx context.Context, tx *sql.Tx, batch []*request, first 
 			return fmt.Errorf("report %d: %w", p.i, err)
 		}
 	}
-	// The soft-bounce counts, request by request, after the suppressions
-	// the events made: an address they suppressed is suppressed already.
-	// While no address has a count, which one probe tells, deliveries
-	// have none to reset: most bodies are deliveries to addresses that
-	// never soft-bounced.
-	counting, probed := false, false
-	for _, r := range batch {
-		work := store.SoftBounceWorkOf(r.reports, r.res.Stored, r.res.IDs)
-		if len(work.Resets) > 0 && !counting {
-			if !probed {
-				if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM soft_bounce_counts)`).Scan(&counting); err != nil {
-					return fmt.Errorf("soft bounces: %w", err)
-				}
-				probed = true
-			}
-			if !counting {
-				work.Resets = nil
-			}
-		}
-		if work.Empty() {
-			continue
-		}
-		counting = counting || len(work.Bounces) > 0
+	// The soft-bounce counts, after the suppressions the events made: an
+	// address they suppressed is suppressed already.
+	works := make([]store.SoftBounceWork, len(batch))
+	counted := false
+	for k, r := range batch {
+		works[k] = store.SoftBounceWorkOf(r.reports, r.res.Stored, r.res.IDs)
+		counted = counted || !works[k].Empty()
+	}
+	if counted {
 		if insSuppression == nil {
 			insSuppression = tx.StmtContext(ctx, w.insSuppression)
 			defer insSuppression.Close()
 		}
-		reached, err := countSoftBounces(ctx, tx, insSuppression, work)
+		reached, err := countSoftBounces(ctx, tx, insSuppression, works)
 		if err != nil {
 			return fmt.Errorf("soft bounces: %w", err)
 		}
-		r.res.SoftBounceLimitsReached = reached
+		for k, r := range batch {
+			r.res.SoftBounceLimitsReached = reached[k]
+		}
 	}
 	var insRejected *sql.Stmt
 	for _, r := range batch {
