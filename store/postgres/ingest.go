@@ -504,8 +504,20 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 	// The soft-bounce counts of what was stored, in the same transaction
 	// (see countSoftBounces): a call that may change them is never the
 	// statement's own implicit transaction.
-	// The statement clears the counts of its deliveries itself.
+	// The statement clears the counts of its deliveries itself, but for
+	// merged calls that count bounces (below).
 	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce == store.SoftBounceCounted })
+	// Of merged calls that count bounces, the statement must not clear
+	// the deliveries' counts itself: it would clear them before any
+	// call's bounces are counted, so that a bounce of one call counts
+	// after a delivery of a later one, which no order of the calls does
+	// (call A delivering to y and bouncing x, call B delivering to x and
+	// bouncing y, would leave both counted). count clears them then, call
+	// by call, before the bounces of the call that follows them.
+	statementResets := !counting || len(calls) <= 1
+	if !statementResets && delivery != nil {
+		clear(delivery.resets)
+	}
 	count := func(tx pgx.Tx, resetDone bool) error {
 		if calls == nil {
 			calls = []int{len(reports)}
@@ -567,7 +579,7 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 					return err
 				}
 			}
-			return count(tx, true)
+			return count(tx, statementResets)
 		})
 	})
 	if err != nil {

@@ -105,6 +105,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("IngestDomainEvents", func(t *testing.T) { testIngestDomainEvents(t, o) })
 	t.Run("SendingDomains", func(t *testing.T) { testSendingDomains(t, o) })
 	t.Run("DomainProfileEvents", func(t *testing.T) { testDomainProfileEvents(t, o) })
+	t.Run("DomainEventsBodyOrder", func(t *testing.T) { testDomainEventsBodyOrder(t, o) })
+	t.Run("DomainEventsConcurrent", func(t *testing.T) { testDomainEventsConcurrent(t, o) })
 	t.Run("ClaimHeldDomains", func(t *testing.T) { testClaimHeldDomains(t, o) })
 	t.Run("CompleteBatchMessageSend", func(t *testing.T) { testCompleteBatchMessageSend(t, o) })
 	t.Run("CompleteBatchMessageSendLarge", func(t *testing.T) { testCompleteBatchMessageSendLarge(t, o) })
