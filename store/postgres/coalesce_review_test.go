@@ -29,11 +29,11 @@ var mergePaths = []struct {
 // (so that the merge is in their order), releases the flushes and returns
 // each call's result and error, and how many transactions the queued
 // calls took.
-func queueCalls(t *testing.T, s *Store, block func() func(), calls [][]store.Report) ([]store.IngestResult, []error, int64) {
+func queueCalls(t *testing.T, s *Store, block func(string) func(), calls [][]store.Report) ([]store.IngestResult, []error, int64) {
 	t.Helper()
-	release := block()
+	release := block("delivery_reports")
 	var wg sync.WaitGroup
-	busyFlushes(t, s, &wg)
+	busyFlushes(t, &s.deliveries, &wg, busyReport(s))
 	results := make([]store.IngestResult, len(calls))
 	errs := make([]error, len(calls))
 	for i, c := range calls {
@@ -208,9 +208,9 @@ func TestMergedCallRefusedAlone(t *testing.T) {
 // queued ones get an error, none hangs.
 func TestCloseWhileQueued(t *testing.T) {
 	s, block := openCoalescing(t)
-	release := block()
+	release := block("delivery_reports")
 	var wg sync.WaitGroup
-	busyFlushes(t, s, &wg)
+	busyFlushes(t, &s.deliveries, &wg, busyReport(s))
 	const calls = 3
 	errs := make([]error, calls)
 	var queued sync.WaitGroup
