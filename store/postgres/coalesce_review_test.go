@@ -220,6 +220,12 @@ func TestCloseWhileQueued(t *testing.T) {
 		})
 		waitPending(t, &s.deliveries, i+1)
 	}
+	// Both busy flushes hold a connection (the blocker holds one more):
+	// one still connecting when the pool closes would fail, rightly, but
+	// this test is about the queued calls.
+	for s.pool.Stat().AcquiredConns() < 1+maxIngestFlushes {
+		time.Sleep(time.Millisecond)
+	}
 	closed := make(chan struct{})
 	go func() {
 		s.Close()
@@ -237,5 +243,104 @@ func TestCloseWhileQueued(t *testing.T) {
 		if !errors.Is(err, store.ErrUnavailable) {
 			t.Errorf("queued call %d: %v, want ErrUnavailable", i, err)
 		}
+	}
+}
+
+// A caller whose context ends once its call is taken waits for the
+// commit and is told the truth: stored. So is one whose deadline passes
+// while its call, merged with one of a later deadline, is being written.
+func TestCallEndedAfterTaken(t *testing.T) {
+	s, block := openCoalescing(t)
+	ctx := context.Background()
+	release := block("delivery_reports")
+	cancelled, cancel := context.WithCancel(ctx)
+	type result struct {
+		res store.IngestResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := s.IngestReports(cancelled, []store.Report{coalescedReport("taken", "t@x")}, nil)
+		done <- result{res, err}
+	}()
+	for s.deliveries.flushes.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// The flush has the call and waits on the lock.
+	cancel()
+	release()
+	if r := <-done; r.err != nil || !r.res.Stored[0] {
+		t.Errorf("cancelled after taken: %+v, %v; want stored", r.res, r.err)
+	}
+
+	// Two calls that suppress, merged, held up by a lock on the
+	// suppressions only once taken (on a store of their own, for
+	// busyFlushes to count its flushes).
+	// The lock is that of m0@x's suppression row, which the merged
+	// call's suppression waits on (ON CONFLICT locks the row it meets); a
+	// table lock would hold up the busy flushes too.
+	s, block = openCoalescing(t)
+	pre := coalescedReport("pre", "m0@x")
+	pre.Suppress = true
+	if _, err := s.IngestReports(ctx, []store.Report{pre}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM suppressions WHERE email = 'm0@x' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	release = block("delivery_reports")
+	var wg sync.WaitGroup
+	busyFlushes(t, &s.deliveries, &wg, busyReport(s))
+	short, cancelShort := context.WithTimeout(ctx, time.Hour)
+	defer cancelShort()
+	long, cancelLong := context.WithTimeout(ctx, 2*time.Hour)
+	defer cancelLong()
+	results := make([]result, 2)
+	for i, c := range []context.Context{short, long} {
+		wg.Go(func() {
+			r := coalescedReport(fmt.Sprint("merged", i), fmt.Sprintf("m%d@x", i))
+			r.Suppress = true
+			res, err := s.IngestReports(c, []store.Report{r}, nil)
+			results[i] = result{res, err}
+		})
+		waitPending(t, &s.deliveries, i+1)
+	}
+	before := s.deliveries.flushes.Load()
+	release()
+	// Taken, and so no longer pending, the merged call waits on the
+	// suppressions' lock: the short caller gives up.
+	waitPending0 := func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if time.Now().After(deadline) {
+				t.Fatal("the merged call was never taken")
+			}
+			s.deliveries.mu.Lock()
+			n := len(s.deliveries.pending)
+			s.deliveries.mu.Unlock()
+			if n == 0 && s.deliveries.flushes.Load() > before {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitPending0()
+	cancelShort()
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.err != nil || !r.res.Stored[0] {
+			t.Errorf("merged call %d: %+v, %v; want stored", i, r.res, r.err)
+		}
+	}
+	ss, err := s.SuppressedAmong(ctx, []string{"m0@x", "m1@x"})
+	if err != nil || len(ss) != 2 {
+		t.Errorf("suppressed %v, %v; want both", ss, err)
 	}
 }

@@ -56,6 +56,7 @@ func coalescedReport(msg, email string) store.Report {
 // its flush has begun, so that no flush takes two.
 func busyFlushes[T any](t *testing.T, q *ingestQueue[T], wg *sync.WaitGroup, busy func(i int) error) {
 	t.Helper()
+	base := q.flushes.Load()
 	for i := range maxIngestFlushes {
 		wg.Go(func() {
 			if err := busy(i); err != nil {
@@ -63,9 +64,9 @@ func busyFlushes[T any](t *testing.T, q *ingestQueue[T], wg *sync.WaitGroup, bus
 			}
 		})
 		deadline := time.Now().Add(10 * time.Second)
-		for q.flushes.Load() < int64(i+1) {
+		for q.flushes.Load() < base+int64(i+1) {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d flushes begun, want %d", q.flushes.Load(), i+1)
+				t.Fatalf("%d flushes begun, want %d", q.flushes.Load()-base, i+1)
 			}
 			time.Sleep(time.Millisecond)
 		}
