@@ -56,10 +56,7 @@ import (
 //     and within one call the first report to suppress it wins; its create
 //     time is the report's receive time, when this server learnt of it;
 //   - a stored report with a domain counts towards its bounce rate, in the
-//     bucket of its receive time;
-//   - a stored delivery clears its address's soft-bounce count
-//     (store.SoftBounceResets); the bounces that count are counted after
-//     the statement, in its transaction (see countSoftBounces).
+//     bucket of its receive time.
 var ingestSQL = `
 WITH ins AS (
 	INSERT INTO delivery_reports (id, message_id, status_id, error_id, done_at, connection_id, profile_id, email,
@@ -84,14 +81,11 @@ stored AS (
 	FROM ins JOIN unnest($1::text[], $2::int4[], $3::int4[], $4::text[], $6::text[], $7::text[], $8::int2[],
 			$9::text[], $10::text[], $11::timestamptz[], $13::timestamptz[], $14::text[],
 			$15::text[], $16::int4[], $17::bool[], $18::text[], $19::text[], $20::int2[], $21::timestamptz[],
-			$27::timestamptz[], $28::bool[])
+			$27::timestamptz[])
 		WITH ORDINALITY AS u(message_id, status_id, error_id, done_at, profile_id, email, outcome,
 			event_name, rule, receive_time, event_time, params, rcpt_send, rcpt_seq, suppress, reason,
-			domain, counts_as, bucket, suppress_until, resets, ord)
+			domain, counts_as, bucket, suppress_until, ord)
 		USING (done_at, message_id, status_id, error_id)
-),
-resets AS (
-	DELETE FROM soft_bounce_counts WHERE email IN (SELECT email FROM stored WHERE resets)
 ),` + ingestTailSQL(22)
 
 // trackingIngestSQL is ingestSQL for tracking reports: the same statement
@@ -232,7 +226,6 @@ type ingestArgs struct {
 	domain                         []string
 	countsAs                       []int16
 	bucket                         []time.Time
-	resets                         []bool // delivery reports: SoftBounceResets
 
 	rejTime            []time.Time
 	rejType, rejReason []string
@@ -257,7 +250,6 @@ func newKindArgs(kind store.ReportKind, n int) *ingestArgs {
 	} else {
 		a.messageID, a.doneAt = make([]string, 0, n), make([]string, 0, n)
 		a.statusID, a.errorID = make([]int32, 0, n), make([]int32, 0, n)
-		a.resets = make([]bool, 0, n)
 	}
 	return a
 }
@@ -309,7 +301,6 @@ func newIngestArgs(reports []store.Report, rejected []store.RejectedPayload) (de
 				continue
 			}
 			seen[key] = struct{}{}
-			a.resets = append(a.resets, r.SoftBounce == store.SoftBounceResets)
 			a.messageID = append(a.messageID, r.Key.MessageID)
 			a.statusID = append(a.statusID, r.Key.StatusID)
 			a.errorID = append(a.errorID, r.Key.ErrorID)
@@ -405,7 +396,7 @@ func (a *ingestArgs) statement() (string, []any) {
 	}
 	args := append([]any{a.messageID, a.statusID, a.errorID, a.doneAt}, common...)
 	args = append(args, a.payload, a.eventTime, params)
-	return ingestSQL, append(append(args, tail...), a.resets)
+	return ingestSQL, append(args, tail...)
 }
 
 // copyMinReports is the smallest call that goes by COPY: its transaction
@@ -503,36 +494,22 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 	useCopy := single != nil && len(reports) >= s.copyMin
 	// The soft-bounce counts of what was stored, in the same transaction
 	// (see countSoftBounces): a call that may change them is never the
-	// statement's own implicit transaction.
-	// The statement clears the counts of its deliveries itself, but for
-	// merged calls that count bounces (below).
-	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce == store.SoftBounceCounted })
-	// Of merged calls that count bounces, the statement must not clear
-	// the deliveries' counts itself: it would clear them before any
-	// call's bounces are counted, so that a bounce of one call counts
-	// after a delivery of a later one, which no order of the calls does
-	// (call A delivering to y and bouncing x, call B delivering to x and
-	// bouncing y, would leave both counted). count clears them then, call
-	// by call, before the bounces of the call that follows them.
-	statementResets := !counting || len(calls) <= 1
-	if !statementResets && delivery != nil {
-		clear(delivery.resets)
-	}
-	count := func(tx pgx.Tx, resetDone bool) error {
+	// statement's own implicit transaction. Merged calls count one after
+	// the other, each clearing its deliveries' counts before the bounces
+	// of the calls that follow; deliveries alone are gathered into the
+	// next call's work that counts bounces, or into a last one.
+	counting := slices.ContainsFunc(reports, func(r store.Report) bool { return r.SoftBounce != store.SoftBounceIgnored })
+	count := func(tx pgx.Tx) error {
 		if calls == nil {
 			calls = []int{len(reports)}
 		}
-		// Each call's work in order; deliveries only are gathered into
-		// the next call's work that counts bounces, or into a last one.
-		var work, resets store.SoftBounceWork
+		var resets store.SoftBounceWork
 		at := 0
 		reachedBy = reachedBy[:0]
 		for call, n := range calls {
-			work = store.SoftBounceWorkOf(reports[at:at+n], res.Stored[at:at+n], res.IDs[at:at+n])
+			work := store.SoftBounceWorkOf(reports[at:at+n], res.Stored[at:at+n], res.IDs[at:at+n])
 			at += n
-			if !resetDone {
-				resets.Resets = append(resets.Resets, work.Resets...)
-			}
+			resets.Resets = append(resets.Resets, work.Resets...)
 			if len(work.Bounces) == 0 {
 				continue
 			}
@@ -559,7 +536,7 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 				if err := copyIngest(ctx, tx, kind, single, reports, &res); err != nil {
 					return err
 				}
-				return count(tx, false)
+				return count(tx)
 			})
 			if !errors.Is(err, errKeyRace) {
 				return err
@@ -579,7 +556,7 @@ func (s *Store) ingestNow(ctx context.Context, reports []store.Report, rejected 
 					return err
 				}
 			}
-			return count(tx, statementResets)
+			return count(tx)
 		})
 	})
 	if err != nil {
