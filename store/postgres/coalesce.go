@@ -11,18 +11,18 @@ import (
 
 // Concurrent IngestReports calls are merged into one transaction, as the
 // SQLite writer's group commit merges them, and so are IngestDomainEvents
-// calls: a webhook body of one report
-// otherwise costs PostgreSQL a whole statement of many CTEs, a commit and
-// its WAL flush for one row, which is what bounds one-report bodies
-// (BenchmarkWebhookIngest1). Merged, a few dozen bodies share one of each,
-// and a merge of sixteen reports or more goes by COPY.
+// calls: a webhook body of one report otherwise costs PostgreSQL a whole
+// statement of many CTEs, a commit and its WAL flush for one row, which is
+// what bounds one-report bodies (BenchmarkWebhookIngest1). Merged, a few
+// dozen bodies share one of each, and a merge of sixteen reports or more
+// goes by COPY.
 //
 // Exactly-once is unchanged: the merge is one call as far as the store is
 // concerned, whose reports repeating a key are stored once (the first in
 // the merge's order, which is one of the calls' orders), and the unique
-// indexes still decide between replicas. A merged call's soft-bounce work
-// is that of its reports in the merge's order (store.SoftBounceWorkOf),
-// which is the work of the calls one after the other in that order.
+// indexes still decide between replicas. The soft-bounce work is each
+// call's own (store.SoftBounceWorkOf), applied in the merge's order, as if
+// the calls had run one after the other (see ingestNow).
 
 const (
 	// maxMergedReports bounds one merged transaction: past a couple of
@@ -141,7 +141,8 @@ func (q *ingestQueue[T]) take(batch []*ingestCall[T]) []*ingestCall[T] {
 	return batch
 }
 
-// write stores batch as one call and gives each its share of the result.
+// writeMerged stores batch as one call and gives each its share of the
+// result.
 // If that fails, the failure may belong to one call, so each is written
 // again alone: only the calls that fail on their own get an error.
 func (q *ingestQueue[T]) writeMerged(batch []*ingestCall[T]) {
