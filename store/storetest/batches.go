@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -193,6 +194,44 @@ func testCompleteBatch(t *testing.T, open opener) {
 	}
 	if cs := claim(t, s, "d2", at(24*time.Hour), time.Minute, 10); len(cs) != 0 {
 		t.Errorf("done batches claimed again: %q", claimedKeys(cs))
+	}
+}
+
+// A batch of 1000 (Infobip's most per request) takes its outcomes in
+// several statements on an engine that writes them in chunks; a recipient
+// given two outcomes keeps the last, and one outcome about a recipient of
+// no chunk's batch, in the last chunk, still undoes the whole call.
+func testCompleteBatchWhole(t *testing.T, open opener) {
+	s := open(t)
+	ctx := context.Background()
+	f := newSend("s", 1250, 1000) // batch 0: the first 1000 not suppressed
+	createSend(t, s, f)
+	claim(t, s, "d", at(0), time.Minute, 10)
+	in := f.inBatch(0)
+	if len(in) != 1000 {
+		t.Fatalf("batch 0 holds %d recipients, want 1000", len(in))
+	}
+	outcomes := accepted("s", in)
+	outcomes[0] = store.RecipientOutcome{Seq: in[0], State: store.RecipientRejected, Reason: "first answer"}
+	stray := append(slices.Clone(outcomes), store.RecipientOutcome{Seq: 4, State: store.RecipientAccepted, MessageID: "stray"})
+	if err := s.CompleteBatch(ctx, "d", "s", 0, stray); err == nil {
+		t.Fatal("CompleteBatch with an outcome about a suppressed recipient: no error")
+	}
+	if got := len(listRecipients(t, s, store.RecipientQuery{SendID: "s", State: store.RecipientPending, AfterSeq: -1, Limit: 2000})); got != 1000 {
+		t.Fatalf("pending recipients after the refused call = %d, want 1000", got)
+	}
+	outcomes = append(outcomes, store.RecipientOutcome{Seq: in[0], State: store.RecipientAccepted, MessageID: "second answer"})
+	completeBatch(t, s, "d", "s", 0, outcomes)
+	sameCounts(t, "after batch 0", getSend(t, s, "s").Counts, map[store.RecipientState]int{
+		store.RecipientAccepted: 1000, store.RecipientSuppressed: 250,
+	})
+	got := listRecipients(t, s, store.RecipientQuery{SendID: "s", AfterSeq: -1, Limit: 1})
+	if len(got) != 1 || got[0].State != store.RecipientAccepted || got[0].MessageID != "second answer" || got[0].Reason != "" {
+		t.Errorf("recipient 0 = %+v, want accepted with the second answer's message id", got)
+	}
+	last := listRecipients(t, s, store.RecipientQuery{SendID: "s", AfterSeq: in[999] - 1, Limit: 1})
+	if len(last) != 1 || last[0].MessageID != fmt.Sprintf("s-m%d", in[999]) {
+		t.Errorf("the batch's last recipient = %+v, want its message id", last)
 	}
 }
 

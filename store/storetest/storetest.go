@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ClaimConcurrent", func(t *testing.T) { testClaimConcurrent(t, o) })
 	t.Run("CompleteBatch", func(t *testing.T) { testCompleteBatch(t, o) })
 	t.Run("CompleteBatchInvalid", func(t *testing.T) { testCompleteBatchInvalid(t, o) })
+	t.Run("CompleteBatchWhole", func(t *testing.T) { testCompleteBatchWhole(t, o) })
 	t.Run("LeaseExpiry", func(t *testing.T) { testLeaseExpiry(t, o) })
 	t.Run("ReleaseLeases", func(t *testing.T) { testReleaseLeases(t, o) })
 	t.Run("RescheduleBatch", func(t *testing.T) { testRescheduleBatch(t, o) })
