@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ibmail/ibmail/store"
@@ -135,29 +133,15 @@ const (
 		WHERE send_id = ? AND state = 1)`
 )
 
-// completeRecipientsSQL gives up to rows recipients their outcomes in one
-// statement: rows (seq, state, message id, reason), then ?r+1 the event
-// name and ?r+2 its time, ?r+3 the send and ?r+4 the batch. An accepted
-// recipient without a last event yet gets that event as its last: a report
-// that got there first (by callbackData, before the message id was
-// stored) stays. SET reads the row as it was, so both CASEs see the old
-// last_event. 2 = accepted. Each outcome row finds its recipient by the
-// primary key; a statement per recipient spent most of a batch in the
-// driver's per-call overhead.
-func completeRecipientsSQL(rows int) string {
-	p := func(k int) string { return "?" + strconv.Itoa(4*rows+k) }
-	return `WITH o(seq, state, message_id, reason) AS (VALUES ` +
-		strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?), `, rows), ", ") + `)
-	UPDATE send_recipients SET state = o.state, message_id = o.message_id, reason = o.reason,
-		last_event = CASE WHEN o.state = 2 AND last_event = '' THEN ` + p(1) + ` ELSE last_event END,
-		last_event_time = CASE WHEN o.state = 2 AND last_event = '' THEN ` + p(2) + ` ELSE last_event_time END
-	FROM o WHERE send_recipients.send_id = ` + p(3) + ` AND send_recipients.seq = o.seq
-		AND send_recipients.batch_seq = ` + p(4)
-}
-
-// outcomeRowsPerUpdate is how many outcomes one completeRecipientsSQL
-// gives: a batch of 1000 in four statements.
-const outcomeRowsPerUpdate = 250
+// completeRecipientSQL gives one recipient its outcome (?1 state, ?2
+// message id, ?3 reason) and, when it is accepted and has no last event
+// yet, makes ?7 at ?8 its last event: a report that got there first (by
+// callbackData, before the message id was stored) stays. SET reads the row
+// as it was, so both CASEs see the old last_event. 2 = accepted.
+const completeRecipientSQL = `UPDATE send_recipients SET state = ?1, message_id = ?2, reason = ?3,
+	last_event = CASE WHEN ?1 = 2 AND last_event = '' THEN ?7 ELSE last_event END,
+	last_event_time = CASE WHEN ?1 = 2 AND last_event = '' THEN ?8 ELSE last_event_time END
+	WHERE send_id = ?4 AND seq = ?5 AND batch_seq = ?6`
 
 // messageSendSQL makes the MessageSendEvent of every accepted recipient of
 // a batch (?4, ?5) in one statement, ids from ?1 on in request order,
@@ -181,23 +165,10 @@ const messageSendSQL = `INSERT INTO profile_events (id, name, time, profile_id, 
 // recipient gets its MessageSendEvent, at the time CompleteBatch is
 // called, with its outbox entry.
 func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, seq int, outcomes []store.RecipientOutcome) error {
-	last := make(map[int]int, len(outcomes)) // seq -> index of its last outcome
-	for i, o := range outcomes {
+	for _, o := range outcomes {
 		if !o.State.Final() {
 			return fmt.Errorf("sqlite: complete batch %s/%d: recipient %d: state %d is not final: %w", sendID, seq, o.Seq, o.State, errInvalid)
 		}
-		last[o.Seq] = i
-	}
-	// One row per recipient, the last outcome given winning (a recipient
-	// matched by two rows would take either).
-	rows := make([]any, 0, 4*len(last))
-	accepted := false
-	for i, o := range outcomes {
-		if last[o.Seq] != i {
-			continue
-		}
-		rows = append(rows, int64(o.Seq), int64(o.State), o.MessageID, o.Reason)
-		accepted = accepted || o.State == store.RecipientAccepted
 	}
 	// No clock is given: the send is done, and its recipients accepted,
 	// when this commits.
@@ -207,8 +178,26 @@ func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, 
 			WHERE `+leaseHeld, sendID, seq, owner); err != nil {
 			return err
 		}
-		if err := completeRecipients(ctx, tx, sendID, seq, rows, now); err != nil {
-			return err
+		accepted := false
+		if len(outcomes) > 0 {
+			set, err := tx.PrepareContext(ctx, completeRecipientSQL)
+			if err != nil {
+				return err
+			}
+			defer set.Close()
+			for _, o := range outcomes {
+				res, err := set.ExecContext(ctx, int64(o.State), o.MessageID, o.Reason, sendID, o.Seq, seq,
+					store.MessageSendEvent, now)
+				if err != nil {
+					return fmt.Errorf("recipient %d: %w", o.Seq, err)
+				}
+				if n, err := res.RowsAffected(); err != nil {
+					return err
+				} else if n == 0 {
+					return fmt.Errorf("recipient %d is not in batch %s/%d: %w", o.Seq, sendID, seq, errInvalid)
+				}
+				accepted = accepted || o.State == store.RecipientAccepted
+			}
 		}
 		var left bool
 		if err := tx.QueryRowContext(ctx, batchPendingLeftSQL, sendID, seq).Scan(&left); err != nil {
@@ -233,45 +222,6 @@ func (s *Store) CompleteBatch(ctx context.Context, owner string, sendID string, 
 		}
 		return nil
 	})
-}
-
-// completeRecipients writes rows, four values per outcome as
-// completeRecipientsSQL takes them, in statements of outcomeRowsPerUpdate
-// outcomes, the full-size one prepared once; every outcome must find its
-// recipient in the batch.
-func completeRecipients(ctx context.Context, tx *sql.Tx, sendID string, seq int, rows []any, now int64) error {
-	var full *sql.Stmt
-	if len(rows) >= 4*outcomeRowsPerUpdate {
-		var err error
-		if full, err = tx.PrepareContext(ctx, completeRecipientsSQL(outcomeRowsPerUpdate)); err != nil {
-			return err
-		}
-		defer full.Close()
-	}
-	args := make([]any, 0, 4*outcomeRowsPerUpdate+4)
-	for start := 0; start < len(rows); start += 4 * outcomeRowsPerUpdate {
-		chunk := rows[start:min(start+4*outcomeRowsPerUpdate, len(rows))]
-		args = append(append(args[:0], chunk...), store.MessageSendEvent, now, sendID, seq)
-		var res sql.Result
-		var err error
-		if n := len(chunk) / 4; n == outcomeRowsPerUpdate {
-			res, err = full.ExecContext(ctx, args...)
-		} else {
-			res, err = tx.ExecContext(ctx, completeRecipientsSQL(n), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("recipients %d on: %w", chunk[0], err)
-		}
-		changed, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if want := int64(len(chunk) / 4); changed != want {
-			return fmt.Errorf("batch %s/%d: %d of %d outcomes are about no recipient of the batch: %w",
-				sendID, seq, want-changed, want, errInvalid)
-		}
-	}
-	return nil
 }
 
 // insertMessageSends writes the MessageSendEvent of each accepted

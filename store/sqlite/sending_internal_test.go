@@ -47,8 +47,6 @@ func TestSendingQueryPlans(t *testing.T) {
 			[]string{"send_batches_due (next_attempt_time<?)", "send_batches_leased (lease_expiry<?)", "MERGE",
 				"SEARCH s USING INDEX sqlite_autoindex_sends_1 (id=?)", "SEARCH d USING PRIMARY KEY (domain=?)"},
 			[]string{"TEMP B-TREE", "SCAN"}},
-		{"complete recipients", completeRecipientsSQL(2), []any{1, 2, "m1", "", 2, 2, "m2", "", "message.send", 1, "s", 0},
-			[]string{"SEARCH send_recipients USING PRIMARY KEY (send_id=? AND seq=?)"}, []string{"SCAN send_recipients"}},
 		{"message.send events", messageSendSQL, []any{1, "message.send", 1, "s", 1},
 			[]string{"send_recipients_batch (send_id=? AND batch_seq=?)", "sqlite_autoindex_sends_1 (id=?)"},
 			[]string{"SCAN s", "SCAN r"}},
