@@ -3,12 +3,14 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ibmail/ibmail/store"
+	"github.com/ibmail/ibmail/store/storetest"
 )
 
 // queryPlan returns SQLite's plan for query, one step a line.
@@ -151,4 +153,54 @@ func TestMigrateFrom0001(t *testing.T) {
 	if err := s.CreateConnection(context.Background(), store.Connection{ID: "c"}); err != nil {
 		t.Errorf("CreateConnection after migrating: %v", err)
 	}
+}
+
+// A file without send recipients answers the attribution lookups without
+// a query; CreateSend turns that off before writing, and so does opening
+// a file that holds recipients.
+func TestAttributionSkippedWithoutRecipients(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ibmail.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.mayHoldRecipients.Load() {
+		t.Error("a new file may hold recipients, want not")
+	}
+	if got, err := s.RecipientsByMessageID(ctx, "", []string{"m1"}); err != nil || len(got) != 0 {
+		t.Errorf("RecipientsByMessageID on a file without sends = %v, %v; want none", got, err)
+	}
+	if _, err := s.RecipientByEmail(ctx, "", "s1", "someone.00000000@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("RecipientByEmail on a file without sends: err = %v, want ErrNotFound", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.RecipientsByMessageID(cancelled, "", []string{"m1"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("RecipientsByMessageID with its context ended: err = %v, want context.Canceled", err)
+	}
+	sn, rs, bs := storetest.BigSend("s1", 3)
+	if _, _, err := s.CreateSend(ctx, sn, rs, bs); err != nil {
+		t.Fatal(err)
+	}
+	found := func(s *Store) {
+		t.Helper()
+		got, err := s.RecipientByEmail(ctx, "", "s1", rs[2].Email)
+		if err != nil || got.Seq != 2 {
+			t.Errorf("RecipientByEmail after CreateSend = %+v, %v; want recipient 2", got, err)
+		}
+	}
+	found(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reopened.Close()
+	if !reopened.mayHoldRecipients.Load() {
+		t.Error("a file with recipients, reopened, may hold none")
+	}
+	found(reopened)
 }

@@ -48,6 +48,9 @@ func (s *Store) CreateSend(ctx context.Context, sn store.Send, recipients []stor
 	if err != nil {
 		return store.Send{}, false, fmt.Errorf("sqlite: create send %q: %w", sn.ID, err)
 	}
+	if len(recipients) > 0 {
+		s.mayHoldRecipients.Store(true)
+	}
 	placeholders := make([]any, len(recipients))
 	for i := range recipients {
 		if len(recipients[i].Placeholders) > 0 {
@@ -436,16 +439,17 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, 
 		}
 		return scanRecipients(rows, func(r store.Recipient) { out[r.MessageID] = r })
 	}
+	if len(ids) == 0 || !s.mayHoldRecipients.Load() {
+		// Nothing to find: no query at all.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	if len(ids) <= inChunk {
 		// One statement reads one snapshot: no transaction needed, which
 		// for a webhook body of one report saves two of its three
 		// statements.
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if len(ids) == 0 {
-			return out, nil
-		}
 		if err := lookup(func(st *sql.Stmt) *sql.Stmt { return st }, ids); err != nil {
 			return nil, readErr(ctx, "recipients by message id", err)
 		}
@@ -466,6 +470,12 @@ func (s *Store) RecipientsByMessageID(ctx context.Context, connectionID string, 
 // connectionID's when that is set. Addresses compare exactly: the server
 // lower-cases them, as it does those of reports.
 func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, email string) (store.Recipient, error) {
+	if !s.mayHoldRecipients.Load() {
+		if err := ctx.Err(); err != nil {
+			return store.Recipient{}, readErr(ctx, "recipient by email", err)
+		}
+		return store.Recipient{}, fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
+	}
 	args := []any{sendID, email}
 	if connectionID != "" {
 		args = append(args, connectionID)

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ibmail/ibmail/store"
@@ -34,6 +35,15 @@ type Store struct {
 	reads   *preparedReads
 	w       *writer
 	ckpt    *checkpointer
+
+	// mayHoldRecipients is false while the file holds no send recipient:
+	// a webhook's attribution lookups then answer without a query, for
+	// a server that only ingests reports of mail sent by others. It turns
+	// true, for good, when the file is opened with recipients in it, or
+	// before CreateSend writes any: a lookup that still saw false ran
+	// before those recipients were committed, and would have found
+	// nothing either. Only this process writes the file (see busyTimeout).
+	mayHoldRecipients atomic.Bool
 
 	// windowProbeCap is the constant of that name; tests set 0 to force
 	// the profile-first plan of SearchProfiles.
@@ -157,7 +167,14 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		writeDB.Close()
 		return nil, wrapErr("open "+abs, err)
 	}
-	return &Store{writeDB: writeDB, readDB: readDB, reads: newPreparedReads(readDB), w: w, ckpt: ckpt, windowProbeCap: windowProbeCap}, nil
+	s := &Store{writeDB: writeDB, readDB: readDB, reads: newPreparedReads(readDB), w: w, ckpt: ckpt, windowProbeCap: windowProbeCap}
+	var held bool
+	if err := readDB.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM send_recipients)`).Scan(&held); err != nil {
+		s.Close()
+		return nil, wrapErr("open "+abs, err)
+	}
+	s.mayHoldRecipients.Store(held)
+	return s, nil
 }
 
 // dsn builds a file: URI, so that a path with '?' or '#' in it is escaped
