@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"time"
 )
 
 // walAutoCheckpoint is the WAL length, in pages, past which the writer
@@ -11,6 +12,15 @@ import (
 // so this is a backstop: a WAL only restarts from its beginning after a
 // checkpoint that nothing wrote during, which the writer's own provides.
 const walAutoCheckpoint = 10000
+
+// checkpointPause is the least time between two background checkpoints.
+// Each checkpoint writes every page the WAL holds since the last one, once,
+// and syncs the database file: run after every commit, it wrote a page
+// the writer changes in every transaction (the tables' last pages, the
+// activity index's) as often as the writer did, and synced as often too.
+// A pause lets many commits share one; the WAL grows by what the writer
+// commits meanwhile, a few MiB under full load.
+const checkpointPause = 100 * time.Millisecond
 
 // checkpointer copies committed pages from the WAL back into the database
 // file on its own connection. Left to SQLite, the commit that crosses the
@@ -45,6 +55,8 @@ func (c *checkpointer) committed() {
 
 func (c *checkpointer) run() {
 	defer close(c.exited)
+	pause := time.NewTimer(checkpointPause)
+	defer pause.Stop()
 	for {
 		select {
 		case <-c.stop:
@@ -57,6 +69,12 @@ func (c *checkpointer) run() {
 		err := c.db.QueryRowContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied)
 		if err != nil {
 			slog.Warn("sqlite: background checkpoint failed", "err", err)
+		}
+		pause.Reset(checkpointPause)
+		select {
+		case <-c.stop:
+			return
+		case <-pause.C:
 		}
 	}
 }
