@@ -79,6 +79,11 @@ type ingestQueue[T any] struct {
 // never written; once a flush has taken it, the caller waits for its
 // commit, so that a success is never reported as a failure.
 func (q *ingestQueue[T]) ingest(ctx context.Context, items []T, rejected []store.RejectedPayload) (store.IngestResult, error) {
+	// A call whose context has already ended is never queued: a flush
+	// could take it before the select below saw the end, and write it.
+	if err := ctx.Err(); err != nil {
+		return store.IngestResult{}, err
+	}
 	c := &ingestCall[T]{ctx: ctx, items: items, rejected: rejected, done: make(chan struct{})}
 	q.mu.Lock()
 	q.pending = append(q.pending, c)
