@@ -474,7 +474,7 @@ func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, emai
 		if err := ctx.Err(); err != nil {
 			return store.Recipient{}, readErr(ctx, "recipient by email", err)
 		}
-		return store.Recipient{}, fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
+		return store.Recipient{}, recipientNotFound(sendID, email)
 	}
 	args := []any{sendID, email}
 	if connectionID != "" {
@@ -486,10 +486,14 @@ func (s *Store) RecipientByEmail(ctx context.Context, connectionID, sendID, emai
 	}
 	r, err := scanRecipient(st.QueryRowContext(ctx, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Recipient{}, fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
+		return store.Recipient{}, recipientNotFound(sendID, email)
 	}
 	if err != nil {
 		return store.Recipient{}, readErr(ctx, "recipient by email", err)
 	}
 	return r, nil
+}
+
+func recipientNotFound(sendID, email string) error {
+	return fmt.Errorf("sqlite: recipient %q of send %q: %w", email, sendID, store.ErrNotFound)
 }

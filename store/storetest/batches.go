@@ -197,10 +197,10 @@ func testCompleteBatch(t *testing.T, open opener) {
 	}
 }
 
-// A batch of 1000 (Infobip's most per request) takes its outcomes in
-// several statements on an engine that writes them in chunks; a recipient
-// given two outcomes keeps the last, and one outcome about a recipient of
-// no chunk's batch, in the last chunk, still undoes the whole call.
+// A batch of 1000 (Infobip's most per request) takes all its outcomes in
+// one call: a recipient given two outcomes keeps the last, and one outcome
+// about a recipient outside the batch, given last, still undoes the whole
+// call.
 func testCompleteBatchWhole(t *testing.T, open opener) {
 	s := open(t)
 	ctx := context.Background()
